@@ -1,0 +1,1 @@
+"""Distillation losses, SAKD and the teacher cache."""
