@@ -1,0 +1,157 @@
+"""Every absl flag of the launchers, defined in one place.
+
+Library code never reads flags: launchers call `define_all_flags()` and then turn the parsed values
+into plain arguments and frozen dataclasses with `model_config_from_flags` and friends. The same
+definitions parse the `models/*.flags` presets, into a private FlagValues, in
+`yt8m_kd.modeling.build_model_from_flagfile`.
+"""
+
+from __future__ import annotations
+
+from absl import flags
+
+from yt8m_kd.modeling.config import ModelConfig
+
+_DEFAULT_MODEL = ModelConfig()
+
+SELECTION_METHODS = ("uniform", "random", "first", "middle", "last", "first_middle_last")
+STRATEGIES = ("one_device", "mirrored", "multi_worker")
+
+
+def _defined(fv: flags.FlagValues, name: str) -> bool:
+    return name in fv
+
+
+def define_model_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
+    """Flags of ModelConfig; names are its field names."""
+    if _defined(fv, "cluster_size"):
+        return
+    d = _DEFAULT_MODEL
+    flags.DEFINE_list(
+        "feature_sizes",
+        [str(s) for s in d.feature_sizes],
+        "Per-frame size of each feature, in the order of --feature_names.",
+        flag_values=fv,
+    )
+    flags.DEFINE_integer("num_classes", d.num_classes, "Number of classes.", flag_values=fv)
+    flags.DEFINE_integer("cluster_size", d.cluster_size, "NeXtVLAD clusters K.", flag_values=fv)
+    flags.DEFINE_integer("groups", d.groups, "NeXtVLAD groups G.", flag_values=fv)
+    flags.DEFINE_integer("expansion", d.expansion, "NeXtVLAD expansion lambda.", flag_values=fv)
+    flags.DEFINE_integer("hidden_size", d.hidden_size, "Hidden FC width H.", flag_values=fv)
+    flags.DEFINE_integer(
+        "gating_reduction", d.gating_reduction, "SE context gating reduction r.", flag_values=fv
+    )
+    flags.DEFINE_float("drop_rate", d.drop_rate, "Dropout before the hidden FC.", flag_values=fv)
+    flags.DEFINE_enum(
+        "classifier", d.classifier, ["logistic", "moe"], "Video-level classifier.", flag_values=fv
+    )
+    flags.DEFINE_integer(
+        "moe_num_mixtures", d.moe_num_mixtures, "Experts per class for --classifier=moe.",
+        flag_values=fv,
+    )
+    flags.DEFINE_float(
+        "l2_penalty", d.l2_penalty, "l2 penalty on the classifier weights.", flag_values=fv
+    )
+    flags.DEFINE_integer(
+        "k_frames", d.k_frames,
+        "Frames the model sees per video: 0 = all frames (teacher), k > 0 = a k-frame student.",
+        flag_values=fv,
+    )
+    flags.DEFINE_enum(
+        "frame_selection", d.frame_selection, list(SELECTION_METHODS),
+        "How a student's k frames are chosen.", flag_values=fv,
+    )
+
+
+def define_data_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
+    if _defined(fv, "feature_names"):
+        return
+    flags.DEFINE_list(
+        "feature_names", ["rgb", "audio"], "Frame feature names in the records.", flag_values=fv
+    )
+    flags.DEFINE_integer(
+        "max_frames", 300, "Frames kept per video; longer videos are cut.", flag_values=fv
+    )
+    flags.DEFINE_string(
+        "train_data_pattern", None, "Glob of training TFRecord shards.", flag_values=fv
+    )
+    flags.DEFINE_string(
+        "eval_data_pattern", None, "Glob of evaluation TFRecord shards.", flag_values=fv
+    )
+    flags.DEFINE_boolean(
+        "skip_bad_records", False,
+        "Skip and count malformed records and corrupt files instead of stopping.", flag_values=fv,
+    )
+    flags.DEFINE_integer(
+        "shuffle_buffer", 1024, "Records in the training shuffle buffer.", flag_values=fv
+    )
+
+
+def define_training_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
+    if _defined(fv, "run_dir"):
+        return
+    flags.DEFINE_string("run_dir", None, "Run directory: checkpoints, logs, metrics.", flag_values=fv)
+    flags.DEFINE_integer("batch_size", 80, "Global batch size (all replicas).", flag_values=fv)
+    flags.DEFINE_integer("eval_batch_size", 256, "Global evaluation batch size.", flag_values=fv)
+    flags.DEFINE_float("base_learning_rate", 2e-4, "Adam learning rate.", flag_values=fv)
+    flags.DEFINE_float(
+        "learning_rate_decay", 0.8, "Staircase decay factor of the learning rate.", flag_values=fv
+    )
+    flags.DEFINE_integer(
+        "learning_rate_decay_examples", 2_000_000,
+        "Examples between two learning-rate decays.", flag_values=fv,
+    )
+    flags.DEFINE_float(
+        "clip_gradient_norm", 1.0, "Global-norm gradient clipping (0 = off).", flag_values=fv
+    )
+    flags.DEFINE_integer("max_steps", 1000, "Training steps.", flag_values=fv)
+    flags.DEFINE_integer(
+        "checkpoint_every_steps", 500, "Steps between checkpoints.", flag_values=fv
+    )
+    flags.DEFINE_integer(
+        "keep_checkpoints", 3, "Checkpoints kept in run_dir/checkpoints.", flag_values=fv
+    )
+    flags.DEFINE_integer(
+        "eval_every_steps", 0, "Steps between evaluations (0 = only at the end).", flag_values=fv
+    )
+    flags.DEFINE_integer(
+        "log_every_steps", 50, "Steps between TensorBoard scalar writes.", flag_values=fv
+    )
+    flags.DEFINE_enum(
+        "strategy", "one_device", list(STRATEGIES), "tf.distribute strategy.", flag_values=fv
+    )
+    flags.DEFINE_integer(
+        "num_logical_cpus", 0,
+        "Split the CPU into this many logical devices (for MirroredStrategy on CPU; 0 = no split).",
+        flag_values=fv,
+    )
+    flags.DEFINE_integer("seed", 0, "Random seed.", flag_values=fv)
+    flags.DEFINE_boolean(
+        "jit_compile", None, "XLA-compile the steps (default: on with a GPU).", flag_values=fv
+    )
+    flags.DEFINE_boolean("progress_bar", True, "Show a progress bar.", flag_values=fv)
+
+
+def define_all_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
+    """Every flag a preset may set; launchers call this so any preset parses."""
+    define_model_flags(fv)
+    define_data_flags(fv)
+    define_training_flags(fv)
+
+
+def model_config_from_flags(fv: flags.FlagValues = flags.FLAGS) -> ModelConfig:
+    return ModelConfig(
+        feature_sizes=tuple(int(s) for s in fv.feature_sizes),
+        num_classes=fv.num_classes,
+        cluster_size=fv.cluster_size,
+        groups=fv.groups,
+        expansion=fv.expansion,
+        hidden_size=fv.hidden_size,
+        gating_reduction=fv.gating_reduction,
+        drop_rate=fv.drop_rate,
+        classifier=fv.classifier,
+        moe_num_mixtures=fv.moe_num_mixtures,
+        l2_penalty=fv.l2_penalty,
+        k_frames=fv.k_frames,
+        frame_selection=fv.frame_selection,
+    )
