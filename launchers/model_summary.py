@@ -8,38 +8,28 @@ prints, one per line, `trainable_params=N`, `non_trainable_params=N`, `gflops_pe
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
-if importlib.util.find_spec("yt8m_kd") is None:  # a source checkout without `pip install -e .`
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import numpy as np
 from absl import app, flags
 
+from yt8m_kd import cli
 from yt8m_kd import flags as yt8m_flags
-from yt8m_kd.modeling import build_video_model, count_flops_per_video
+from yt8m_kd.modeling import build_video_model, model_size
 
 FLAGS = flags.FLAGS
 yt8m_flags.define_all_flags(FLAGS)
 
 
-def _num_params(weights) -> int:
-    return int(sum(np.prod(w.shape) for w in weights))
-
-
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    yt8m_flags.validate_common_flags(FLAGS)
     config = yt8m_flags.model_config_from_flags(FLAGS)
-    model = build_video_model(config)
-    frames = config.k_frames if config.k_frames > 0 else FLAGS.max_frames
-    print(f"trainable_params={_num_params(model.trainable_weights)}")
-    print(f"non_trainable_params={_num_params(model.non_trainable_weights)}")
-    print(f"gflops_per_video={count_flops_per_video(config, frames) / 1e9:.3f}")
-    print(f"frames={frames}")
+    size = model_size(build_video_model(config), config, FLAGS.max_frames)
+    print(f"trainable_params={size['trainable_params']}")
+    print(f"non_trainable_params={size['non_trainable_params']}")
+    # 4 significant digits: the tiny presets cost well under 0.001 GFLOP.
+    print(f"gflops_per_video={size['gflops_per_video']:.4g}")
+    print(f"frames={size['frames']}")
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(cli.guarded(main))

@@ -46,20 +46,26 @@ def define_model_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
         "classifier", d.classifier, ["logistic", "moe"], "Video-level classifier.", flag_values=fv
     )
     flags.DEFINE_integer(
-        "moe_num_mixtures", d.moe_num_mixtures, "Experts per class for --classifier=moe.",
+        "moe_num_mixtures",
+        d.moe_num_mixtures,
+        "Experts per class for --classifier=moe.",
         flag_values=fv,
     )
     flags.DEFINE_float(
         "l2_penalty", d.l2_penalty, "l2 penalty on the classifier weights.", flag_values=fv
     )
     flags.DEFINE_integer(
-        "k_frames", d.k_frames,
+        "k_frames",
+        d.k_frames,
         "Frames the model sees per video: 0 = all frames (teacher), k > 0 = a k-frame student.",
         flag_values=fv,
     )
     flags.DEFINE_enum(
-        "frame_selection", d.frame_selection, list(SELECTION_METHODS),
-        "How a student's k frames are chosen.", flag_values=fv,
+        "frame_selection",
+        d.frame_selection,
+        list(SELECTION_METHODS),
+        "How a student's k frames are chosen.",
+        flag_values=fv,
     )
 
 
@@ -79,8 +85,10 @@ def define_data_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
         "eval_data_pattern", None, "Glob of evaluation TFRecord shards.", flag_values=fv
     )
     flags.DEFINE_boolean(
-        "skip_bad_records", False,
-        "Skip and count malformed records and corrupt files instead of stopping.", flag_values=fv,
+        "skip_bad_records",
+        False,
+        "Skip and count malformed records and corrupt files instead of stopping.",
+        flag_values=fv,
     )
     flags.DEFINE_integer(
         "shuffle_buffer", 1024, "Records in the training shuffle buffer.", flag_values=fv
@@ -90,7 +98,9 @@ def define_data_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
 def define_training_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     if _defined(fv, "run_dir"):
         return
-    flags.DEFINE_string("run_dir", None, "Run directory: checkpoints, logs, metrics.", flag_values=fv)
+    flags.DEFINE_string(
+        "run_dir", None, "Run directory: checkpoints, logs, metrics.", flag_values=fv
+    )
     flags.DEFINE_integer("batch_size", 80, "Global batch size (all replicas).", flag_values=fv)
     flags.DEFINE_integer("eval_batch_size", 256, "Global evaluation batch size.", flag_values=fv)
     flags.DEFINE_float("base_learning_rate", 2e-4, "Adam learning rate.", flag_values=fv)
@@ -98,8 +108,10 @@ def define_training_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
         "learning_rate_decay", 0.8, "Staircase decay factor of the learning rate.", flag_values=fv
     )
     flags.DEFINE_integer(
-        "learning_rate_decay_examples", 2_000_000,
-        "Examples between two learning-rate decays.", flag_values=fv,
+        "learning_rate_decay_examples",
+        2_000_000,
+        "Examples between two learning-rate decays.",
+        flag_values=fv,
     )
     flags.DEFINE_float(
         "clip_gradient_norm", 1.0, "Global-norm gradient clipping (0 = off).", flag_values=fv
@@ -121,7 +133,8 @@ def define_training_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
         "strategy", "one_device", list(STRATEGIES), "tf.distribute strategy.", flag_values=fv
     )
     flags.DEFINE_integer(
-        "num_logical_cpus", 0,
+        "num_logical_cpus",
+        0,
         "Split the CPU into this many logical devices (for MirroredStrategy on CPU; 0 = no split).",
         flag_values=fv,
     )
@@ -155,3 +168,116 @@ def model_config_from_flags(fv: flags.FlagValues = flags.FLAGS) -> ModelConfig:
         k_frames=fv.k_frames,
         frame_selection=fv.frame_selection,
     )
+
+
+def data_config_from_flags(fv: flags.FlagValues = flags.FLAGS):
+    from yt8m_kd.training.config import DataConfig
+
+    return DataConfig(
+        train_data_pattern=fv.train_data_pattern,
+        eval_data_pattern=fv.eval_data_pattern,
+        feature_names=tuple(fv.feature_names),
+        max_frames=fv.max_frames,
+        shuffle_buffer=fv.shuffle_buffer,
+        skip_bad_records=fv.skip_bad_records,
+    )
+
+
+def train_config_from_flags(fv: flags.FlagValues = flags.FLAGS, *, has_gpu: bool = False):
+    from yt8m_kd.training.config import TrainConfig
+
+    return TrainConfig(
+        batch_size=fv.batch_size,
+        eval_batch_size=fv.eval_batch_size,
+        base_learning_rate=fv.base_learning_rate,
+        learning_rate_decay=fv.learning_rate_decay,
+        learning_rate_decay_examples=fv.learning_rate_decay_examples,
+        clip_gradient_norm=fv.clip_gradient_norm,
+        max_steps=fv.max_steps,
+        checkpoint_every_steps=fv.checkpoint_every_steps,
+        keep_checkpoints=fv.keep_checkpoints,
+        eval_every_steps=fv.eval_every_steps,
+        log_every_steps=fv.log_every_steps,
+        seed=fv.seed,
+        jit_compile=has_gpu if fv.jit_compile is None else fv.jit_compile,
+        progress_bar=fv.progress_bar,
+    )
+
+
+class FlagError(ValueError):
+    """A bad flag value, found before any work starts; launchers print it as one line."""
+
+
+def _require_files(name: str, pattern: str | None) -> None:
+    import tensorflow as tf
+
+    if not pattern:
+        raise FlagError(f"--{name} is required")
+    for one in pattern.split(","):
+        if not tf.io.gfile.glob(one):
+            raise FlagError(f"--{name}={one} matches no file")
+
+
+def validate_common_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
+    """Checks that hold for every launcher that builds a model and reads records."""
+    if len(fv.feature_names) != len(fv.feature_sizes):
+        raise FlagError(
+            f"--feature_names has {len(fv.feature_names)} names but --feature_sizes has "
+            f"{len(fv.feature_sizes)} sizes"
+        )
+    if fv.max_frames <= 0:
+        raise FlagError(f"--max_frames={fv.max_frames} must be positive")
+    if fv.k_frames < 0 or fv.k_frames > fv.max_frames:
+        raise FlagError(
+            f"--k_frames={fv.k_frames} must be between 0 (all frames) and --max_frames={fv.max_frames}"
+        )
+
+
+def validate_training_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
+    validate_common_flags(fv)
+    if not fv.run_dir:
+        raise FlagError("--run_dir is required")
+    _require_files("train_data_pattern", fv.train_data_pattern)
+    if fv.eval_data_pattern:
+        _require_files("eval_data_pattern", fv.eval_data_pattern)
+    for name in ("batch_size", "max_steps", "checkpoint_every_steps", "log_every_steps"):
+        if fv[name].value <= 0:
+            raise FlagError(f"--{name}={fv[name].value} must be positive")
+
+
+def validate_eval_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
+    validate_common_flags(fv)
+    _require_files("eval_data_pattern", fv.eval_data_pattern)
+
+
+def flags_text(fv: flags.FlagValues = flags.FLAGS) -> str:
+    """This module's flags as a flagfile (what a run writes to flags.txt and can be re-read)."""
+    lines = [f.serialize() for f in fv.get_flags_for_module(__name__)]
+    return "\n".join(sorted(line for line in lines if line)) + "\n"
+
+
+def parse_flagfile(path: str) -> flags.FlagValues:
+    """Parses a preset or a run's flags.txt into a private FlagValues (global FLAGS untouched)."""
+    import tensorflow as tf
+
+    if not tf.io.gfile.exists(path):
+        raise FileNotFoundError(f"flagfile not found: {path}")
+    fv = flags.FlagValues()
+    define_all_flags(fv)
+    fv(["flagfile_parser", f"--flagfile={path}"])
+    return fv
+
+
+def configs_from_flagfile(path: str, **overrides):
+    """(ModelConfig, TrainConfig, DataConfig) of a preset, with flag values overridden by name.
+
+    What a launcher that runs several trainings in one process (the demo, experiments) uses
+    instead of the global FLAGS: `configs_from_flagfile("models/tiny_teacher.flags", max_steps=50)`.
+    """
+    fv = parse_flagfile(path)
+    for name, value in overrides.items():
+        if name not in fv:
+            raise FlagError(f"unknown flag {name!r} overriding {path}")
+        fv[name].value = value
+    validate_common_flags(fv)
+    return model_config_from_flags(fv), train_config_from_flags(fv), data_config_from_flags(fv)

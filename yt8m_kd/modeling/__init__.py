@@ -18,6 +18,7 @@ from yt8m_kd.modeling.video_models import (
     NeXtVLADVideoModel,
     build_video_model,
     count_flops_per_video,
+    model_size,
 )
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "build_video_model",
     "config_from_flagfile",
     "count_flops_per_video",
+    "model_size",
 ]
 
 

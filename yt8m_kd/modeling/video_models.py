@@ -262,3 +262,18 @@ def count_flops_per_video(config: ModelConfig, num_frames: int) -> int:
             + 4 * classes  # clip, logit (two logs and a subtract)
         )
     return int(flops)
+
+
+def model_size(model: keras.Model, config: ModelConfig, max_frames: int) -> dict:
+    """Parameter counts and forward cost of a built model at the frames it sees per video.
+
+    Non-trainable parameters are the batch-norm statistics (`non_trainable_weights`; the dropout
+    seed state, a Keras variable too, is not a parameter).
+    """
+    frames = config.k_frames if config.k_frames > 0 else max_frames
+    return {
+        "trainable_params": int(sum(np.prod(w.shape) for w in model.trainable_weights)),
+        "non_trainable_params": int(sum(np.prod(w.shape) for w in model.non_trainable_weights)),
+        "frames": frames,
+        "gflops_per_video": count_flops_per_video(config, frames) / 1e9,
+    }

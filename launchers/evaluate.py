@@ -1,0 +1,74 @@
+"""Evaluates a trained run's latest (or a given) checkpoint: GAP, mAP, Hit@1, PERR.
+
+  python launchers/evaluate.py --run_dir=runs/teacher \
+      [--eval_data_pattern='data/synthetic/validate-*.tfrecord'] [--checkpoint=PATH]
+
+The model is rebuilt from the run's flags.txt; --eval_data_pattern defaults to the run's.
+Writes <run_dir>/eval_metrics.json (or --output_json) and prints the metrics as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from absl import app, flags
+
+from yt8m_kd import cli
+from yt8m_kd import flags as yflags
+
+flags.DEFINE_string("run_dir", None, "Run directory written by launchers/train.py.")
+flags.DEFINE_string("eval_data_pattern", None, "Records to evaluate on (default: the run's).")
+flags.DEFINE_string("checkpoint", None, "Checkpoint path (default: the run's latest).")
+flags.DEFINE_string("output_json", None, "Where to write the metrics (default: run_dir).")
+flags.DEFINE_integer("eval_batch_size", 256, "Evaluation batch size.")
+flags.DEFINE_boolean("skip_bad_records", False, "Skip and count malformed records.")
+FLAGS = flags.FLAGS
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    if not FLAGS.run_dir:
+        raise yflags.FlagError("--run_dir is required")
+    run_flags = yflags.parse_flagfile(os.path.join(FLAGS.run_dir, "flags.txt"))
+    if FLAGS.eval_data_pattern:
+        run_flags.eval_data_pattern = FLAGS.eval_data_pattern
+    yflags.validate_eval_flags(run_flags)
+
+    import tensorflow as tf
+
+    from yt8m_kd.data import yt8m
+    from yt8m_kd.modeling import build_video_model
+    from yt8m_kd.training.loop import evaluate, write_json
+
+    model_config = yflags.model_config_from_flags(run_flags)
+    model = build_video_model(model_config)
+    checkpoint = FLAGS.checkpoint or tf.train.latest_checkpoint(
+        os.path.join(FLAGS.run_dir, "checkpoints")
+    )
+    if not checkpoint:
+        raise FileNotFoundError(f"no checkpoint in {FLAGS.run_dir}/checkpoints")
+    tf.train.Checkpoint(model=model).restore(checkpoint).expect_partial()
+
+    counter = yt8m.BadRecordCounter()
+    dataset = yt8m.frame_dataset(
+        run_flags.eval_data_pattern,
+        batch_size=FLAGS.eval_batch_size,
+        max_frames=run_flags.max_frames,
+        num_classes=model_config.num_classes,
+        feature_names=tuple(run_flags.feature_names),
+        feature_sizes=model_config.feature_sizes,
+        skip_bad_records=FLAGS.skip_bad_records,
+        bad_record_counter=counter,
+    )
+    results = {
+        "checkpoint": checkpoint,
+        "eval": evaluate(model, model_config, dataset),
+        "bad_records": counter.counts(),
+    }
+    write_json(FLAGS.output_json or os.path.join(FLAGS.run_dir, "eval_metrics.json"), results)
+    print(json.dumps(results, sort_keys=True))
+
+
+if __name__ == "__main__":
+    app.run(cli.guarded(main))

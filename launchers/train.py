@@ -1,0 +1,58 @@
+"""Trains one video model on YouTube-8M frame records: a teacher on all frames or a k-frame student.
+
+  python launchers/train.py --flagfile=models/tiny_teacher.flags \
+      --train_data_pattern='data/synthetic/train-*.tfrecord' \
+      --eval_data_pattern='data/synthetic/validate-*.tfrecord' --run_dir=runs/teacher
+
+The run directory gets flags.txt, checkpoints/ (resumed automatically when present), TensorBoard
+events in train/ and eval/, and metrics.json with the final evaluation.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from absl import app, flags, logging
+
+from yt8m_kd import cli
+from yt8m_kd import flags as yflags
+
+yflags.define_all_flags()
+FLAGS = flags.FLAGS
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    yflags.validate_training_flags(FLAGS)
+    # Logical CPU devices must be configured before TensorFlow touches its devices.
+    from yt8m_kd.training import strategy as strategy_lib
+
+    strategy_lib.split_cpu(FLAGS.num_logical_cpus)
+    import tensorflow as tf
+
+    from yt8m_kd.training.loop import Trainer
+
+    strategy = strategy_lib.make_strategy(FLAGS.strategy)
+    if FLAGS.batch_size % strategy.num_replicas_in_sync:
+        raise yflags.FlagError(
+            f"--batch_size={FLAGS.batch_size} is not divisible by the "
+            f"{strategy.num_replicas_in_sync} replicas of --strategy={FLAGS.strategy}"
+        )
+    has_gpu = bool(tf.config.list_logical_devices("GPU"))
+    trainer = Trainer(
+        yflags.model_config_from_flags(FLAGS),
+        yflags.train_config_from_flags(FLAGS, has_gpu=has_gpu),
+        yflags.data_config_from_flags(FLAGS),
+        FLAGS.run_dir,
+        strategy,
+    )
+    with tf.io.gfile.GFile(os.path.join(FLAGS.run_dir, "flags.txt"), "w") as f:
+        f.write(yflags.flags_text(FLAGS))
+    logging.info("Training in %s with %d replica(s)", FLAGS.run_dir, strategy.num_replicas_in_sync)
+    results = trainer.fit()
+    print(json.dumps({"step": results["step"], "eval": results.get("eval")}, sort_keys=True))
+
+
+if __name__ == "__main__":
+    app.run(cli.guarded(main))

@@ -1,0 +1,1 @@
+"""tf.data input pipelines: YouTube-8M frame records, frame selection, synthetic data."""

@@ -1,0 +1,325 @@
+"""The custom training loop of DESIGN.md: `strategy.run` steps, CheckpointManager, tf.summary.
+
+One loop serves OneDevice, Mirrored and MultiWorkerMirrored strategies (DESIGN.md says why not
+`model.fit`). A run directory holds `checkpoints/`, `train/` and `eval/` TensorBoard events, and
+`metrics.json`; the launcher adds `flags.txt`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+
+import keras
+import tensorflow as tf
+from absl import logging
+
+from yt8m_kd import metrics as metrics_lib
+from yt8m_kd.data import sampling, yt8m
+from yt8m_kd.distill import losses
+from yt8m_kd.modeling import ModelConfig, build_video_model, model_size
+from yt8m_kd.training.config import DataConfig, TrainConfig
+
+# Random-k selection inside a step draws from this stateless seed, offset by the step and replica
+# so that every step and replica differ while a rerun of the same step is identical.
+_SELECTION_SEED = 7919
+
+
+def model_inputs(
+    batch: dict[str, tf.Tensor], model_config: ModelConfig, seed: tf.Tensor | None = None
+) -> dict[str, tf.Tensor]:
+    """The model's inputs for a batch: all frames for a teacher, k selected frames for a student."""
+    frames, num_frames = batch["frames"], batch["num_frames"]
+    if model_config.k_frames > 0:
+        frames, num_frames = sampling.select_frames(
+            frames, num_frames, model_config.k_frames, model_config.frame_selection, seed=seed
+        )
+    return {"frames": frames, "num_frames": num_frames}
+
+
+def learning_rate_schedule(config: TrainConfig) -> keras.optimizers.schedules.LearningRateSchedule:
+    """Staircase exponential decay counted in examples, as the reference trains NeXtVLAD:
+    lr = base * decay ** floor(step * batch_size / decay_examples) (reference/nextvlad.md)."""
+    return keras.optimizers.schedules.ExponentialDecay(
+        config.base_learning_rate,
+        decay_steps=config.learning_rate_decay_examples / config.batch_size,
+        decay_rate=config.learning_rate_decay,
+        staircase=True,
+    )
+
+
+def make_predict_fn(model: keras.Model, model_config: ModelConfig) -> Callable:
+    """A tf.function batch -> class probabilities [B, C], inference mode.
+
+    Random-k students are evaluated with a fixed seed so that evaluation is repeatable.
+    """
+    seed = tf.constant([_SELECTION_SEED, 0], tf.int64)
+
+    @tf.function(reduce_retracing=True)
+    def predict(batch):
+        outputs = model(model_inputs(batch, model_config, seed), training=False)
+        return tf.sigmoid(outputs["logits"])
+
+    return predict
+
+
+def evaluate(
+    model: keras.Model, model_config: ModelConfig, dataset: tf.data.Dataset, top_k: int = 20
+) -> dict:
+    """GAP, mAP, Hit@1 and PERR over `dataset`, streaming (keeps each video's top_k only)."""
+    accumulator = metrics_lib.EvaluationAccumulator(model_config.num_classes, top_k=top_k)
+    predict = make_predict_fn(model, model_config)
+    for batch in dataset:
+        accumulator.update(predict(batch).numpy(), batch["labels"].numpy())
+    return accumulator.result()
+
+
+def _is_chief(strategy: tf.distribute.Strategy) -> bool:
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.cluster_spec().as_dict():
+        return True
+    return resolver.task_type in ("chief", None) or (
+        resolver.task_type == "worker"
+        and resolver.task_id == 0
+        and "chief" not in resolver.cluster_spec().as_dict()
+    )
+
+
+class Trainer:
+    """Trains one video model (a teacher on all frames, or a plain k-frame student) on labels.
+
+    Usage:
+      trainer = Trainer(model_config, train_config, data_config, run_dir, strategy)
+      final_metrics = trainer.fit()
+    """
+
+    def __init__(
+        self,
+        model_config: ModelConfig,
+        train_config: TrainConfig,
+        data_config: DataConfig,
+        run_dir: str,
+        strategy: tf.distribute.Strategy,
+    ):
+        self.model_config = model_config
+        self.config = train_config
+        self.data_config = data_config
+        self.run_dir = run_dir
+        self.strategy = strategy
+        self.is_chief = _is_chief(strategy)
+        self.bad_records = yt8m.BadRecordCounter()
+        tf.io.gfile.makedirs(run_dir)
+
+        with strategy.scope():
+            self.model = build_video_model(model_config)
+            self.optimizer = keras.optimizers.Adam(
+                learning_rate=learning_rate_schedule(train_config)
+            )
+            self.optimizer.build(self.model.trainable_variables)
+        # optimizer.iterations is the global step: it is checkpointed with the optimizer and drives
+        # the learning-rate schedule, so there is one step counter only.
+        self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer)
+        checkpoint_dir = os.path.join(run_dir, "checkpoints")
+        if not self.is_chief:  # other workers write throwaway copies (MultiWorkerMirrored needs it)
+            checkpoint_dir = os.path.join(
+                run_dir, "tmp", f"worker_{strategy.cluster_resolver.task_id}"
+            )
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, checkpoint_dir, max_to_keep=train_config.keep_checkpoints
+        )
+        self.train_writer = tf.summary.create_file_writer(os.path.join(run_dir, "train"))
+        self.eval_writer = tf.summary.create_file_writer(os.path.join(run_dir, "eval"))
+        self._train_step = self._make_train_step()
+        self._saved_step = -1
+
+    @property
+    def step(self) -> int:
+        return int(self.optimizer.iterations.numpy())
+
+    # ----------------------------------------------------------------------------------- data
+    def _train_dataset(self, start_step: int) -> tf.distribute.DistributedDataset:
+        data, cfg = self.data_config, self.config
+
+        def dataset_fn(input_context: tf.distribute.InputContext) -> tf.data.Dataset:
+            return yt8m.frame_dataset(
+                data.train_data_pattern,
+                batch_size=input_context.get_per_replica_batch_size(cfg.batch_size),
+                max_frames=data.max_frames,
+                num_classes=self.model_config.num_classes,
+                feature_names=data.feature_names,
+                feature_sizes=self.model_config.feature_sizes,
+                shuffle=True,
+                shuffle_buffer=data.shuffle_buffer,
+                repeat=True,
+                # A resumed run reshuffles with a new seed rather than replaying the first batches.
+                seed=cfg.seed + start_step,
+                skip_bad_records=data.skip_bad_records,
+                bad_record_counter=self.bad_records,
+                drop_remainder=True,
+                input_context=input_context,
+            )
+
+        return self.strategy.distribute_datasets_from_function(dataset_fn)
+
+    def eval_dataset(self) -> tf.data.Dataset:
+        data = self.data_config
+        return yt8m.frame_dataset(
+            data.eval_data_pattern,
+            batch_size=self.config.eval_batch_size,
+            max_frames=data.max_frames,
+            num_classes=self.model_config.num_classes,
+            feature_names=data.feature_names,
+            feature_sizes=self.model_config.feature_sizes,
+            skip_bad_records=data.skip_bad_records,
+            bad_record_counter=self.bad_records,
+        )
+
+    # ----------------------------------------------------------------------------------- steps
+    def _replica_step(self, batch: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        cfg = self.config
+        context = tf.distribute.get_replica_context()
+        seed = tf.stack(
+            [
+                tf.cast(_SELECTION_SEED + 1000 * cfg.seed, tf.int64)
+                + tf.cast(context.replica_id_in_sync_group, tf.int64),
+                tf.cast(self.optimizer.iterations, tf.int64),
+            ]
+        )
+        variables = self.model.trainable_variables
+        with tf.GradientTape() as tape:
+            outputs = self.model(model_inputs(batch, self.model_config, seed), training=True)
+            per_sample = losses.sigmoid_cross_entropy(batch["labels"], outputs["logits"])
+            label_loss = tf.nn.compute_average_loss(per_sample, global_batch_size=cfg.batch_size)
+            regularization = tf.constant(0.0)
+            if self.model.losses:
+                regularization = tf.nn.scale_regularization_loss(tf.add_n(self.model.losses))
+            loss = label_loss + regularization
+        grads = tape.gradient(loss, variables)
+        # Clip the global gradient (the sum over replicas), not each replica's share.
+        grads = context.all_reduce(tf.distribute.ReduceOp.SUM, grads)
+        grad_norm = tf.linalg.global_norm(grads)
+        if cfg.clip_gradient_norm > 0:
+            grads, _ = tf.clip_by_global_norm(grads, cfg.clip_gradient_norm, use_norm=grad_norm)
+        # Keras's TensorFlow optimizer sums gradients over replicas once more inside
+        # apply_gradients (keras/src/backend/tensorflow/optimizer.py, _all_reduce_sum_gradients),
+        # so each replica hands it 1/num_replicas of the already reduced gradient.
+        if context.num_replicas_in_sync > 1:
+            grads = [g / context.num_replicas_in_sync for g in grads]
+        self.optimizer.apply_gradients(zip(grads, variables, strict=True))
+        return {
+            "loss": loss,
+            "label_loss": label_loss,
+            "regularization_loss": regularization,
+            # every replica holds the same global norm: count it once in the SUM below
+            "grad_norm": grad_norm / context.num_replicas_in_sync,
+        }
+
+    def _make_train_step(self) -> Callable:
+        strategy = self.strategy
+
+        @tf.function
+        def train_step(iterator):
+            per_replica = strategy.run(self._replica_step, args=(next(iterator),))
+            return {
+                name: strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
+                for name, value in per_replica.items()
+            }
+
+        return train_step
+
+    # ----------------------------------------------------------------------------------- loop
+    def restore(self) -> int:
+        """Restores the latest checkpoint if any; returns the step it resumes from."""
+        latest = self.manager.latest_checkpoint
+        if latest:
+            self.checkpoint.restore(latest).assert_existing_objects_matched()
+            logging.info("Restored %s: resuming at step %d", latest, self.step)
+        self._saved_step = self.step
+        return self.step
+
+    def save(self) -> None:
+        """Saves a checkpoint of the current step, unless one exists already."""
+        if self.step != self._saved_step:
+            self.manager.save(checkpoint_number=self.step)
+            self._saved_step = self.step
+
+    def fit(self) -> dict:
+        cfg = self.config
+        start_step = self.restore()
+        results = {"resumed_from_step": start_step}
+        if start_step < cfg.max_steps:
+            results["train"] = self._train_until(cfg.max_steps, start_step)
+        return self.finish(results)
+
+    def _train_until(self, max_steps: int, start_step: int) -> dict:
+        cfg = self.config
+        iterator = iter(self._train_dataset(start_step))
+        progbar = keras.utils.Progbar(max_steps, stateful_metrics=["loss", "examples/s"])
+        if cfg.progress_bar:
+            progbar.update(start_step)
+        window_start, window_steps = time.perf_counter(), 0
+        started, last = time.perf_counter(), {}
+        step = start_step
+        try:
+            while step < max_steps:
+                outputs = self._train_step(iterator)
+                step += 1
+                window_steps += 1
+                if step % cfg.log_every_steps == 0 or step == max_steps:
+                    last = {k: float(v) for k, v in outputs.items()}
+                    now = time.perf_counter()
+                    last["examples_per_sec"] = window_steps * cfg.batch_size / (now - window_start)
+                    window_start, window_steps = now, 0
+                    self._write_train_summaries(step, last)
+                    if cfg.progress_bar:
+                        progbar.update(
+                            step, [("loss", last["loss"]), ("examples/s", last["examples_per_sec"])]
+                        )
+                if step % cfg.checkpoint_every_steps == 0:
+                    self.save()
+                if cfg.eval_every_steps and step % cfg.eval_every_steps == 0 and step < max_steps:
+                    self._write_eval_summaries(step, self.run_eval())
+        finally:
+            # Whatever stopped the loop (the end, a bad record, Ctrl-C), keep what was trained.
+            self.save()
+        last["wall_time_s"] = time.perf_counter() - started
+        last["steps"] = step - start_step
+        return last
+
+    def run_eval(self) -> dict:
+        return evaluate(self.model, self.model_config, self.eval_dataset())
+
+    def _write_train_summaries(self, step: int, values: dict) -> None:
+        with self.train_writer.as_default(step=step):
+            for name, value in values.items():
+                tf.summary.scalar(name, value)
+            tf.summary.scalar("learning_rate", self.optimizer.learning_rate)
+        self.train_writer.flush()
+
+    def _write_eval_summaries(self, step: int, values: dict) -> None:
+        with self.eval_writer.as_default(step=step):
+            for name in ("gap", "map", "hit_at_one", "perr"):
+                tf.summary.scalar(name, values[name])
+        self.eval_writer.flush()
+
+    def finish(self, results: dict) -> dict:
+        """Final evaluation, and metrics.json in the run directory."""
+        results["step"] = self.step
+        results["model"] = model_size(self.model, self.model_config, self.data_config.max_frames)
+        if self.data_config.eval_data_pattern:
+            results["eval"] = self.run_eval()
+            self._write_eval_summaries(self.step, results["eval"])
+        results["bad_records"] = self.bad_records.counts()
+        if self.is_chief:
+            write_json(os.path.join(self.run_dir, "metrics.json"), results)
+        return results
+
+
+def write_json(path: str, value: dict) -> None:
+    """Writes JSON atomically: a crash mid-write leaves the old file, never half a file."""
+    tmp = path + ".tmp"
+    with tf.io.gfile.GFile(tmp, "w") as f:
+        json.dump(value, f, indent=2, sort_keys=True)
+    tf.io.gfile.rename(tmp, path, overwrite=True)

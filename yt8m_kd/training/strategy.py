@@ -1,0 +1,42 @@
+"""tf.distribute strategies for the custom loop: one device, mirrored, multi-worker."""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+STRATEGIES = ("one_device", "mirrored", "multi_worker")
+
+
+def split_cpu(num_logical_cpus: int) -> None:
+    """Split the first CPU into `num_logical_cpus` logical devices.
+
+    Lets MirroredStrategy run over several replicas on a CPU-only machine (tests, debugging). Must
+    run before TensorFlow initialises its devices, so call it first thing in a process.
+    """
+    if num_logical_cpus <= 1:
+        return
+    cpus = tf.config.list_physical_devices("CPU")
+    tf.config.set_logical_device_configuration(
+        cpus[0], [tf.config.LogicalDeviceConfiguration() for _ in range(num_logical_cpus)]
+    )
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    """Returns the strategy called `name` over the devices of this process.
+
+    one_device: the first GPU if any, else the CPU. mirrored: every GPU, or every logical CPU when
+    there is no GPU (see `split_cpu`). multi_worker: MultiWorkerMirroredStrategy, configured by the
+    TF_CONFIG environment variable (see launchers/multi_worker.sh).
+    """
+    if name not in STRATEGIES:
+        raise ValueError(f"unknown strategy {name!r}; expected one of {', '.join(STRATEGIES)}")
+    gpus = tf.config.list_logical_devices("GPU")
+    if name == "one_device":
+        return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
+    if name == "mirrored":
+        devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
+        if len(devices) == 1:
+            return tf.distribute.MirroredStrategy(devices)
+        cross_device_ops = None if gpus else tf.distribute.ReductionToOneDevice()
+        return tf.distribute.MirroredStrategy(devices, cross_device_ops=cross_device_ops)
+    return tf.distribute.MultiWorkerMirroredStrategy()
