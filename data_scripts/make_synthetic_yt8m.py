@@ -12,6 +12,11 @@ share their classes (drawn from --seed) and differ in their videos.
 
 from __future__ import annotations
 
+import os
+
+# Keep TensorFlow's start-up notices out of the output.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+
 from absl import app, flags, logging
 
 from yt8m_kd.data import synthetic

@@ -10,6 +10,10 @@ leaves (flags.txt, checkpoints, TensorBoard events, metrics.json) is a normal tr
 from __future__ import annotations
 
 import os
+
+# Keep TensorFlow's start-up notices out of the output.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+
 import time
 
 from absl import app, flags, logging

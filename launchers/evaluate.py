@@ -9,8 +9,12 @@ Writes <run_dir>/eval_metrics.json (or --output_json) and prints the metrics as 
 
 from __future__ import annotations
 
-import json
 import os
+
+# Keep TensorFlow's start-up notices out of the output.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+
+import json
 
 from absl import app, flags
 

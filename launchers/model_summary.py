@@ -8,6 +8,11 @@ prints, one per line, `trainable_params=N`, `non_trainable_params=N`, `gflops_pe
 
 from __future__ import annotations
 
+import os
+
+# Keep TensorFlow's start-up notices out of the output.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+
 from absl import app, flags
 
 from yt8m_kd import cli

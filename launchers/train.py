@@ -10,8 +10,12 @@ events in train/ and eval/, and metrics.json with the final evaluation.
 
 from __future__ import annotations
 
-import json
 import os
+
+# Keep TensorFlow's start-up notices out of the output.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+
+import json
 
 from absl import app, flags, logging
 

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from absl import flags
 
+from yt8m_kd.data.sampling import SELECTION_METHODS
 from yt8m_kd.modeling.config import ModelConfig
+from yt8m_kd.training.strategy import STRATEGIES
 
 _DEFAULT_MODEL = ModelConfig()
-
-SELECTION_METHODS = ("uniform", "random", "first", "middle", "last", "first_middle_last")
-STRATEGIES = ("one_device", "mirrored", "multi_worker")
 
 
 def _defined(fv: flags.FlagValues, name: str) -> bool:

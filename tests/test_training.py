@@ -1,0 +1,52 @@
+"""Pieces of the training step: the reference loss, the learning-rate schedule, frame selection."""
+
+import numpy as np
+import tensorflow as tf
+
+from yt8m_kd.distill import losses
+from yt8m_kd.modeling import ModelConfig
+from yt8m_kd.training.config import TrainConfig
+from yt8m_kd.training.loop import learning_rate_schedule, model_inputs
+
+
+def test_sigmoid_cross_entropy_is_summed_over_classes():
+    logits = np.array([[2.0, -1.0, 0.0], [0.5, 0.5, -3.0]], np.float32)
+    labels = np.array([[1, 0, 1], [0, 1, 0]], np.float32)
+    p = 1 / (1 + np.exp(-logits))
+    # reference/yt8m-format-and-metrics.md, CrossEntropyLoss (eps = 0): sum over classes.
+    expected = -(labels * np.log(p) + (1 - labels) * np.log(1 - p)).sum(axis=1)
+    got = losses.sigmoid_cross_entropy(labels, logits).numpy()
+    assert got.shape == (2,)
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+    # First row by hand: -log(s(2)) - log(1 - s(-1)) - log(s(0)) = 0.1269 + 0.3133 + 0.6931
+    np.testing.assert_allclose(got[0], 1.13334, atol=1e-4)
+
+
+def test_learning_rate_is_a_staircase_in_examples():
+    config = TrainConfig(
+        batch_size=80,
+        base_learning_rate=2e-4,
+        learning_rate_decay=0.8,
+        learning_rate_decay_examples=2_000_000,
+    )
+    schedule = learning_rate_schedule(config)
+    # 2,000,000 examples at 80 per step = 25,000 steps per decay.
+    assert float(schedule(0)) == np.float32(2e-4)
+    np.testing.assert_allclose(float(schedule(24_999)), 2e-4, rtol=1e-6)
+    np.testing.assert_allclose(float(schedule(25_000)), 2e-4 * 0.8, rtol=1e-6)
+    np.testing.assert_allclose(float(schedule(60_000)), 2e-4 * 0.8**2, rtol=1e-6)
+
+
+def test_model_inputs_select_k_frames_for_students_only():
+    frames = tf.reshape(tf.range(2 * 10 * 3, dtype=tf.int32), (2, 10, 3))
+    frames = tf.cast(frames % 256, tf.uint8)
+    batch = {"frames": frames, "num_frames": tf.constant([10, 4], tf.int32)}
+    teacher = model_inputs(batch, ModelConfig(k_frames=0))
+    assert teacher["frames"].shape == (2, 10, 3)
+    student = model_inputs(batch, ModelConfig(k_frames=5, frame_selection="first"))
+    assert student["frames"].shape == (2, 5, 3)
+    np.testing.assert_array_equal(student["num_frames"].numpy(), [5, 4])
+    np.testing.assert_array_equal(student["frames"][0].numpy(), frames[0, :5].numpy())
+    # The 4-frame video keeps its 4 frames and is padded, never repeated.
+    np.testing.assert_array_equal(student["frames"][1, :4].numpy(), frames[1, :4].numpy())
+    assert not student["frames"][1, 4].numpy().any()
