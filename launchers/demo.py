@@ -22,7 +22,7 @@ from yt8m_kd import cli
 
 flags.DEFINE_string("work_dir", "demo_runs", "Where the demo's run directories go.")
 flags.DEFINE_string("data_dir", "data/demo", "Synthetic data (made here when absent).")
-flags.DEFINE_integer("max_steps", 600, "Training steps of each model.")
+flags.DEFINE_integer("max_steps", 1000, "Training steps of each model.")
 flags.DEFINE_integer("train_videos", 2048, "Synthetic training videos.")
 flags.DEFINE_integer("eval_videos", 512, "Synthetic held-out videos.")
 flags.DEFINE_integer("seed", 0, "Seed of the data and of the training runs.")

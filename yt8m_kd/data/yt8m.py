@@ -74,6 +74,13 @@ _TF_ERROR_NOISE = re.compile(
     r"\{\{function_node [^}]*\}\}|\[\[\{\{node [^]]*\]\]|\[Op:[^\]]*\]( name:)?"
 )
 
+
+def error_message(error: BaseException) -> str:
+    """An error's message without the graph context TensorFlow wraps around it, on one line."""
+    message = getattr(error, "message", None) or str(error)
+    return " ".join(_TF_ERROR_NOISE.sub("", message).split())
+
+
 # File systems tf.io.gfile has without plugins.
 _NATIVE_SCHEMES = ("", "file", "gs", "ram")
 
@@ -537,7 +544,7 @@ def find_corrupt_files(
         try:
             consumed, _ = records.reduce((zero, zero), add)
         except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
-            problems.append((path, _TF_ERROR_NOISE.sub("", e.message).strip()))
+            problems.append((path, error_message(e)))
             continue
         if int(consumed) != size:
             problems.append((path, f"read {int(consumed)} of {size} bytes"))
