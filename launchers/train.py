@@ -51,8 +51,9 @@ def main(argv: list[str]) -> None:
         FLAGS.run_dir,
         strategy,
     )
-    with tf.io.gfile.GFile(os.path.join(FLAGS.run_dir, "flags.txt"), "w") as f:
-        f.write(yflags.flags_text(FLAGS))
+    if trainer.is_chief:
+        with tf.io.gfile.GFile(os.path.join(FLAGS.run_dir, "flags.txt"), "w") as f:
+            f.write(yflags.flags_text(FLAGS))
     logging.info("Training in %s with %d replica(s)", FLAGS.run_dir, strategy.num_replicas_in_sync)
     results = trainer.fit()
     print(json.dumps({"step": results["step"], "eval": results.get("eval")}, sort_keys=True))

@@ -2,6 +2,7 @@
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -49,3 +50,70 @@ def test_mirrored_two_cpus_matches_one_device(tmp_path):
     # order). Per-replica batch-norm statistics instead would leave a difference near 0.07 here.
     assert report["final_diff"] < 1e-4
     assert report["max_update"] > 1e-2  # the weights did move
+
+
+def _free_port_base(count: int) -> int:
+    """A port p such that p .. p + count - 1 were free a moment ago."""
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind(("localhost", 0))
+            base = s.getsockname()[1]
+        if base + count < 65535 and all(_port_free(base + i) for i in range(1, count)):
+            return base
+    raise RuntimeError("no free ports")
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("localhost", port)) != 0
+
+
+@pytest.mark.slow
+def test_two_multi_worker_processes_train_the_same_model(tmp_path):
+    data_dir = str(tmp_path / "data")
+    for split in ("train", "validate"):
+        synthetic.write_synthetic_yt8m(
+            data_dir,
+            split=split,
+            num_shards=2,
+            videos_per_shard=16,
+            num_classes=32,
+            feature_sizes=(64, 16),
+            min_frames=20,
+            max_frames=60,
+            seed=0,
+        )
+    run_dir = tmp_path / "run"
+    env = dict(os.environ, BASE_PORT=str(_free_port_base(2)))
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env["PATH"]
+    result = subprocess.run(
+        [
+            "bash",
+            "launchers/multi_worker.sh",
+            "2",
+            "--flagfile=models/tiny_teacher.flags",
+            f"--train_data_pattern={data_dir}/train-*",
+            f"--eval_data_pattern={data_dir}/validate-*",
+            f"--run_dir={run_dir}",
+            "--max_frames=60",
+            "--batch_size=8",
+            "--max_steps=6",
+            "--checkpoint_every_steps=3",
+            "--noprogress_bar",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    # Each worker prints its final evaluation: identical weights give identical metrics.
+    reports = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert len(reports) == 2
+    assert reports[0] == reports[1]
+    assert reports[0]["step"] == 6
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["eval"]["gap"] == reports[0]["eval"]["gap"]
+    assert (run_dir / "checkpoints" / "ckpt-6.index").exists()
+    assert not (run_dir / "tmp" / "worker_1").exists()  # the other worker's copies are gone

@@ -314,6 +314,8 @@ class Trainer:
         results["bad_records"] = self.bad_records.counts()
         if self.is_chief:
             write_json(os.path.join(self.run_dir, "metrics.json"), results)
+        else:  # a worker's throwaway checkpoint copies
+            tf.io.gfile.rmtree(self.manager.directory)
         return results
 
 

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Runs launchers/train.py as N MultiWorkerMirroredStrategy workers on this machine.
+#
+#   launchers/multi_worker.sh 2 --flagfile=models/tiny_teacher.flags \
+#       --train_data_pattern='data/demo/train-*.tfrecord' --run_dir=runs/mw
+#
+# Each worker gets a TF_CONFIG naming all workers (localhost ports from $BASE_PORT, default 23456)
+# and its own index; worker 0 is the chief and writes the run directory. On a real cluster, start
+# one `python launchers/train.py --strategy=multi_worker ...` per machine with a TF_CONFIG whose
+# "cluster" lists every machine's host:port and whose "task" names that machine's index.
+set -euo pipefail
+num_workers=${1:?usage: multi_worker.sh NUM_WORKERS TRAIN_FLAGS...}
+shift
+base_port=${BASE_PORT:-23456}
+here=$(cd "$(dirname "$0")" && pwd)
+
+workers=""
+for ((i = 0; i < num_workers; i++)); do
+  workers+="${workers:+,}\"localhost:$((base_port + i))\""
+done
+
+pids=()
+trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
+for ((i = 0; i < num_workers; i++)); do
+  TF_CONFIG="{\"cluster\": {\"worker\": [$workers]}, \"task\": {\"type\": \"worker\", \"index\": $i}}" \
+    python "$here/train.py" --strategy=multi_worker "$@" &
+  pids+=($!)
+done
+status=0
+for pid in "${pids[@]}"; do
+  wait "$pid" || status=$?
+done
+trap - EXIT
+exit $status

@@ -1,0 +1,98 @@
+"""Shared fixtures: tiny synthetic YouTube-8M data made once per session, and a launcher runner."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# The size of the data every launcher test reads: 2 shards x 16 videos per split, 32 classes,
+# 64 + 16 features per frame, 20 to 60 frames per video.
+NUM_CLASSES = 32
+FEATURE_SIZES = (64, 16)
+MAX_FRAMES = 60
+
+
+@dataclasses.dataclass(frozen=True)
+class TinyData:
+    root: Path
+    train_files: tuple[str, ...]
+    eval_files: tuple[str, ...]
+
+    @property
+    def train_pattern(self) -> str:
+        return str(self.root / "train-*.tfrecord")
+
+    @property
+    def eval_pattern(self) -> str:
+        return str(self.root / "validate-*.tfrecord")
+
+
+@pytest.fixture(scope="session")
+def tiny_yt8m(tmp_path_factory) -> TinyData:
+    """Synthetic train and validate shards in the tiny preset's format, written once."""
+    from yt8m_kd.data.synthetic import write_synthetic_yt8m
+
+    root = tmp_path_factory.mktemp("tiny_yt8m")
+    files = {}
+    for split in ("train", "validate"):
+        files[split] = tuple(
+            write_synthetic_yt8m(
+                str(root),
+                split=split,
+                num_shards=2,
+                videos_per_shard=16,
+                num_classes=NUM_CLASSES,
+                feature_sizes=FEATURE_SIZES,
+                min_frames=20,
+                max_frames=MAX_FRAMES,
+                seed=0,
+            )
+        )
+    return TinyData(root, files["train"], files["validate"])
+
+
+@pytest.fixture(scope="session")
+def tiny_train_args() -> list[str]:
+    """train.py flags of the tiny teacher preset at test size (add data, run dir and steps)."""
+    return [
+        "--flagfile=models/tiny_teacher.flags",
+        f"--max_frames={MAX_FRAMES}",
+        "--batch_size=8",
+        "--noprogress_bar",
+    ]
+
+
+def run_launcher(script: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Runs launchers/<script> with this interpreter from the repository root; never raises on a
+    non-zero exit (the tests look at the code and stderr)."""
+    return subprocess.run(
+        [sys.executable, os.path.join("launchers", script), *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def last_stderr_line(result: subprocess.CompletedProcess) -> str:
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+@pytest.fixture(scope="session")
+def launcher():
+    """`launcher.run(script, *args)` and `launcher.last_stderr_line(result)`."""
+    return _Launcher()
+
+
+class _Launcher:
+    repo_root = REPO_ROOT
+    run = staticmethod(run_launcher)
+    last_stderr_line = staticmethod(last_stderr_line)
