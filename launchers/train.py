@@ -44,9 +44,15 @@ def main(argv: list[str]) -> None:
             f"{strategy.num_replicas_in_sync} replicas of --strategy={FLAGS.strategy}"
         )
     has_gpu = bool(tf.config.list_logical_devices("GPU"))
+    if has_gpu if FLAGS.mixed_precision is None else FLAGS.mixed_precision:
+        import keras
+
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
     trainer = Trainer(
         yflags.model_config_from_flags(FLAGS),
-        yflags.train_config_from_flags(FLAGS, has_gpu=has_gpu),
+        yflags.train_config_from_flags(
+            FLAGS, default_jit=has_gpu and strategy.num_replicas_in_sync == 1
+        ),
         yflags.data_config_from_flags(FLAGS),
         FLAGS.run_dir,
         strategy,

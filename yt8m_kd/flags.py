@@ -139,7 +139,18 @@ def define_training_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     )
     flags.DEFINE_integer("seed", 0, "Random seed.", flag_values=fv)
     flags.DEFINE_boolean(
-        "jit_compile", None, "XLA-compile the steps (default: on with a GPU).", flag_values=fv
+        "jit_compile",
+        None,
+        "XLA-compile the forward and backward pass (default: on with one GPU; under several "
+        "replicas the synchronised batch norm's all-reduce would sit inside the XLA cluster).",
+        flag_values=fv,
+    )
+    flags.DEFINE_boolean(
+        "mixed_precision",
+        None,
+        "Compute in bfloat16 with float32 weights (Keras policy mixed_bfloat16; default: on with a "
+        "GPU). bfloat16 has float32's range, so no loss scaling is needed.",
+        flag_values=fv,
     )
     flags.DEFINE_boolean("progress_bar", True, "Show a progress bar.", flag_values=fv)
 
@@ -182,7 +193,7 @@ def data_config_from_flags(fv: flags.FlagValues = flags.FLAGS):
     )
 
 
-def train_config_from_flags(fv: flags.FlagValues = flags.FLAGS, *, has_gpu: bool = False):
+def train_config_from_flags(fv: flags.FlagValues = flags.FLAGS, *, default_jit: bool = False):
     from yt8m_kd.training.config import TrainConfig
 
     return TrainConfig(
@@ -198,7 +209,7 @@ def train_config_from_flags(fv: flags.FlagValues = flags.FLAGS, *, has_gpu: bool
         eval_every_steps=fv.eval_every_steps,
         log_every_steps=fv.log_every_steps,
         seed=fv.seed,
-        jit_compile=has_gpu if fv.jit_compile is None else fv.jit_compile,
+        jit_compile=default_jit if fv.jit_compile is None else fv.jit_compile,
         progress_bar=fv.progress_bar,
     )
 

@@ -131,6 +131,12 @@ class Trainer:
         )
         self.train_writer = tf.summary.create_file_writer(os.path.join(run_dir, "train"))
         self.eval_writer = tf.summary.create_file_writer(os.path.join(run_dir, "eval"))
+        # Forward and backward pass, XLA-compiled when asked (the all-reduce stays outside).
+        self._gradients_fn = (
+            tf.function(self._gradients, jit_compile=True)
+            if train_config.jit_compile
+            else self._gradients
+        )
         self._train_step = self._make_train_step()
         self._saved_step = -1
 
@@ -177,6 +183,27 @@ class Trainer:
         )
 
     # ----------------------------------------------------------------------------------- steps
+    def _losses(self, batch: dict[str, tf.Tensor], seed: tf.Tensor) -> dict[str, tf.Tensor]:
+        """This replica's share of the training losses; "loss" is what the gradient follows."""
+        outputs = self.model(model_inputs(batch, self.model_config, seed), training=True)
+        per_sample = losses.sigmoid_cross_entropy(batch["labels"], outputs["logits"])
+        label_loss = tf.nn.compute_average_loss(
+            per_sample, global_batch_size=self.config.batch_size
+        )
+        regularization = tf.constant(0.0)
+        if self.model.losses:
+            regularization = tf.nn.scale_regularization_loss(tf.add_n(self.model.losses))
+        return {
+            "loss": label_loss + regularization,
+            "label_loss": label_loss,
+            "regularization_loss": regularization,
+        }
+
+    def _gradients(self, batch: dict[str, tf.Tensor], seed: tf.Tensor):
+        with tf.GradientTape() as tape:
+            values = self._losses(batch, seed)
+        return values, tape.gradient(values["loss"], self.model.trainable_variables)
+
     def _replica_step(self, batch: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         cfg = self.config
         context = tf.distribute.get_replica_context()
@@ -188,15 +215,9 @@ class Trainer:
             ]
         )
         variables = self.model.trainable_variables
-        with tf.GradientTape() as tape:
-            outputs = self.model(model_inputs(batch, self.model_config, seed), training=True)
-            per_sample = losses.sigmoid_cross_entropy(batch["labels"], outputs["logits"])
-            label_loss = tf.nn.compute_average_loss(per_sample, global_batch_size=cfg.batch_size)
-            regularization = tf.constant(0.0)
-            if self.model.losses:
-                regularization = tf.nn.scale_regularization_loss(tf.add_n(self.model.losses))
-            loss = label_loss + regularization
-        grads = tape.gradient(loss, variables)
+        # Strings (video ids) cannot enter an XLA cluster, and the step does not need them.
+        tensors = {name: value for name, value in batch.items() if value.dtype != tf.string}
+        values, grads = self._gradients_fn(tensors, seed)
         # Clip the global gradient (the sum over replicas), not each replica's share.
         grads = context.all_reduce(tf.distribute.ReduceOp.SUM, grads)
         grad_norm = tf.linalg.global_norm(grads)
@@ -208,13 +229,9 @@ class Trainer:
         if context.num_replicas_in_sync > 1:
             grads = [g / context.num_replicas_in_sync for g in grads]
         self.optimizer.apply_gradients(zip(grads, variables, strict=True))
-        return {
-            "loss": loss,
-            "label_loss": label_loss,
-            "regularization_loss": regularization,
-            # every replica holds the same global norm: count it once in the SUM below
-            "grad_norm": grad_norm / context.num_replicas_in_sync,
-        }
+        # every replica holds the same global norm: count it once in the SUM of the step
+        values["grad_norm"] = grad_norm / context.num_replicas_in_sync
+        return values
 
     def _make_train_step(self) -> Callable:
         strategy = self.strategy
