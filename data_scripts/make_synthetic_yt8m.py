@@ -17,8 +17,9 @@ import os
 # Keep TensorFlow's start-up notices out of the output.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
-from absl import app, flags, logging
+from absl import flags, logging
 
+from yt8m_kd import cli
 from yt8m_kd.data import synthetic
 
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Directory for the shards.", required=True)
@@ -72,4 +73,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

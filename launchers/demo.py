@@ -16,7 +16,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
 import time
 
-from absl import app, flags, logging
+from absl import flags, logging
 
 from yt8m_kd import cli
 
@@ -124,4 +124,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(cli.guarded(main))
+    cli.run(main)

@@ -16,7 +16,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
 import json
 
-from absl import app, flags
+from absl import flags
 
 from yt8m_kd import cli
 from yt8m_kd import flags as yflags
@@ -75,4 +75,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(cli.guarded(main))
+    cli.run(main)

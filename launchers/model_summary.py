@@ -37,4 +37,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(cli.guarded(main))
+    cli.run(main)

@@ -17,7 +17,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
 import json
 
-from absl import app, flags, logging
+from absl import flags, logging
 
 from yt8m_kd import cli
 from yt8m_kd import flags as yflags
@@ -66,4 +66,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(cli.guarded(main))
+    cli.run(main)

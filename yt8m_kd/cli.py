@@ -7,6 +7,8 @@ import os
 import sys
 from collections.abc import Callable
 
+from absl import app, flags
+
 from yt8m_kd.data.yt8m import error_message
 from yt8m_kd.flags import FlagError
 
@@ -32,3 +34,16 @@ def guarded(main: Callable[[list[str]], None]) -> Callable[[list[str]], None]:
             sys.exit(f"{program}: error: {error_message(e)}")
 
     return wrapper
+
+
+def _parse_flags(argv: list[str]) -> list[str]:
+    """absl's flag parsing, with a bad value reported on one line instead of two."""
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as e:
+        sys.exit(f"{os.path.basename(argv[0])}: error: {e}")
+
+
+def run(main: Callable[[list[str]], None]) -> None:
+    """`app.run` for the launchers: every expected failure ends in one `prog: error: ...` line."""
+    app.run(guarded(main), flags_parser=_parse_flags)

@@ -111,16 +111,18 @@ class NeXtVLADVideoModel(keras.Model):
         self.model_config = config
 
         self.dequantize = Dequantize(name="dequantize")
-        self.branches = [
-            NeXtVLAD(
+        # One attribute per branch, not a list: Keras wraps a list attribute in a container that
+        # tf.train.Checkpoint does not follow, and the branches would be missing from checkpoints.
+        self._num_branches = len(config.feature_sizes)
+        for i, (feature_size, cluster_size, groups) in enumerate(_branch_shapes(config)):
+            branch = NeXtVLAD(
                 feature_size=feature_size,
                 cluster_size=cluster_size,
                 groups=groups,
                 expansion=config.expansion,
                 name=f"nextvlad_{i}",
             )
-            for i, (feature_size, cluster_size, groups) in enumerate(_branch_shapes(config))
-        ]
+            setattr(self, f"nextvlad_{i}", branch)
         self.dropout = keras.layers.Dropout(config.drop_rate, name="dropout")
         # No ReLU after the hidden FC: the reference code removed it.
         self.hidden = keras.layers.Dense(config.hidden_size, use_bias=False, name="hidden")
@@ -136,6 +138,11 @@ class NeXtVLADVideoModel(keras.Model):
             )
         else:
             raise ValueError(f"unknown classifier {config.classifier!r} (logistic or moe)")
+
+    @property
+    def branches(self) -> list[NeXtVLAD]:
+        """The NeXtVLAD layers, one per feature in feature_sizes order (rgb, then audio)."""
+        return [getattr(self, f"nextvlad_{i}") for i in range(self._num_branches)]
 
     def call(self, inputs, training=False):
         frames = self.dequantize(inputs["frames"])  # [B, T, D] float

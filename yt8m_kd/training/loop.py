@@ -112,6 +112,7 @@ class Trainer:
         self.bad_records = yt8m.BadRecordCounter()
         tf.io.gfile.makedirs(run_dir)
 
+        keras.utils.set_random_seed(train_config.seed)  # the initial weights follow --seed
         with strategy.scope():
             self.model = build_video_model(model_config)
             self.optimizer = keras.optimizers.Adam(
