@@ -8,25 +8,12 @@ import sys
 
 import pytest
 
-from yt8m_kd.data import synthetic
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.mark.slow
-def test_mirrored_two_cpus_matches_one_device(tmp_path):
-    data_dir = str(tmp_path / "data")
-    synthetic.write_synthetic_yt8m(
-        data_dir,
-        split="train",
-        num_shards=2,
-        videos_per_shard=16,
-        num_classes=32,
-        feature_sizes=(64, 16),
-        min_frames=20,
-        max_frames=60,
-        seed=0,
-    )
+def test_mirrored_two_cpus_matches_one_device(tmp_path, tiny_yt8m):
+    data_dir = str(tiny_yt8m.root)
     steps = 8
     result = subprocess.run(
         [
@@ -69,20 +56,7 @@ def _port_free(port: int) -> bool:
 
 
 @pytest.mark.slow
-def test_two_multi_worker_processes_train_the_same_model(tmp_path):
-    data_dir = str(tmp_path / "data")
-    for split in ("train", "validate"):
-        synthetic.write_synthetic_yt8m(
-            data_dir,
-            split=split,
-            num_shards=2,
-            videos_per_shard=16,
-            num_classes=32,
-            feature_sizes=(64, 16),
-            min_frames=20,
-            max_frames=60,
-            seed=0,
-        )
+def test_two_multi_worker_processes_train_the_same_model(tmp_path, tiny_yt8m, tiny_train_args):
     run_dir = tmp_path / "run"
     env = dict(os.environ, BASE_PORT=str(_free_port_base(2)))
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env["PATH"]
@@ -91,15 +65,12 @@ def test_two_multi_worker_processes_train_the_same_model(tmp_path):
             "bash",
             "launchers/multi_worker.sh",
             "2",
-            "--flagfile=models/tiny_teacher.flags",
-            f"--train_data_pattern={data_dir}/train-*",
-            f"--eval_data_pattern={data_dir}/validate-*",
+            *tiny_train_args,
+            f"--train_data_pattern={tiny_yt8m.train_pattern}",
+            f"--eval_data_pattern={tiny_yt8m.eval_pattern}",
             f"--run_dir={run_dir}",
-            "--max_frames=60",
-            "--batch_size=8",
             "--max_steps=6",
             "--checkpoint_every_steps=3",
-            "--noprogress_bar",
         ],
         capture_output=True,
         text=True,

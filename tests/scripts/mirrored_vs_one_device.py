@@ -14,7 +14,6 @@ from yt8m_kd.training import strategy as strategy_lib
 
 strategy_lib.split_cpu(2)
 
-import tensorflow as tf  # noqa: E402
 
 from yt8m_kd import flags as yflags  # noqa: E402
 from yt8m_kd.training.loop import Trainer  # noqa: E402
@@ -34,7 +33,6 @@ def train(strategy_name: str, data_dir: str, run_dir: str, steps: int) -> dict:
         checkpoint_every_steps=1000,
         progress_bar=False,
     )
-    tf.keras.utils.set_random_seed(1)
     trainer = Trainer(
         model_config, train_config, data_config, run_dir, strategy_lib.make_strategy(strategy_name)
     )
