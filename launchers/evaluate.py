@@ -34,25 +34,15 @@ def main(argv: list[str]) -> None:
     del argv
     if not FLAGS.run_dir:
         raise yflags.FlagError("--run_dir is required")
-    run_flags = yflags.parse_flagfile(os.path.join(FLAGS.run_dir, "flags.txt"))
+    from yt8m_kd.data import yt8m
+    from yt8m_kd.training.loop import evaluate, write_json
+    from yt8m_kd.training.runs import restore_run
+
+    run = restore_run(FLAGS.run_dir, FLAGS.checkpoint)
+    run_flags, model_config = run.run_flags, run.model_config
     if FLAGS.eval_data_pattern:
         run_flags.eval_data_pattern = FLAGS.eval_data_pattern
     yflags.validate_eval_flags(run_flags)
-
-    import tensorflow as tf
-
-    from yt8m_kd.data import yt8m
-    from yt8m_kd.modeling import build_video_model
-    from yt8m_kd.training.loop import evaluate, write_json
-
-    model_config = yflags.model_config_from_flags(run_flags)
-    model = build_video_model(model_config)
-    checkpoint = FLAGS.checkpoint or tf.train.latest_checkpoint(
-        os.path.join(FLAGS.run_dir, "checkpoints")
-    )
-    if not checkpoint:
-        raise FileNotFoundError(f"no checkpoint in {FLAGS.run_dir}/checkpoints")
-    tf.train.Checkpoint(model=model).restore(checkpoint).expect_partial()
 
     counter = yt8m.BadRecordCounter()
     dataset = yt8m.frame_dataset(
@@ -66,8 +56,8 @@ def main(argv: list[str]) -> None:
         bad_record_counter=counter,
     )
     results = {
-        "checkpoint": checkpoint,
-        "eval": evaluate(model, model_config, dataset),
+        "checkpoint": run.checkpoint,
+        "eval": evaluate(run.model, model_config, dataset),
         "bad_records": counter.counts(),
     }
     write_json(FLAGS.output_json or os.path.join(FLAGS.run_dir, "eval_metrics.json"), results)

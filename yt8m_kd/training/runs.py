@@ -1,0 +1,49 @@
+"""Reading a finished run directory back: its flags, its model and its checkpoint."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import keras
+import tensorflow as tf
+from absl import flags
+
+from yt8m_kd import flags as yflags
+from yt8m_kd.modeling import ModelConfig, build_video_model
+
+
+@dataclasses.dataclass
+class RestoredRun:
+    """A run's model with its trained weights, and what it was trained with."""
+
+    model: keras.Model
+    model_config: ModelConfig
+    run_flags: flags.FlagValues  # everything in the run's flags.txt
+    checkpoint: str
+
+    @property
+    def max_frames(self) -> int:
+        return self.run_flags.max_frames
+
+
+def latest_checkpoint(run_dir: str) -> str:
+    checkpoint = tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints"))
+    if not checkpoint:
+        raise FileNotFoundError(f"no checkpoint in {os.path.join(run_dir, 'checkpoints')}")
+    return checkpoint
+
+
+def restore_run(run_dir: str, checkpoint: str | None = None) -> RestoredRun:
+    """Rebuilds the model of `run_dir` from its flags.txt and loads `checkpoint` (default: latest).
+
+    Every model variable must be in the checkpoint: a partial restore would silently leave random
+    weights behind. Optimizer slots and other training state in the checkpoint are ignored.
+    """
+    run_flags = yflags.parse_flagfile(os.path.join(run_dir, "flags.txt"))
+    model_config = yflags.model_config_from_flags(run_flags)
+    model = build_video_model(model_config)
+    checkpoint = checkpoint or latest_checkpoint(run_dir)
+    status = tf.train.Checkpoint(model=model).restore(checkpoint)
+    status.expect_partial().assert_existing_objects_matched()
+    return RestoredRun(model, model_config, run_flags, checkpoint)
