@@ -4,6 +4,11 @@
       --train_data_pattern='data/synthetic/train-*.tfrecord' \
       --eval_data_pattern='data/synthetic/validate-*.tfrecord' --run_dir=runs/teacher
 
+Distillation (Bhardwaj et al.): give the student a teacher, online or from a teacher cache:
+
+  python launchers/train.py --flagfile=models/tiny_student_k6.flags --teacher_run_dir=runs/teacher \
+      [--teacher_cache=runs/teacher_cache] [--w_pred=0.01 --w_rep=0.001 --w_kl=0] ...
+
 The run directory gets flags.txt, checkpoints/ (resumed automatically when present), TensorBoard
 events in train/ and eval/, and metrics.json with the final evaluation.
 """
@@ -35,6 +40,7 @@ def main(argv: list[str]) -> None:
     strategy_lib.split_cpu(FLAGS.num_logical_cpus)
     import tensorflow as tf
 
+    from yt8m_kd.training.distillation import DistillationTrainer
     from yt8m_kd.training.loop import Trainer
 
     strategy = strategy_lib.make_strategy(FLAGS.strategy)
@@ -48,7 +54,7 @@ def main(argv: list[str]) -> None:
         import keras
 
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
-    trainer = Trainer(
+    configs = (
         yflags.model_config_from_flags(FLAGS),
         yflags.train_config_from_flags(
             FLAGS, default_jit=has_gpu and strategy.num_replicas_in_sync == 1
@@ -57,6 +63,14 @@ def main(argv: list[str]) -> None:
         FLAGS.run_dir,
         strategy,
     )
+    distill_config = yflags.distill_config_from_flags(FLAGS)
+    if distill_config is None:
+        trainer = Trainer(*configs)
+    else:
+        try:
+            trainer = DistillationTrainer(*configs, distill_config)
+        except ValueError as e:  # a teacher that does not fit the student
+            raise yflags.FlagError(str(e)) from e
     if trainer.is_chief:
         with tf.io.gfile.GFile(os.path.join(FLAGS.run_dir, "flags.txt"), "w") as f:
             f.write(yflags.flags_text(FLAGS))

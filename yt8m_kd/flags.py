@@ -8,6 +8,8 @@ definitions parse the `models/*.flags` presets, into a private FlagValues, in
 
 from __future__ import annotations
 
+import os
+
 from absl import flags
 
 from yt8m_kd.data.sampling import SELECTION_METHODS
@@ -155,11 +157,57 @@ def define_training_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_boolean("progress_bar", True, "Show a progress bar.", flag_values=fv)
 
 
+def define_distill_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
+    """Distillation: a teacher (run or cache) and the weights of the student loss."""
+    if _defined(fv, "teacher_run_dir"):
+        return
+    flags.DEFINE_string(
+        "teacher_run_dir",
+        None,
+        "A finished teacher run: distil from it, running it on all frames in every step.",
+        flag_values=fv,
+    )
+    flags.DEFINE_string(
+        "teacher_checkpoint",
+        None,
+        "A teacher checkpoint other than the run's latest.",
+        flag_values=fv,
+    )
+    flags.DEFINE_string(
+        "teacher_cache",
+        None,
+        "A teacher cache (launchers/cache_teacher.py): distil from it without running the teacher.",
+        flag_values=fv,
+    )
+    flags.DEFINE_float("w_pred", 0.01, "Weight of L_pred (probabilities).", flag_values=fv)
+    flags.DEFINE_float("w_rep", 0.001, "Weight of L_rep (representations).", flag_values=fv)
+    flags.DEFINE_float("w_kl", 0.0, "Weight of the temperature KL loss.", flag_values=fv)
+    flags.DEFINE_float("temperature", 4.0, "Temperature T of the KL loss.", flag_values=fv)
+
+
 def define_all_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     """Every flag a preset may set; launchers call this so any preset parses."""
     define_model_flags(fv)
     define_data_flags(fv)
     define_training_flags(fv)
+    define_distill_flags(fv)
+
+
+def distill_config_from_flags(fv: flags.FlagValues = flags.FLAGS):
+    """The DistillConfig of the flags, or None when they ask for no distillation."""
+    from yt8m_kd.distill.losses import DistillationWeights
+    from yt8m_kd.training.distillation import DistillConfig
+
+    if not (fv.teacher_run_dir or fv.teacher_cache):
+        return None
+    return DistillConfig(
+        teacher_run_dir=fv.teacher_run_dir,
+        teacher_checkpoint=fv.teacher_checkpoint,
+        teacher_cache_dir=fv.teacher_cache,
+        weights=DistillationWeights(
+            w_pred=fv.w_pred, w_rep=fv.w_rep, w_kl=fv.w_kl, temperature=fv.temperature
+        ),
+    )
 
 
 def model_config_from_flags(fv: flags.FlagValues = flags.FLAGS) -> ModelConfig:
@@ -218,6 +266,12 @@ class FlagError(ValueError):
     """A bad flag value, found before any work starts; launchers print it as one line."""
 
 
+def tf_exists(path: str) -> bool:
+    import tensorflow as tf
+
+    return tf.io.gfile.exists(path)
+
+
 def _require_files(name: str, pattern: str | None) -> None:
     import tensorflow as tf
 
@@ -253,6 +307,20 @@ def validate_training_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     for name in ("batch_size", "max_steps", "checkpoint_every_steps", "log_every_steps"):
         if fv[name].value <= 0:
             raise FlagError(f"--{name}={fv[name].value} must be positive")
+    if fv.teacher_run_dir and not tf_exists(os.path.join(fv.teacher_run_dir, "flags.txt")):
+        raise FlagError(
+            f"--teacher_run_dir={fv.teacher_run_dir} is not a run directory (no flags.txt)"
+        )
+    if fv.teacher_cache and not tf_exists(os.path.join(fv.teacher_cache, "teacher_cache.json")):
+        raise FlagError(
+            f"--teacher_cache={fv.teacher_cache} holds no teacher cache (no teacher_cache.json; "
+            "make one with launchers/cache_teacher.py)"
+        )
+    for name in ("w_pred", "w_rep", "w_kl"):
+        if fv[name].value < 0:
+            raise FlagError(f"--{name}={fv[name].value} must be >= 0")
+    if fv.temperature <= 0:
+        raise FlagError(f"--temperature={fv.temperature} must be positive")
 
 
 def validate_eval_flags(fv: flags.FlagValues = flags.FLAGS) -> None:

@@ -1,7 +1,8 @@
 """Trains the same tiny model under OneDevice and under Mirrored (2 logical CPUs); prints JSON.
 
 Run as its own process: logical devices must be configured before TensorFlow initialises.
-  python tests/scripts/mirrored_vs_one_device.py DATA_DIR STEPS
+  python tests/scripts/mirrored_vs_one_device.py DATA_DIR STEPS OUT_DIR [TEACHER_RUN_DIR]
+With a teacher run, the model is a 6-frame student distilled from it.
 """
 
 import json
@@ -16,14 +17,16 @@ strategy_lib.split_cpu(2)
 
 
 from yt8m_kd import flags as yflags  # noqa: E402
+from yt8m_kd.training.distillation import DistillationTrainer, DistillConfig  # noqa: E402
 from yt8m_kd.training.loop import Trainer  # noqa: E402
 
 MODELS = os.path.join(os.path.dirname(__file__), "..", "..", "models")
 
 
-def train(strategy_name: str, data_dir: str, run_dir: str, steps: int) -> dict:
+def train(strategy_name: str, data_dir: str, run_dir: str, steps: int, teacher: str | None) -> dict:
+    preset = "tiny_student_k6.flags" if teacher else "tiny_teacher.flags"
     model_config, train_config, data_config = yflags.configs_from_flagfile(
-        os.path.join(MODELS, "tiny_teacher.flags"),
+        os.path.join(MODELS, preset),
         train_data_pattern=os.path.join(data_dir, "train-*"),
         max_frames=60,
         batch_size=8,
@@ -33,9 +36,12 @@ def train(strategy_name: str, data_dir: str, run_dir: str, steps: int) -> dict:
         checkpoint_every_steps=1000,
         progress_bar=False,
     )
-    trainer = Trainer(
-        model_config, train_config, data_config, run_dir, strategy_lib.make_strategy(strategy_name)
-    )
+    configs = (model_config, train_config, data_config, run_dir)
+    strategy = strategy_lib.make_strategy(strategy_name)
+    if teacher:
+        trainer = DistillationTrainer(*configs, strategy, DistillConfig(teacher_run_dir=teacher))
+    else:
+        trainer = Trainer(*configs, strategy)
     initial = [v.numpy() for v in trainer.model.weights]
     trainer.fit()
     return {
@@ -48,8 +54,9 @@ def train(strategy_name: str, data_dir: str, run_dir: str, steps: int) -> dict:
 
 def main() -> None:
     data_dir, steps, out_dir = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-    one = train("one_device", data_dir, os.path.join(out_dir, "one"), steps)
-    mirrored = train("mirrored", data_dir, os.path.join(out_dir, "mirrored"), steps)
+    teacher = sys.argv[4] if len(sys.argv) > 4 else None
+    one = train("one_device", data_dir, os.path.join(out_dir, "one"), steps, teacher)
+    mirrored = train("mirrored", data_dir, os.path.join(out_dir, "mirrored"), steps, teacher)
 
     def max_diff(a: list[np.ndarray], b: list[np.ndarray]) -> float:
         return max(float(np.max(np.abs(x - y))) for x, y in zip(a, b, strict=True))

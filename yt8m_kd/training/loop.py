@@ -115,13 +115,16 @@ class Trainer:
         keras.utils.set_random_seed(train_config.seed)  # the initial weights follow --seed
         with strategy.scope():
             self.model = build_video_model(model_config)
+            self._build_training_parts()
             self.optimizer = keras.optimizers.Adam(
                 learning_rate=learning_rate_schedule(train_config)
             )
-            self.optimizer.build(self.model.trainable_variables)
+            self.optimizer.build(self.trainable_variables)
         # optimizer.iterations is the global step: it is checkpointed with the optimizer and drives
         # the learning-rate schedule, so there is one step counter only.
-        self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer)
+        self.checkpoint = tf.train.Checkpoint(
+            model=self.model, optimizer=self.optimizer, **self._checkpointed_parts()
+        )
         checkpoint_dir = os.path.join(run_dir, "checkpoints")
         if not self.is_chief:  # other workers write throwaway copies (MultiWorkerMirrored needs it)
             checkpoint_dir = os.path.join(
@@ -145,12 +148,30 @@ class Trainer:
     def step(self) -> int:
         return int(self.optimizer.iterations.numpy())
 
+    # ------------------------------------------------------------- what subclasses extend
+    def _build_training_parts(self) -> None:
+        """Builds what trains beside the model (in the strategy scope); nothing for plain runs."""
+
+    def _checkpointed_parts(self) -> dict:
+        """Trackables saved with the model and optimizer, by name."""
+        return {}
+
+    @property
+    def trainable_variables(self) -> list[tf.Variable]:
+        """What the optimizer updates: the model's weights (and, in subclasses, training-only
+        parts such as a projection head)."""
+        return self.model.trainable_variables
+
+    def _join(self, dataset: tf.data.Dataset) -> tf.data.Dataset:
+        """Adds per-video inputs to the training batches (a teacher cache); identity here."""
+        return dataset
+
     # ----------------------------------------------------------------------------------- data
     def _train_dataset(self, start_step: int) -> tf.distribute.DistributedDataset:
         data, cfg = self.data_config, self.config
 
         def dataset_fn(input_context: tf.distribute.InputContext) -> tf.data.Dataset:
-            return yt8m.frame_dataset(
+            dataset = yt8m.frame_dataset(
                 data.train_data_pattern,
                 batch_size=input_context.get_per_replica_batch_size(cfg.batch_size),
                 max_frames=data.max_frames,
@@ -167,6 +188,7 @@ class Trainer:
                 drop_remainder=True,
                 input_context=input_context,
             )
+            return self._join(dataset)
 
         return self.strategy.distribute_datasets_from_function(dataset_fn)
 
@@ -191,19 +213,23 @@ class Trainer:
         label_loss = tf.nn.compute_average_loss(
             per_sample, global_batch_size=self.config.batch_size
         )
-        regularization = tf.constant(0.0)
-        if self.model.losses:
-            regularization = tf.nn.scale_regularization_loss(tf.add_n(self.model.losses))
+        regularization = self._regularization_loss()
         return {
             "loss": label_loss + regularization,
             "label_loss": label_loss,
             "regularization_loss": regularization,
         }
 
+    def _regularization_loss(self) -> tf.Tensor:
+        """This replica's share of the l2 penalty (the classifier's kernel regularizer)."""
+        if not self.model.losses:
+            return tf.constant(0.0)
+        return tf.nn.scale_regularization_loss(tf.add_n(self.model.losses))
+
     def _gradients(self, batch: dict[str, tf.Tensor], seed: tf.Tensor):
         with tf.GradientTape() as tape:
             values = self._losses(batch, seed)
-        return values, tape.gradient(values["loss"], self.model.trainable_variables)
+        return values, tape.gradient(values["loss"], self.trainable_variables)
 
     def _replica_step(self, batch: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         cfg = self.config
@@ -215,7 +241,7 @@ class Trainer:
                 tf.cast(self.optimizer.iterations, tf.int64),
             ]
         )
-        variables = self.model.trainable_variables
+        variables = self.trainable_variables
         # Strings (video ids) cannot enter an XLA cluster, and the step does not need them.
         tensors = {name: value for name, value in batch.items() if value.dtype != tf.string}
         values, grads = self._gradients_fn(tensors, seed)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 
@@ -34,15 +35,22 @@ def latest_checkpoint(run_dir: str) -> str:
     return checkpoint
 
 
-def restore_run(run_dir: str, checkpoint: str | None = None) -> RestoredRun:
+def restore_run(
+    run_dir: str, checkpoint: str | None = None, strategy: tf.distribute.Strategy | None = None
+) -> RestoredRun:
     """Rebuilds the model of `run_dir` from its flags.txt and loads `checkpoint` (default: latest).
 
     Every model variable must be in the checkpoint: a partial restore would silently leave random
-    weights behind. Optimizer slots and other training state in the checkpoint are ignored.
+    weights behind. Optimizer slots and other training state in the checkpoint are ignored. With a
+    strategy, the model's variables are created in its scope (a teacher for distributed training).
     """
-    run_flags = yflags.parse_flagfile(os.path.join(run_dir, "flags.txt"))
+    flagfile = os.path.join(run_dir, "flags.txt")
+    if not tf.io.gfile.exists(flagfile):
+        raise FileNotFoundError(f"{run_dir} is not a run directory: it has no flags.txt")
+    run_flags = yflags.parse_flagfile(flagfile)
     model_config = yflags.model_config_from_flags(run_flags)
-    model = build_video_model(model_config)
+    with strategy.scope() if strategy else contextlib.nullcontext():
+        model = build_video_model(model_config)
     checkpoint = checkpoint or latest_checkpoint(run_dir)
     status = tf.train.Checkpoint(model=model).restore(checkpoint)
     status.expect_partial().assert_existing_objects_matched()

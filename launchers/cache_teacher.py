@@ -1,0 +1,128 @@
+"""Runs a trained teacher once over a set of records and caches its logits and repr per video.
+
+  python launchers/cache_teacher.py --teacher_run_dir=runs/teacher \
+      --data_pattern='data/synthetic/train-*.tfrecord' --output_dir=caches/teacher
+
+Distillation runs then read the cache (yt8m_kd.distill.teacher_cache.TeacherCache) instead of
+running the teacher at every step. The teacher is rebuilt from the run's flags.txt (its feature
+names and sizes, max_frames and num_classes also read the records) and sees all frames, in
+inference mode. The output directory gets teacher-NNNNN.tfrecord shards and, last,
+teacher_cache.json, which is also printed. A cache already in --output_dir is replaced.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Keep TensorFlow's start-up notices out of the output.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+
+import json
+
+from absl import flags
+
+from yt8m_kd import cli
+from yt8m_kd import flags as yflags
+
+flags.DEFINE_string("teacher_run_dir", None, "Run directory of the teacher (launchers/train.py).")
+flags.DEFINE_string(
+    "data_pattern", None, "Records to cache, usually the training set (comma-separated globs)."
+)
+flags.DEFINE_string("output_dir", None, "Directory of the cache.")
+flags.DEFINE_string("checkpoint", None, "Teacher checkpoint (default: the run's latest).")
+flags.DEFINE_integer("batch_size", 64, "Videos per teacher batch.")
+flags.DEFINE_integer("records_per_shard", 10000, "Videos per cache shard.")
+flags.DEFINE_boolean("skip_bad_records", False, "Skip and count malformed records.")
+flags.DEFINE_boolean("progress_bar", True, "Show a progress bar.")
+FLAGS = flags.FLAGS
+
+
+def _absolute(path: str) -> str:
+    """A local path made absolute for the record; a URL (gs://...) as it is."""
+    return path if "://" in path else os.path.abspath(path)
+
+
+def _validate_flags() -> list[str]:
+    """Checks the flags before any work; returns the data patterns."""
+    import tensorflow as tf
+
+    for name in ("teacher_run_dir", "data_pattern", "output_dir"):
+        if not FLAGS[name].value:
+            raise yflags.FlagError(f"--{name} is required")
+    for name in ("batch_size", "records_per_shard"):
+        if FLAGS[name].value <= 0:
+            raise yflags.FlagError(f"--{name}={FLAGS[name].value} must be positive")
+    if not tf.io.gfile.exists(os.path.join(FLAGS.teacher_run_dir, "flags.txt")):
+        raise yflags.FlagError(
+            f"--teacher_run_dir={FLAGS.teacher_run_dir} is not a run directory (no flags.txt)"
+        )
+    patterns = FLAGS.data_pattern.split(",")
+    for pattern in patterns:
+        if not tf.io.gfile.glob(pattern):
+            raise yflags.FlagError(f"--data_pattern={pattern} matches no file")
+    return patterns
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    patterns = _validate_flags()
+    import keras
+
+    from yt8m_kd.data import yt8m
+    from yt8m_kd.distill.teacher_cache import write_teacher_cache
+    from yt8m_kd.training.runs import restore_run
+
+    run = restore_run(FLAGS.teacher_run_dir, FLAGS.checkpoint)
+    run_flags, model_config = run.run_flags, run.model_config
+    if model_config.k_frames != 0:
+        raise yflags.FlagError(
+            f"--teacher_run_dir={FLAGS.teacher_run_dir} trained a {model_config.k_frames}-frame "
+            "student (k_frames > 0); a teacher cache is made from an all-frames teacher"
+        )
+
+    counter = yt8m.BadRecordCounter()
+    dataset = yt8m.frame_dataset(
+        patterns,
+        batch_size=FLAGS.batch_size,
+        max_frames=run.max_frames,
+        num_classes=model_config.num_classes,
+        feature_names=tuple(run_flags.feature_names),
+        feature_sizes=model_config.feature_sizes,
+        skip_bad_records=FLAGS.skip_bad_records,
+        bad_record_counter=counter,
+    )
+    # Updated after every batch, counting videos (their number is unknown until all are read).
+    progbar = keras.utils.Progbar(None, unit_name="video")
+
+    def progress(batches: int, videos: int) -> None:
+        del batches
+        if FLAGS.progress_bar:
+            progbar.update(videos)
+
+    metadata = {
+        "teacher_run_dir": _absolute(FLAGS.teacher_run_dir),
+        "checkpoint": _absolute(run.checkpoint),
+        "data_pattern": ",".join(_absolute(pattern) for pattern in patterns),
+        "max_frames": run.max_frames,
+        "feature_names": list(run_flags.feature_names),
+    }
+    try:
+        result = write_teacher_cache(
+            run.model,
+            model_config,
+            dataset,
+            FLAGS.output_dir,
+            metadata=metadata,
+            records_per_shard=FLAGS.records_per_shard,
+            bad_record_counter=counter,
+            progress=progress,
+        )
+    except ValueError as e:  # duplicate or empty video ids, no records: a problem of the data
+        raise yflags.FlagError(f"--data_pattern={FLAGS.data_pattern}: {e}") from e
+    if FLAGS.progress_bar:
+        progbar.update(result["num_videos"], finalize=True)  # the final count, and a new line
+    print(json.dumps(result, sort_keys=True))
+
+
+if __name__ == "__main__":
+    cli.run(main)

@@ -1,0 +1,394 @@
+"""A teacher's outputs per video, computed once and joined onto every student batch by video id.
+
+Distilling a few-frame student from an all-frames teacher (Bhardwaj et al., CVPR 2019) needs the
+teacher's `logits` [C] and `repr` [H] for every training video. They do not change while the
+student trains (the teacher is frozen and runs in inference mode), so running the teacher on all
+300 frames at every student step would be wasted work: `launchers/cache_teacher.py` runs it once
+over the training records and stores the outputs here, and any number of student runs read them.
+
+On disk, a cache directory holds
+
+  teacher-00000.tfrecord, ...  tf.train.Example {"video_id": bytes, "logits": float_list [C],
+                               "repr": float_list [H]}, float32 (exact), records_per_shard each
+  teacher_cache.json           what the cache was made from (teacher run, checkpoint, data pattern),
+                               its sizes, and every shard with its number of videos; written last
+                               and atomically, so a directory without it is an unfinished cache
+
+Usage:
+  cache = TeacherCache.load("caches/teacher")  # outside strategy.scope()
+  cache.check_compatible(model_config.num_classes, repr_size=None)
+  dataset = cache.join(frame_dataset(pattern, batch_size=...))
+  # batches now also hold teacher_logits [B, C] and teacher_repr [B, H] (DESIGN.md batch contract)
+
+Memory. `TeacherCache.load` holds the whole cache in host memory, N * (C + H) * 4 bytes for N
+videos: the 1/100 YouTube-8M training subset (about 39k videos) with the reference teacher
+(C = 3862 classes, H = 2048) takes 39,000 * 5,910 * 4 bytes, about 0.9 GB, and about twice that
+while loading. The full training set (about 3.9M videos) would take about 92 GB: for it, split the
+data and build one cache per part, or extend this module to read shards on demand.
+
+Why variables and a hash table. The outputs live in two float32 `tf.Variable`s on the host CPU and
+the ids in a `tf.lookup.StaticHashTable` (id -> row), created eagerly outside any strategy scope,
+like `yt8m.BadRecordCounter`: tf.data functions capture them as resource handles. Captured as a
+constant, a 0.9 GB array would be embedded in the pipeline's graph and overflow the 2 GB GraphDef
+limit; inside a strategy scope the variables would be mirrored onto the accelerators, out of
+tf.data's reach.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Callable
+
+import numpy as np
+import tensorflow as tf
+
+from yt8m_kd.data.yt8m import BadRecordCounter
+from yt8m_kd.modeling import ModelConfig
+from yt8m_kd.training.loop import model_inputs, write_json
+
+METADATA_FILE = "teacher_cache.json"
+SHARD_PREFIX = "teacher-"
+FORMAT = "yt8m_kd.teacher_cache/1"
+_REBUILD_HINT = "rebuild it with launchers/cache_teacher.py"
+
+# Records parsed at once while loading: bounds the temporary tensors to a few MB per batch.
+_LOAD_BATCH = 1024
+
+
+def shard_name(index: int) -> str:
+    return f"{SHARD_PREFIX}{index:05d}.tfrecord"
+
+
+def _make_teacher_fn(model, model_config: ModelConfig) -> Callable:
+    @tf.function(reduce_retracing=True)
+    def teacher_outputs(frames, num_frames):
+        batch = {"frames": frames, "num_frames": num_frames}
+        outputs = model(model_inputs(batch, model_config), training=False)
+        return tf.cast(outputs["logits"], tf.float32), tf.cast(outputs["repr"], tf.float32)
+
+    return teacher_outputs
+
+
+def _example(video_id: bytes, logits: np.ndarray, representation: np.ndarray) -> bytes:
+    feature = {
+        "video_id": tf.train.Feature(bytes_list=tf.train.BytesList(value=[video_id])),
+        "logits": tf.train.Feature(float_list=tf.train.FloatList(value=logits)),
+        "repr": tf.train.Feature(float_list=tf.train.FloatList(value=representation)),
+    }
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+def _remove_previous_cache(output_dir: str) -> None:
+    """Makes a cache already in output_dir incomplete before any of its shards is overwritten."""
+    metadata_path = os.path.join(output_dir, METADATA_FILE)
+    if tf.io.gfile.exists(metadata_path):
+        tf.io.gfile.remove(metadata_path)
+    for path in tf.io.gfile.glob(os.path.join(output_dir, f"{SHARD_PREFIX}*.tfrecord")):
+        tf.io.gfile.remove(path)
+
+
+def write_teacher_cache(
+    model,
+    model_config: ModelConfig,
+    dataset: tf.data.Dataset,
+    output_dir: str,
+    *,
+    metadata: dict,
+    records_per_shard: int = 10000,
+    bad_record_counter: BadRecordCounter | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
+    """Runs the teacher once over `dataset` and writes its outputs per video to `output_dir`.
+
+    Args:
+      model: the teacher, a video model mapping (frames, num_frames) to {"logits", "repr"}.
+      model_config: its configuration; it must see all frames (k_frames = 0).
+      dataset: batches of `yt8m.frame_dataset`, not shuffled and not repeated; every video once.
+      output_dir: the cache directory (created). A cache already there is replaced: its
+        teacher_cache.json and shards are removed first.
+      metadata: what the cache was made from, stored in teacher_cache.json; by convention
+        "teacher_run_dir", "checkpoint" and "data_pattern" (named by load errors). The keys this
+        function computes (format, num_classes, repr_size, num_videos, shards, ...) override
+        same-named keys of `metadata`.
+      records_per_shard: videos per TFRecord shard.
+      bad_record_counter: the counter of a pipeline that skips bad records; its counts are stored
+        under "bad_records" (the skipped videos are not in the cache).
+      progress: called after every batch with (batches done, videos done).
+
+    Returns:
+      The metadata written to teacher_cache.json.
+
+    Raises:
+      ValueError: a teacher that sees k < all frames, a video id that is empty or seen twice
+        (named), outputs whose width differs from model_config.num_classes, or no video at all.
+        Shards written before the error stay, without teacher_cache.json: not loadable.
+    """
+    if model_config.k_frames != 0:
+        raise ValueError(
+            f"a teacher cache stores the outputs of an all-frames teacher (k_frames=0); this "
+            f"model sees k_frames={model_config.k_frames}"
+        )
+    if records_per_shard <= 0:
+        raise ValueError(f"records_per_shard={records_per_shard} must be positive")
+    tf.io.gfile.makedirs(output_dir)
+    _remove_previous_cache(output_dir)
+
+    teacher_outputs = _make_teacher_fn(model, model_config)
+    seen: set[bytes] = set()
+    shards: list[dict] = []
+    writer = None
+    num_classes = repr_size = None
+    num_batches = 0
+    try:
+        for batch in dataset:
+            logits, representation = teacher_outputs(batch["frames"], batch["num_frames"])
+            logits, representation = logits.numpy(), representation.numpy()
+            if num_classes is None:
+                num_classes, repr_size = logits.shape[1], representation.shape[1]
+                if num_classes != model_config.num_classes:
+                    raise ValueError(
+                        f"the teacher gives {num_classes} logits, its config says "
+                        f"num_classes={model_config.num_classes}"
+                    )
+            for row, video_id in enumerate(batch["video_id"].numpy()):
+                if not video_id:
+                    raise ValueError(
+                        "a record without a video id: a teacher cache is looked up by id"
+                    )
+                if video_id in seen:
+                    raise ValueError(
+                        f"video id {video_id.decode(errors='replace')} appears twice in the data "
+                        "(a file matched twice, or duplicate records): a teacher cache needs "
+                        "unique ids"
+                    )
+                seen.add(video_id)
+                if writer is None or shards[-1]["num_videos"] == records_per_shard:
+                    if writer is not None:
+                        writer.close()
+                    shards.append({"name": shard_name(len(shards)), "num_videos": 0})
+                    writer = tf.io.TFRecordWriter(os.path.join(output_dir, shards[-1]["name"]))
+                writer.write(_example(video_id, logits[row], representation[row]))
+                shards[-1]["num_videos"] += 1
+            num_batches += 1
+            if progress is not None:
+                progress(num_batches, len(seen))
+    finally:
+        if writer is not None:
+            writer.close()
+    if not seen:
+        raise ValueError("no video in the data: nothing to cache")
+
+    result = dict(metadata)
+    result.update(
+        format=FORMAT,
+        num_classes=int(num_classes),
+        repr_size=int(repr_size),
+        num_videos=len(seen),
+        records_per_shard=records_per_shard,
+        shards=shards,
+        teacher_model_config=dataclasses.asdict(model_config),
+    )
+    if bad_record_counter is not None:
+        result["bad_records"] = bad_record_counter.counts()
+    # Last, and atomically: only a finished cache has its json.
+    write_json(os.path.join(output_dir, METADATA_FILE), result)
+    return result
+
+
+class TeacherCache:
+    """A teacher cache in host memory: video id -> the teacher's logits [C] and repr [H].
+
+    Create it with `TeacherCache.load(cache_dir)`, eagerly and outside any `strategy.scope()`
+    (see the module docstring for why and for its memory, N * (C + H) * 4 bytes).
+    """
+
+    def __init__(
+        self,
+        cache_dir: str,
+        metadata: dict,
+        video_ids: np.ndarray,
+        logits: np.ndarray,
+        representation: np.ndarray,
+    ):
+        if tf.distribute.has_strategy():
+            # Distributed variables would be mirrored onto the accelerators, out of tf.data's
+            # reach on the host.
+            raise ValueError("load the TeacherCache outside strategy.scope()")
+        self.cache_dir = cache_dir
+        self._metadata = metadata
+        with tf.init_scope(), tf.device("/CPU:0"):
+            self._rows = tf.lookup.StaticHashTable(
+                tf.lookup.KeyValueTensorInitializer(
+                    tf.constant(video_ids, tf.string),
+                    tf.range(len(video_ids), dtype=tf.int64),
+                ),
+                default_value=-1,
+            )
+            self._logits = tf.Variable(logits, trainable=False, name="teacher_logits")
+            self._repr = tf.Variable(representation, trainable=False, name="teacher_repr")
+
+    # ----------------------------------------------------------------------------------- loading
+    @classmethod
+    def load(cls, cache_dir: str) -> TeacherCache:
+        """Reads a cache written by `write_teacher_cache` (launchers/cache_teacher.py).
+
+        Raises:
+          FileNotFoundError: no teacher_cache.json (no cache, or an unfinished one), or a shard
+            it lists is missing.
+          ValueError: a shard's video count differs from the json's, or an id appears twice.
+        """
+        metadata_path = os.path.join(cache_dir, METADATA_FILE)
+        if not tf.io.gfile.exists(metadata_path):
+            raise FileNotFoundError(
+                f"no teacher cache at {cache_dir} ({METADATA_FILE} missing: run "
+                "launchers/cache_teacher.py)"
+            )
+        with tf.io.gfile.GFile(metadata_path) as f:
+            metadata = json.load(f)
+        if metadata.get("format") != FORMAT:
+            raise ValueError(
+                f"{metadata_path} has format {metadata.get('format')!r}, expected {FORMAT!r}; "
+                f"{_REBUILD_HINT}"
+            )
+        num_videos = metadata["num_videos"]
+        num_classes, repr_size = metadata["num_classes"], metadata["repr_size"]
+        listed = sum(shard["num_videos"] for shard in metadata["shards"])
+        if listed != num_videos:
+            raise ValueError(
+                f"{metadata_path}: its shards hold {listed} videos, but num_videos is "
+                f"{num_videos}; {_REBUILD_HINT}"
+            )
+
+        # Filled in place: the peak memory is these arrays plus the variables made from them.
+        video_ids = np.empty([num_videos], object)
+        logits = np.empty([num_videos, num_classes], np.float32)
+        representation = np.empty([num_videos, repr_size], np.float32)
+        features = {
+            "video_id": tf.io.FixedLenFeature([], tf.string),
+            "logits": tf.io.FixedLenFeature([num_classes], tf.float32),
+            "repr": tf.io.FixedLenFeature([repr_size], tf.float32),
+        }
+        start = 0
+        for shard in metadata["shards"]:
+            path = os.path.join(cache_dir, shard["name"])
+            if not tf.io.gfile.exists(path):
+                raise FileNotFoundError(
+                    f"teacher cache shard {path} listed in {METADATA_FILE} is missing; "
+                    f"{_REBUILD_HINT}"
+                )
+            records = tf.data.TFRecordDataset(path).batch(_LOAD_BATCH)
+            count = 0
+            for batch in records.map(lambda s: tf.io.parse_example(s, features)):
+                n = int(tf.shape(batch["video_id"])[0])
+                if start + count + n <= num_videos:
+                    rows = slice(start + count, start + count + n)
+                    video_ids[rows] = batch["video_id"].numpy()
+                    logits[rows] = batch["logits"].numpy()
+                    representation[rows] = batch["repr"].numpy()
+                count += n
+            if count != shard["num_videos"]:
+                raise ValueError(
+                    f"teacher cache shard {path} holds {count} videos, {METADATA_FILE} says "
+                    f"{shard['num_videos']}; {_REBUILD_HINT}"
+                )
+            start += count
+
+        unique, counts = np.unique(video_ids.astype(bytes), return_counts=True)
+        if len(unique) != num_videos:
+            duplicate = unique[np.argmax(counts > 1)].decode(errors="replace")
+            raise ValueError(f"video id {duplicate} is twice in the teacher cache {cache_dir}")
+        return cls(cache_dir, metadata, video_ids, logits, representation)
+
+    # ----------------------------------------------------------------------------------- sizes
+    @property
+    def num_classes(self) -> int:
+        return int(self._metadata["num_classes"])
+
+    @property
+    def repr_size(self) -> int:
+        return int(self._metadata["repr_size"])
+
+    @property
+    def num_videos(self) -> int:
+        return int(self._metadata["num_videos"])
+
+    @property
+    def metadata(self) -> dict:
+        """The contents of teacher_cache.json (a copy)."""
+        return json.loads(json.dumps(self._metadata))
+
+    def check_compatible(self, num_classes: int, repr_size: int | None = None) -> None:
+        """Raises ValueError when a student with these sizes cannot learn from this cache.
+
+        Args:
+          num_classes: the student's classes; the teacher's logits must have as many.
+          repr_size: the width the student's L_rep compares with the teacher's repr, or None when
+            a learned projection adapts any width (DESIGN.md, Models).
+        """
+        where = (
+            f"the teacher cache {self.cache_dir} (teacher {self._metadata.get('teacher_run_dir')})"
+        )
+        if num_classes != self.num_classes:
+            raise ValueError(
+                f"{where} has {self.num_classes} logits per video but the student has "
+                f"num_classes={num_classes}: the cache belongs to another label set"
+            )
+        if repr_size is not None and repr_size != self.repr_size:
+            raise ValueError(
+                f"{where} has a repr of width {self.repr_size} but the student expects {repr_size}"
+            )
+
+    # ----------------------------------------------------------------------------------- lookup
+    def lookup(self, video_ids: tf.Tensor) -> dict[str, tf.Tensor]:
+        """{"teacher_logits": [B, C], "teacher_repr": [B, H]} float32 for video ids [B].
+
+        A video id not in the cache raises tf.errors.InvalidArgumentError naming it and the cache.
+        """
+        rows = self._rows.lookup(video_ids)  # [B] int64, -1 where missing
+        found = rows >= 0
+
+        def describe() -> tf.Tensor:
+            missing = tf.boolean_mask(video_ids, ~found)
+            # No quotes around the id: tf.debugging.Assert would print them escaped.
+            return tf.strings.join(
+                [
+                    "video id ",
+                    missing[0],
+                    f" is not in the teacher cache {self.cache_dir} (made from "
+                    f"{self._metadata.get('data_pattern')}; ",
+                    tf.strings.as_string(tf.size(missing)),
+                    " of the ",
+                    tf.strings.as_string(tf.size(video_ids)),
+                    f" ids in this batch are missing); {_REBUILD_HINT} over the records you "
+                    "train on",
+                ]
+            )
+
+        all_found = tf.reduce_all(found)
+        # The message is built only on failure: missing[0] needs a missing id.
+        message = tf.cond(all_found, lambda: tf.constant(""), describe)
+        check = tf.debugging.Assert(all_found, [message])
+        with tf.control_dependencies([check]):
+            rows = tf.maximum(rows, 0)
+            return {
+                "teacher_logits": tf.gather(self._logits, rows),
+                "teacher_repr": tf.gather(self._repr, rows),
+            }
+
+    def join(self, dataset: tf.data.Dataset) -> tf.data.Dataset:
+        """Adds `teacher_logits` [B, C] and `teacher_repr` [B, H] to batches with `video_id` [B].
+
+        Map it over batches (after `frame_dataset`'s padded_batch): one lookup per batch. Works in
+        the dataset_fn of `strategy.distribute_datasets_from_function`, as long as the cache was
+        loaded outside the strategy's scope. Iterating raises tf.errors.InvalidArgumentError at
+        the first batch with a video id the cache lacks.
+        """
+
+        def add_teacher(batch):
+            return {**batch, **self.lookup(batch["video_id"])}
+
+        return dataset.map(add_teacher, num_parallel_calls=tf.data.AUTOTUNE).prefetch(
+            tf.data.AUTOTUNE
+        )
