@@ -1,4 +1,5 @@
-"""The yt8m-kd demo: synthetic YouTube-8M data -> all-frames teacher -> 6-frame student -> table.
+"""The yt8m-kd demo: synthetic YouTube-8M data -> all-frames teacher -> plain 6-frame student ->
+teacher cache -> distilled 6-frame student -> table.
 
   python launchers/demo.py [--work_dir=demo_runs] [--data_dir=data/demo] [--max_steps=N]
 
@@ -57,14 +58,41 @@ def make_data(data_dir: str, model_config) -> tuple[str, str]:
     return train_pattern, eval_pattern
 
 
-def train_one(name: str, preset: str, train_pattern: str, eval_pattern: str) -> dict:
+def cache_teacher(teacher_dir: str, train_pattern: str) -> str:
+    """Runs the teacher once over the training videos and stores its logits and repr per video."""
+    from yt8m_kd.data import yt8m
+    from yt8m_kd.distill.teacher_cache import write_teacher_cache
+    from yt8m_kd.training.runs import restore_run
+
+    run = restore_run(teacher_dir)
+    dataset = yt8m.frame_dataset(
+        train_pattern,
+        batch_size=128,
+        max_frames=run.max_frames,
+        num_classes=run.model_config.num_classes,
+        feature_sizes=run.model_config.feature_sizes,
+    )
+    cache_dir = os.path.join(FLAGS.work_dir, "teacher_cache")
+    metadata = {"teacher_run_dir": teacher_dir, "checkpoint": run.checkpoint}
+    metadata["data_pattern"] = train_pattern
+    info = write_teacher_cache(run.model, run.model_config, dataset, cache_dir, metadata=metadata)
+    print(f"\n== teacher cache: {info['num_videos']} videos -> {cache_dir}")
+    return cache_dir
+
+
+def train_one(
+    name: str, preset: str, train_pattern: str, eval_pattern: str, teacher_cache: str | None = None
+) -> dict:
     """Trains the model of a preset on the synthetic data, returns its metrics.json content."""
     from yt8m_kd import flags as yflags
     from yt8m_kd.training import strategy as strategy_lib
+    from yt8m_kd.training.distillation import DistillationTrainer, DistillConfig
     from yt8m_kd.training.loop import Trainer
 
-    model_config, train_config, data_config = yflags.configs_from_flagfile(
+    run_dir = os.path.join(FLAGS.work_dir, name)
+    values = yflags.flagfile_values(
         os.path.join(MODELS_DIR, preset),
+        run_dir=run_dir,
         train_data_pattern=train_pattern,
         eval_data_pattern=eval_pattern,
         max_steps=FLAGS.max_steps,
@@ -72,14 +100,20 @@ def train_one(name: str, preset: str, train_pattern: str, eval_pattern: str) -> 
         seed=FLAGS.seed,
         progress_bar=FLAGS.progress_bar,
     )
+    yflags.write_flags_file(values, run_dir)
+    model_config, train_config, data_config = yflags.configs_from_values(values)
     print(f"\n== {name}: {preset} ({model_config.k_frames or data_config.max_frames} frames)")
-    trainer = Trainer(
+    configs = (
         model_config,
         train_config,
         data_config,
-        os.path.join(FLAGS.work_dir, name),
+        run_dir,
         strategy_lib.make_strategy("one_device"),
     )
+    if teacher_cache:
+        trainer = DistillationTrainer(*configs, DistillConfig(teacher_cache_dir=teacher_cache))
+    else:
+        trainer = Trainer(*configs)
     started = time.perf_counter()
     results = trainer.fit()
     results["wall_time_s"] = time.perf_counter() - started
@@ -118,8 +152,22 @@ def main(argv: list[str]) -> None:
     # 3. A plain student looks at 6 uniformly spaced frames and learns from the labels only.
     student = train_one("student_k6", "tiny_student_k6.flags", train_pattern, eval_pattern)
 
-    # 4. Held-out metrics side by side.
-    print_table([("teacher (all frames)", teacher), ("plain student (k=6)", student)])
+    # 4. The teacher runs once more, over the training videos, into a cache of its outputs ...
+    cache_dir = cache_teacher(os.path.join(FLAGS.work_dir, "teacher"), train_pattern)
+
+    # 5. ... from which a distilled 6-frame student learns: L_CE + 0.01 L_pred + 0.001 L_rep.
+    distilled = train_one(
+        "distilled_k6", "tiny_distilled_k6.flags", train_pattern, eval_pattern, cache_dir
+    )
+
+    # 6. Held-out metrics side by side.
+    print_table(
+        [
+            ("teacher (all frames)", teacher),
+            ("plain student (k=6)", student),
+            ("distilled student (k=6)", distilled),
+        ]
+    )
     print(f"\nRun directories in {FLAGS.work_dir}/: tensorboard --logdir {FLAGS.work_dir}")
 
 

@@ -72,8 +72,7 @@ def main(argv: list[str]) -> None:
         except ValueError as e:  # a teacher that does not fit the student
             raise yflags.FlagError(str(e)) from e
     if trainer.is_chief:
-        with tf.io.gfile.GFile(os.path.join(FLAGS.run_dir, "flags.txt"), "w") as f:
-            f.write(yflags.flags_text(FLAGS))
+        yflags.write_flags_file(FLAGS, FLAGS.run_dir)
     logging.info("Training in %s with %d replica(s)", FLAGS.run_dir, strategy.num_replicas_in_sync)
     results = trainer.fit()
     print(json.dumps({"step": results["step"], "eval": results.get("eval")}, sort_keys=True))

@@ -43,10 +43,13 @@ def teacher_run(tiny_yt8m, tmp_path_factory):
     model_config, train_config, data_config = _configs(
         "tiny_teacher.flags", tiny_yt8m, max_steps=5, checkpoint_every_steps=5
     )
-    fv = yflags.parse_flagfile(os.path.join(MODELS, "tiny_teacher.flags"))
-    fv.max_frames, fv.train_data_pattern, fv.run_dir = 60, tiny_yt8m.train_pattern, run_dir
-    with open(os.path.join(run_dir, "flags.txt"), "w") as f:
-        f.write(yflags.flags_text(fv))
+    fv = yflags.flagfile_values(
+        os.path.join(MODELS, "tiny_teacher.flags"),
+        max_frames=60,
+        train_data_pattern=tiny_yt8m.train_pattern,
+        run_dir=run_dir,
+    )
+    yflags.write_flags_file(fv, run_dir)
     strategy = strategy_lib.make_strategy("one_device")
     Trainer(model_config, train_config, data_config, run_dir, strategy).fit()
     return run_dir

@@ -346,16 +346,34 @@ def parse_flagfile(path: str) -> flags.FlagValues:
     return fv
 
 
-def configs_from_flagfile(path: str, **overrides):
-    """(ModelConfig, TrainConfig, DataConfig) of a preset, with flag values overridden by name.
-
-    What a launcher that runs several trainings in one process (the demo, experiments) uses
-    instead of the global FLAGS: `configs_from_flagfile("models/tiny_teacher.flags", max_steps=50)`.
-    """
+def flagfile_values(path: str, **overrides) -> flags.FlagValues:
+    """A preset's flag values with some overridden by name, checked like a launcher's."""
     fv = parse_flagfile(path)
     for name, value in overrides.items():
         if name not in fv:
             raise FlagError(f"unknown flag {name!r} overriding {path}")
         fv[name].value = value
     validate_common_flags(fv)
+    return fv
+
+
+def configs_from_flagfile(path: str, **overrides):
+    """(ModelConfig, TrainConfig, DataConfig) of a preset, with flag values overridden by name.
+
+    What a launcher that runs several trainings in one process (the demo, experiments) uses
+    instead of the global FLAGS: `configs_from_flagfile("models/tiny_teacher.flags", max_steps=50)`.
+    """
+    return configs_from_values(flagfile_values(path, **overrides))
+
+
+def configs_from_values(fv: flags.FlagValues):
     return model_config_from_flags(fv), train_config_from_flags(fv), data_config_from_flags(fv)
+
+
+def write_flags_file(fv: flags.FlagValues, run_dir: str) -> None:
+    """Writes run_dir/flags.txt: what `restore_run` and `launchers/evaluate.py` read back."""
+    import tensorflow as tf
+
+    tf.io.gfile.makedirs(run_dir)
+    with tf.io.gfile.GFile(os.path.join(run_dir, "flags.txt"), "w") as f:
+        f.write(flags_text(fv))

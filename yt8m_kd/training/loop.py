@@ -143,6 +143,7 @@ class Trainer:
         )
         self._train_step = self._make_train_step()
         self._saved_step = -1
+        self.eval_history: list[dict] = []
 
     @property
     def step(self) -> int:
@@ -333,7 +334,10 @@ class Trainer:
         return last
 
     def run_eval(self) -> dict:
-        return evaluate(self.model, self.model_config, self.eval_dataset())
+        """Evaluates the model now; every evaluation is kept in `eval_history` (metrics.json)."""
+        metrics = evaluate(self.model, self.model_config, self.eval_dataset())
+        self.eval_history.append({"step": self.step, **metrics})
+        return metrics
 
     def _write_train_summaries(self, step: int, values: dict) -> None:
         with self.train_writer.as_default(step=step):
@@ -354,6 +358,7 @@ class Trainer:
         results["model"] = model_size(self.model, self.model_config, self.data_config.max_frames)
         if self.data_config.eval_data_pattern:
             results["eval"] = self.run_eval()
+            results["eval_history"] = self.eval_history
             self._write_eval_summaries(self.step, results["eval"])
         results["bad_records"] = self.bad_records.counts()
         if self.is_chief:

@@ -1,0 +1,597 @@
+"""The fewer-frames experiment on synthetic YouTube-8M: teacher, plain and distilled k-frame students.
+
+  python launchers/fewer_frames_experiment.py [--work_dir=experiments/fewer_frames] \
+      [--data_dir=data/fewer_frames] [--seeds=0,1] [--ks=6,30] [--max_steps=1500] \
+      [--eval_every_steps=100] [--w_pred=0.01 --w_rep=0.001] [--noprogress_bar]
+
+Bhardwaj et al. (CVPR 2019) train a k-frame student with L_CE + w_pred L_pred + w_rep L_rep
+against an all-frames teacher. For every seed this launcher trains, with the tiny presets of
+models/ and the same data, steps and evaluation schedule:
+
+  seed{s}/teacher          tiny_teacher.flags, all frames, labels only
+  seed{s}/teacher_cache    the teacher's logits and repr per training video, written once
+  seed{s}/plain_k{k}       tiny_student_k{k}.flags (or tiny_student_k6.flags at k frames), labels only
+  seed{s}/distilled_k{k}   the same student, distilled from the teacher cache (--w_pred, --w_rep)
+
+The seed sets every run's initial weights, shuffle order and dropout; the data (seed 0) are the
+same for all. After training it times inference of every model on the held-out set
+(yt8m_kd.timing) and writes to --work_dir:
+
+  results.json        per seed and model: GAP, mAP, Hit@1, PERR, size, GFLOPs, inference ms per
+                      video, training wall time, eval history; a summary per model over seeds; and
+                      per k the distilled-minus-plain GAP per seed
+  results.md          the table (mean +- half-range over seeds), also printed at the end
+  gap_vs_step.png/svg     held-out GAP during training, mean over seeds: plain dashed, distilled
+                          solid, one colour per k (the teacher dotted, for reference)
+  gap_vs_gflops.png/svg   mean GAP against GFLOPs per video, error bars from min to max over seeds
+
+Every run directory is a normal training run (flags.txt, checkpoints, TensorBoard events,
+metrics.json), plus experiment_timing.json (its training wall time and inference time). A run whose
+metrics.json is at --max_steps is reused, not retrained, and its timings are read back, so a second
+invocation resumes an interrupted experiment and reproduces results.json exactly. A run directory
+whose flags.txt differs from what this invocation would train (other weights, steps, data) stops
+the launcher: use another --work_dir.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Keep TensorFlow's start-up notices out of the output.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+
+import dataclasses
+import json
+import math
+import time
+
+from absl import flags, logging
+
+from yt8m_kd import cli
+from yt8m_kd import flags as yflags
+
+flags.DEFINE_string("work_dir", "experiments/fewer_frames", "Where runs and results go.")
+flags.DEFINE_string("data_dir", "data/fewer_frames", "Synthetic data (made here when absent).")
+flags.DEFINE_list("seeds", ["0", "1"], "Training seeds; every model is trained once per seed.")
+flags.DEFINE_list("ks", ["6", "30"], "Frames k of the students.")
+flags.DEFINE_integer("max_steps", 1500, "Training steps of every run.")
+flags.DEFINE_integer(
+    "eval_every_steps", 100, "Steps between held-out evaluations (0 = only at the end)."
+)
+flags.DEFINE_float("w_pred", 0.01, "Weight of L_pred for the distilled students.")
+flags.DEFINE_float("w_rep", 0.001, "Weight of L_rep for the distilled students.")
+flags.DEFINE_integer(
+    "train_videos", 4096, "Synthetic training videos, when the data are made (8 shards)."
+)
+flags.DEFINE_integer(
+    "eval_videos", 1024, "Synthetic held-out videos, when the data are made (4 shards)."
+)
+flags.DEFINE_boolean("progress_bar", True, "Show progress bars.")
+FLAGS = flags.FLAGS
+
+MODELS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "models")
+TEACHER_PRESET = "tiny_teacher.flags"
+TRAIN_SHARDS, EVAL_SHARDS = 8, 4
+DATA_SEED = 0  # the data are fixed; only the training seed varies
+CACHE_BATCH_SIZE = 256
+INFERENCE_BATCH_SIZE = 256
+INFERENCE_REPEATS = 5
+METRICS = ("gap", "map", "hit_at_one", "perr")
+DATA_MANIFEST = "synthetic.json"
+TIMING_FILE = "experiment_timing.json"
+
+
+# --------------------------------------------------------------------------------- the models
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """One model of the experiment; trained once per seed in work_dir/seed{s}/{name}."""
+
+    name: str  # teacher, plain_k6, distilled_k6, ...
+    preset: str  # a file of models/
+    k_frames: int  # 0: all frames
+    distilled: bool = False
+
+    @property
+    def label(self) -> str:
+        if self.k_frames == 0:
+            return "teacher (all frames)"
+        return f"{'distilled' if self.distilled else 'plain'} k={self.k_frames}"
+
+
+def student_preset(k: int) -> str:
+    """tiny_student_k{k}.flags where it exists, else tiny_student_k6.flags (with --k_frames=k)."""
+    preset = f"tiny_student_k{k}.flags"
+    return preset if os.path.exists(os.path.join(MODELS_DIR, preset)) else "tiny_student_k6.flags"
+
+
+def model_specs(ks: list[int]) -> list[ModelSpec]:
+    specs = [ModelSpec("teacher", TEACHER_PRESET, 0)]
+    for k in ks:
+        # Plain and distilled students share the preset: they differ in the loss only.
+        specs.append(ModelSpec(f"plain_k{k}", student_preset(k), k))
+        specs.append(ModelSpec(f"distilled_k{k}", student_preset(k), k, distilled=True))
+    return specs
+
+
+# ----------------------------------------------------------------------------------- flags
+def _int_list(name: str, minimum: int) -> list[int]:
+    values = FLAGS[name].value
+    try:
+        numbers = [int(v) for v in values]
+    except ValueError:
+        raise yflags.FlagError(f"--{name}={','.join(values)} must be integers") from None
+    if not numbers:
+        raise yflags.FlagError(f"--{name} is empty")
+    if min(numbers) < minimum:
+        raise yflags.FlagError(f"--{name}={','.join(values)}: every value must be >= {minimum}")
+    if len(set(numbers)) != len(numbers):
+        raise yflags.FlagError(f"--{name}={','.join(values)} repeats a value")
+    return numbers
+
+
+def validate_flags(max_frames: int) -> tuple[list[int], list[int]]:
+    """Checks the flags before any work; returns (seeds, ks)."""
+    seeds, ks = _int_list("seeds", 0), _int_list("ks", 1)
+    if max(ks) > max_frames:
+        raise yflags.FlagError(f"--ks: k={max(ks)} is more than the {max_frames} frames kept")
+    if FLAGS.max_steps <= 0:
+        raise yflags.FlagError(f"--max_steps={FLAGS.max_steps} must be positive")
+    if FLAGS.eval_every_steps < 0:
+        raise yflags.FlagError(f"--eval_every_steps={FLAGS.eval_every_steps} must be >= 0")
+    for name in ("w_pred", "w_rep"):
+        if FLAGS[name].value < 0:
+            raise yflags.FlagError(f"--{name}={FLAGS[name].value} must be >= 0")
+    for name, shards in (("train_videos", TRAIN_SHARDS), ("eval_videos", EVAL_SHARDS)):
+        videos = FLAGS[name].value
+        if videos <= 0 or videos % shards:
+            raise yflags.FlagError(f"--{name}={videos} must be a positive multiple of {shards}")
+    return seeds, ks
+
+
+def run_flags(preset: str, **overrides) -> flags.FlagValues:
+    """The flags of one run: a preset with values overridden (what its flags.txt records)."""
+    fv = yflags.parse_flagfile(os.path.join(MODELS_DIR, preset))
+    for name, value in overrides.items():
+        fv[name].value = value
+    yflags.validate_common_flags(fv)
+    return fv
+
+
+def _comparable(flags_text: str) -> list[str]:
+    """flags.txt lines that decide what a run trains (not whether it showed a progress bar)."""
+    return [line for line in flags_text.splitlines() if "progress_bar" not in line]
+
+
+# ------------------------------------------------------------------------------------ data
+def make_data(data_dir: str, model_config) -> tuple[str, str]:
+    """Synthetic train/validate shards in the tiny presets' format; made once, then reused."""
+    import tensorflow as tf
+
+    from yt8m_kd.data import synthetic
+    from yt8m_kd.training.loop import write_json
+
+    manifest = {
+        "num_classes": model_config.num_classes,
+        "feature_sizes": list(model_config.feature_sizes),
+        "train_videos": FLAGS.train_videos,
+        "train_shards": TRAIN_SHARDS,
+        "eval_videos": FLAGS.eval_videos,
+        "eval_shards": EVAL_SHARDS,
+        "seed": DATA_SEED,
+    }
+    train_pattern = os.path.join(data_dir, "train-*.tfrecord")
+    eval_pattern = os.path.join(data_dir, "validate-*.tfrecord")
+    manifest_path = os.path.join(data_dir, DATA_MANIFEST)
+    if tf.io.gfile.exists(manifest_path):
+        with tf.io.gfile.GFile(manifest_path) as f:
+            existing = json.load(f)
+        if existing != manifest:
+            raise yflags.FlagError(
+                f"--data_dir={data_dir} holds synthetic data made with {existing}, not "
+                f"{manifest}: use another --data_dir"
+            )
+        logging.info("Using the synthetic data already in %s", data_dir)
+        return train_pattern, eval_pattern
+    if tf.io.gfile.glob(os.path.join(data_dir, "*.tfrecord")):
+        raise yflags.FlagError(
+            f"--data_dir={data_dir} holds records but no {DATA_MANIFEST} (unfinished, or not made "
+            "by this launcher): remove it or use another --data_dir"
+        )
+    print(f"Writing synthetic data to {data_dir}")
+    for split, videos, shards in (
+        ("train", FLAGS.train_videos, TRAIN_SHARDS),
+        ("validate", FLAGS.eval_videos, EVAL_SHARDS),
+    ):
+        synthetic.write_synthetic_yt8m(
+            data_dir,
+            split=split,
+            num_shards=shards,
+            videos_per_shard=videos // shards,
+            num_classes=model_config.num_classes,
+            feature_sizes=model_config.feature_sizes,
+            seed=DATA_SEED,
+        )
+    write_json(manifest_path, manifest)  # last: only finished data have it
+    return train_pattern, eval_pattern
+
+
+# -------------------------------------------------------------------------------- training
+def read_json(path: str) -> dict | None:
+    import tensorflow as tf
+
+    if not tf.io.gfile.exists(path):
+        return None
+    with tf.io.gfile.GFile(path) as f:
+        return json.load(f)
+
+
+def update_timing(run_dir: str, **values) -> None:
+    from yt8m_kd.training.loop import write_json
+
+    path = os.path.join(run_dir, TIMING_FILE)
+    write_json(path, {**(read_json(path) or {}), **values})
+
+
+def train_run(spec: ModelSpec, fv: flags.FlagValues, run_dir: str, strategy) -> dict:
+    """Trains one run unless its metrics.json is at max_steps already; returns metrics.json."""
+    import tensorflow as tf
+
+    from yt8m_kd.training.distillation import DistillationTrainer
+    from yt8m_kd.training.loop import Trainer
+
+    flags_path = os.path.join(run_dir, "flags.txt")
+    text = yflags.flags_text(fv)
+    if tf.io.gfile.exists(flags_path):
+        with tf.io.gfile.GFile(flags_path) as f:
+            if _comparable(f.read()) != _comparable(text):
+                raise yflags.FlagError(
+                    f"{run_dir} was trained with other flags than this experiment's ({flags_path}): "
+                    "use another --work_dir"
+                )
+    metrics = read_json(os.path.join(run_dir, "metrics.json"))
+    if metrics is not None and metrics.get("step") == fv.max_steps:
+        print(f"== {run_dir}: done already (step {metrics['step']}), reused")
+        return metrics
+
+    print(f"== {run_dir}: {spec.label}, {spec.preset}, seed {fv.seed}")
+    started = time.perf_counter()
+    configs = (
+        yflags.model_config_from_flags(fv),
+        yflags.train_config_from_flags(fv),
+        yflags.data_config_from_flags(fv),
+        run_dir,
+        strategy,
+    )
+    if spec.distilled:
+        trainer = DistillationTrainer(*configs, yflags.distill_config_from_flags(fv))
+    else:
+        trainer = Trainer(*configs)
+    with tf.io.gfile.GFile(flags_path, "w") as f:
+        f.write(text)
+    metrics = trainer.fit()
+    # Model building, training, and the periodic and final evaluations; a run resumed from a
+    # checkpoint counts only its last part (metrics.json says where it resumed).
+    update_timing(run_dir, train_wall_s=time.perf_counter() - started)
+    return metrics
+
+
+def ensure_teacher_cache(teacher_dir: str, cache_dir: str, train_pattern: str) -> None:
+    """The teacher's outputs over the training data, written once per teacher checkpoint."""
+    from yt8m_kd.data import yt8m
+    from yt8m_kd.distill.teacher_cache import METADATA_FILE, write_teacher_cache
+    from yt8m_kd.training.runs import latest_checkpoint, restore_run
+
+    checkpoint = os.path.abspath(latest_checkpoint(teacher_dir))
+    data_pattern = os.path.abspath(train_pattern)
+    existing = read_json(os.path.join(cache_dir, METADATA_FILE))
+    if existing and (existing.get("checkpoint"), existing.get("data_pattern")) == (
+        checkpoint,
+        data_pattern,
+    ):
+        print(f"== {cache_dir}: teacher cache of {checkpoint}, reused")
+        return
+    print(f"== {cache_dir}: caching the teacher's outputs over {train_pattern}")
+    started = time.perf_counter()
+    run = restore_run(teacher_dir)
+    dataset = yt8m.frame_dataset(
+        train_pattern,
+        batch_size=CACHE_BATCH_SIZE,
+        max_frames=run.max_frames,
+        num_classes=run.model_config.num_classes,
+        feature_names=tuple(run.run_flags.feature_names),
+        feature_sizes=run.model_config.feature_sizes,
+    )
+    write_teacher_cache(
+        run.model,
+        run.model_config,
+        dataset,
+        cache_dir,
+        metadata={
+            "teacher_run_dir": os.path.abspath(teacher_dir),
+            "checkpoint": checkpoint,
+            "data_pattern": data_pattern,
+            "max_frames": run.max_frames,
+            "feature_names": list(run.run_flags.feature_names),
+        },
+    )
+    update_timing(teacher_dir, teacher_cache_wall_s=time.perf_counter() - started)
+
+
+def measure_inference(run_dir: str, eval_batches: list, eval_pattern: str) -> float:
+    """Inference ms per video of a run's latest checkpoint; measured once, then read back."""
+    from yt8m_kd import timing
+    from yt8m_kd.training.runs import latest_checkpoint, restore_run
+
+    setup = {
+        "checkpoint": os.path.abspath(latest_checkpoint(run_dir)),
+        "data_pattern": os.path.abspath(eval_pattern),
+        "batch_size": INFERENCE_BATCH_SIZE,
+        "repeats": INFERENCE_REPEATS,
+    }
+    recorded = read_json(os.path.join(run_dir, TIMING_FILE)) or {}
+    if recorded.get("inference_setup") == setup:
+        return recorded["inference_ms_per_video"]
+    run = restore_run(run_dir)
+    ms = timing.inference_ms_per_video(
+        run.model, run.model_config, eval_batches, repeats=INFERENCE_REPEATS
+    )
+    update_timing(run_dir, inference_ms_per_video=ms, inference_setup=setup)
+    print(f"   {run_dir}: {ms:.4f} ms per video")
+    return ms
+
+
+# --------------------------------------------------------------------------------- results
+def run_result(metrics: dict, timing: dict) -> dict:
+    evaluation, size = metrics["eval"], metrics["model"]
+    return {
+        **{name: evaluation[name] for name in METRICS},
+        "trainable_params": size["trainable_params"],
+        "gflops_per_video": size["gflops_per_video"],
+        "frames": size["frames"],
+        "inference_ms_per_video": timing.get("inference_ms_per_video"),
+        "train_wall_s": timing.get("train_wall_s"),
+        "step": metrics["step"],
+        "resumed_from_step": metrics.get("resumed_from_step"),
+        "eval_history": [
+            {"step": e["step"], **{name: e[name] for name in METRICS}}
+            for e in metrics.get("eval_history", [])
+        ],
+    }
+
+
+def describe(values: list[float | None]) -> dict | None:
+    """mean, min, max, half_range and sample std (0 for one value) of per-seed values."""
+    if any(v is None for v in values):
+        return None
+    mean = sum(values) / len(values)
+    var = sum((v - mean) ** 2 for v in values) / (len(values) - 1) if len(values) > 1 else 0.0
+    low, high = min(values), max(values)
+    return {
+        "mean": mean,
+        "min": low,
+        "max": high,
+        "half_range": (high - low) / 2,
+        "std": math.sqrt(var),
+    }
+
+
+def summarize(per_seed: dict[str, dict[str, dict]], specs: list[ModelSpec], ks: list[int]):
+    """(summary per model, distilled-minus-plain GAP per k) over the seeds."""
+    seeds = list(per_seed)
+    summary = {}
+    for spec in specs:
+        runs = [per_seed[s][spec.name] for s in seeds]
+        summary[spec.name] = {
+            "label": spec.label,
+            **{
+                name: describe([r[name] for r in runs])
+                for name in (*METRICS, "inference_ms_per_video", "train_wall_s")
+            },
+            **{name: runs[0][name] for name in ("trainable_params", "gflops_per_video", "frames")},
+        }
+    gains = {}
+    for k in ks:
+        per = {
+            s: per_seed[s][f"distilled_k{k}"]["gap"] - per_seed[s][f"plain_k{k}"]["gap"]
+            for s in seeds
+        }
+        gains[str(k)] = {"per_seed": per, **describe(list(per.values()))}
+    return summary, gains
+
+
+def _pm(stats: dict | None, digits: int) -> str:
+    if stats is None:
+        return "n/a"
+    return f"{stats['mean']:.{digits}f} ± {stats['half_range']:.{digits}f}"
+
+
+def markdown(results: dict) -> str:
+    config, summary, gains = results["config"], results["summary"], results["distilled_minus_plain"]
+    seeds = [str(s) for s in config["seeds"]]
+    lines = [
+        f"Synthetic YouTube-8M ({config['train_videos']} training, {config['eval_videos']} "
+        f"held-out videos), {config['max_steps']} steps, seeds {', '.join(seeds)}: mean ± "
+        "half-range over seeds. Inference: ms per video on the held-out set, batch "
+        f"{config['inference_batch_size']}, median of {config['inference_repeats']} passes.",
+        "",
+        "| model | frames | GAP | mAP | Hit@1 | trainable params | GFLOPs/video "
+        "| inference ms/video | train wall s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name in results["models"]:
+        s = summary[name]
+        lines.append(
+            f"| {s['label']} | {s['frames']} | {_pm(s['gap'], 4)} | {_pm(s['map'], 4)} "
+            f"| {_pm(s['hit_at_one'], 4)} | {s['trainable_params']:,} "
+            f"| {s['gflops_per_video']:.5f} | {_pm(s['inference_ms_per_video'], 3)} "
+            f"| {_pm(s['train_wall_s'], 0)} |"
+        )
+    lines += [
+        "",
+        "Distilled − plain GAP, same k and seed:",
+        "",
+        "| k | " + " | ".join(f"seed {s}" for s in seeds) + " | mean |",
+        "|---:|" + "---:|" * (len(seeds) + 1),
+    ]
+    for k, gain in gains.items():
+        cells = " | ".join(f"{gain['per_seed'][s]:+.4f}" for s in seeds)
+        lines.append(f"| {k} | {cells} | {gain['mean']:+.4f} |")
+    return "\n".join(lines) + "\n"
+
+
+def make_plots(results: dict, specs: list[ModelSpec], ks: list[int], work_dir: str) -> list[str]:
+    from yt8m_kd import plots
+
+    per_seed, summary = results["per_seed"], results["summary"]
+    colours = {k: f"C{i}" for i, k in enumerate(ks)}
+
+    def style(spec: ModelSpec, step_plot: bool) -> dict:
+        if spec.k_frames == 0:
+            return {"color": "black", "linestyle": ":"} if step_plot else {"color": "black"}
+        colour = colours[spec.k_frames]
+        if step_plot:
+            return {"color": colour, "linestyle": "-" if spec.distilled else "--"}
+        face = colour if spec.distilled else "white"
+        return {"color": colour, "markerfacecolor": face, "fmt": "o" if spec.distilled else "s"}
+
+    # Eval GAP against step, the mean over seeds at the steps every seed evaluated.
+    curves = {}
+    for spec in specs:
+        histories = [
+            {e["step"]: e["gap"] for e in per_seed[s][spec.name]["eval_history"]} for s in per_seed
+        ]
+        steps = sorted(set.intersection(*(set(h) for h in histories)))
+        if steps:
+            curves[spec.label] = [(t, sum(h[t] for h in histories) / len(histories)) for t in steps]
+    n = len(per_seed)
+    paths = list(
+        plots.plot_metric_vs_step(
+            curves,
+            os.path.join(work_dir, "gap_vs_step"),
+            title=f"Held-out GAP during training (mean of {n} seed{'s' * (n > 1)})",
+            styles={spec.label: style(spec, True) for spec in specs},
+        )
+    )
+    points = []
+    for spec in specs:
+        gap = summary[spec.name]["gap"]
+        points.append(
+            {
+                "label": spec.label,
+                "gflops": summary[spec.name]["gflops_per_video"],
+                "value": gap["mean"],
+                "error": (gap["mean"] - gap["min"], gap["max"] - gap["mean"]),
+            }
+        )
+    paths += plots.plot_metric_vs_gflops(
+        points,
+        os.path.join(work_dir, "gap_vs_gflops"),
+        title=f"Held-out GAP against forward cost (mean, min-max over {n} seeds)",
+        styles={spec.label: style(spec, False) for spec in specs},
+    )
+    return paths
+
+
+# ------------------------------------------------------------------------------------ main
+def main(argv: list[str]) -> None:
+    del argv
+    started = time.perf_counter()
+    teacher_fv = yflags.parse_flagfile(os.path.join(MODELS_DIR, TEACHER_PRESET))
+    seeds, ks = validate_flags(teacher_fv.max_frames)
+    specs = model_specs(ks)
+
+    from yt8m_kd.data import yt8m
+    from yt8m_kd.training import strategy as strategy_lib
+    from yt8m_kd.training.loop import write_json
+
+    # 1. Data: fixed synthetic videos whose class evidence sits in a few bursts of frames.
+    train_pattern, eval_pattern = make_data(
+        FLAGS.data_dir, yflags.model_config_from_flags(teacher_fv)
+    )
+    strategy = strategy_lib.make_strategy("one_device")
+    common = dict(
+        train_data_pattern=train_pattern,
+        eval_data_pattern=eval_pattern,
+        max_steps=FLAGS.max_steps,
+        eval_every_steps=FLAGS.eval_every_steps,
+        progress_bar=FLAGS.progress_bar,
+    )
+
+    # 2. Per seed: the teacher, its cache, then plain and distilled students at every k.
+    metrics: dict[tuple[int, str], dict] = {}
+    for seed in seeds:
+        seed_dir = os.path.join(FLAGS.work_dir, f"seed{seed}")
+        cache_dir = os.path.join(seed_dir, "teacher_cache")
+        for spec in specs:
+            run_dir = os.path.join(seed_dir, spec.name)
+            overrides = dict(common, seed=seed)
+            if spec.k_frames:
+                overrides["k_frames"] = spec.k_frames
+            if spec.distilled:
+                overrides.update(teacher_cache=cache_dir, w_pred=FLAGS.w_pred, w_rep=FLAGS.w_rep)
+            fv = run_flags(spec.preset, **overrides)
+            metrics[seed, spec.name] = train_run(spec, fv, run_dir, strategy)
+            if spec.name == "teacher":
+                ensure_teacher_cache(run_dir, cache_dir, train_pattern)
+
+    # 3. Inference time of every model on the held-out set, read into memory once.
+    print(f"== Timing inference on {eval_pattern} (batch {INFERENCE_BATCH_SIZE})")
+    eval_batches = list(
+        yt8m.frame_dataset(
+            eval_pattern,
+            batch_size=INFERENCE_BATCH_SIZE,
+            max_frames=teacher_fv.max_frames,
+            num_classes=teacher_fv.num_classes,
+            feature_names=tuple(teacher_fv.feature_names),
+            feature_sizes=tuple(int(s) for s in teacher_fv.feature_sizes),
+        )
+    )
+    per_seed: dict[str, dict[str, dict]] = {}
+    for seed in seeds:
+        per_seed[str(seed)] = {}
+        for spec in specs:
+            run_dir = os.path.join(FLAGS.work_dir, f"seed{seed}", spec.name)
+            measure_inference(run_dir, eval_batches, eval_pattern)
+            timing = read_json(os.path.join(run_dir, TIMING_FILE)) or {}
+            per_seed[str(seed)][spec.name] = run_result(metrics[seed, spec.name], timing)
+
+    # 4. Results: json, markdown table, plots.
+    summary, gains = summarize(per_seed, specs, ks)
+    results = {
+        "config": {
+            "seeds": seeds,
+            "ks": ks,
+            "max_steps": FLAGS.max_steps,
+            "eval_every_steps": FLAGS.eval_every_steps,
+            "w_pred": FLAGS.w_pred,
+            "w_rep": FLAGS.w_rep,
+            "train_data_pattern": train_pattern,
+            "eval_data_pattern": eval_pattern,
+            "train_videos": FLAGS.train_videos,
+            "eval_videos": FLAGS.eval_videos,
+            "data_seed": DATA_SEED,
+            "inference_batch_size": INFERENCE_BATCH_SIZE,
+            "inference_repeats": INFERENCE_REPEATS,
+            "presets": {spec.name: spec.preset for spec in specs},
+        },
+        "models": [spec.name for spec in specs],
+        "per_seed": per_seed,
+        "summary": summary,
+        "distilled_minus_plain": gains,
+    }
+    write_json(os.path.join(FLAGS.work_dir, "results.json"), results)
+    table = markdown(results)
+    with open(os.path.join(FLAGS.work_dir, "results.md"), "w") as f:
+        f.write(table)
+    paths = make_plots(results, specs, ks, FLAGS.work_dir)
+
+    print("\n" + table)
+    print(
+        f"Results: {os.path.join(FLAGS.work_dir, 'results.json')}, results.md, "
+        + ", ".join(os.path.basename(p) for p in paths)
+    )
+    print(f"Wall time of this invocation: {time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    cli.run(main)
