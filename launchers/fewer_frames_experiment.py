@@ -342,8 +342,9 @@ def measure_inference(run_dir: str, eval_batches: list, eval_pattern: str) -> fl
 
 # --------------------------------------------------------------------------------- results
 def run_result(metrics: dict, timing: dict) -> dict:
+    """One run's entry of results.json, from its metrics.json and experiment_timing.json."""
     evaluation, size = metrics["eval"], metrics["model"]
-    return {
+    result = {
         **{name: evaluation[name] for name in METRICS},
         "trainable_params": size["trainable_params"],
         "gflops_per_video": size["gflops_per_video"],
@@ -357,6 +358,9 @@ def run_result(metrics: dict, timing: dict) -> dict:
             for e in metrics.get("eval_history", [])
         ],
     }
+    if "teacher_cache_wall_s" in timing:  # the teacher's: writing its cache
+        result["teacher_cache_wall_s"] = timing["teacher_cache_wall_s"]
+    return result
 
 
 def describe(values: list[float | None]) -> dict | None:
@@ -449,10 +453,16 @@ def make_plots(results: dict, specs: list[ModelSpec], ks: list[int], work_dir: s
         if spec.k_frames == 0:
             return {"color": "black", "linestyle": ":"} if step_plot else {"color": "black"}
         colour = colours[spec.k_frames]
+        # Plain students: dashed lines and open squares; distilled students: solid, filled dots.
+        marker = {"markerfacecolor": colour if spec.distilled else "white"}
         if step_plot:
-            return {"color": colour, "linestyle": "-" if spec.distilled else "--"}
-        face = colour if spec.distilled else "white"
-        return {"color": colour, "markerfacecolor": face, "fmt": "o" if spec.distilled else "s"}
+            return {
+                "color": colour,
+                "linestyle": "-" if spec.distilled else "--",
+                "marker": "o" if spec.distilled else "s",
+                **marker,
+            }
+        return {"color": colour, "fmt": "o" if spec.distilled else "s", **marker}
 
     # Eval GAP against step, the mean over seeds at the steps every seed evaluated.
     curves = {}

@@ -11,7 +11,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.mark.slow
-def test_demo_teacher_beats_six_frame_student(tmp_path):
+def test_demo_trains_teacher_plain_and_distilled_students(tmp_path):
     work_dir, data_dir = tmp_path / "runs", tmp_path / "data"
     result = subprocess.run(
         [
@@ -32,9 +32,10 @@ def test_demo_teacher_beats_six_frame_student(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "| teacher (all frames) | 300 |" in result.stdout
     assert "| plain student (k=6) | 6 |" in result.stdout
+    assert "| distilled student (k=6) | 6 |" in result.stdout
     metrics = {
         name: json.loads((work_dir / name / "metrics.json").read_text())
-        for name in ("teacher", "student_k6")
+        for name in ("teacher", "student_k6", "distilled_k6")
     }
     for m in metrics.values():
         assert m["step"] == 300
@@ -44,6 +45,13 @@ def test_demo_teacher_beats_six_frame_student(tmp_path):
     teacher_gap = metrics["teacher"]["eval"]["gap"]
     student_gap = metrics["student_k6"]["eval"]["gap"]
     assert teacher_gap > student_gap + 0.1, (teacher_gap, student_gap)
+    # The distilled student trained on every loss component, from the teacher cache.
+    train = metrics["distilled_k6"]["train"]
+    assert train["l_pred"] > 0 and train["l_rep"] > 0 and train["distill_loss"] > 0
+    assert (
+        json.loads((work_dir / "teacher_cache" / "teacher_cache.json").read_text())["num_videos"]
+        == 1024
+    )
     assert metrics["student_k6"]["model"]["gflops_per_video"] < (
         metrics["teacher"]["model"]["gflops_per_video"] / 10
     )

@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 
 _FIGSIZE = (7.0, 4.5)
 _DPI = 150
+_DODGE = 1.06  # x factor between points of equal GFLOPs
 
 
 def _save(figure: Figure, path_stem: str) -> tuple[str, str]:
@@ -108,6 +109,9 @@ def plot_metric_vs_gflops(
       title: the figure title.
       styles: label -> keyword arguments of `Axes.errorbar` (color, marker, fmt, ...).
 
+    Points of equal GFLOPs are drawn side by side, a factor of 1.06 apart on the x axis, the lower
+    value on the left.
+
     Returns:
       (png path, svg path).
 
@@ -116,27 +120,41 @@ def plot_metric_vs_gflops(
     """
     if not points:
         raise ValueError("no point to plot")
-    styles = styles or {}
-    figure = Figure(figsize=_FIGSIZE)
-    axes = figure.add_subplot()
     for point in points:
         missing = {"label", "gflops", "value"} - set(point)
         if missing:
             raise ValueError(f"point {point} lacks {', '.join(sorted(missing))}")
-        label, gflops, value = point["label"], float(point["gflops"]), float(point["value"])
-        if gflops <= 0:
-            raise ValueError(f"{label}: GFLOPs must be > 0 on a log scale, got {gflops}")
-        below, above = _error_bar(point.get("error"))
-        style = {"fmt": "o", "capsize": 4, "markersize": 6, **styles.get(label, {})}
-        axes.errorbar([gflops], [value], yerr=[[below], [above]], label=label, **style)
-        axes.annotate(
-            label,
-            (gflops, value),
-            xytext=(7, 0),
-            textcoords="offset points",
-            va="center",
-            fontsize="small",
-        )
+        if float(point["gflops"]) <= 0:
+            raise ValueError(
+                f"{point['label']}: GFLOPs must be > 0 on a log scale, got {point['gflops']}"
+            )
+    styles = styles or {}
+    figure = Figure(figsize=_FIGSIZE)
+    axes = figure.add_subplot()
+    # Models of equal cost (a plain and a distilled student at the same k) would hide each other:
+    # within a group of equal GFLOPs, points are dodged sideways by a few percent (small next to
+    # the decades of a log axis), in the order of their values, and labelled on either side.
+    groups: dict[float, list[Mapping]] = {}
+    for point in points:
+        groups.setdefault(float(point["gflops"]), []).append(point)
+    for gflops, group in groups.items():
+        group = sorted(group, key=lambda p: float(p["value"]))
+        for rank, point in enumerate(group):
+            shift = rank - (len(group) - 1) / 2
+            x, value = gflops * _DODGE**shift, float(point["value"])
+            below, above = _error_bar(point.get("error"))
+            label = point["label"]
+            style = {"fmt": "o", "capsize": 4, "markersize": 6, **styles.get(label, {})}
+            axes.errorbar([x], [value], yerr=[[below], [above]], label=label, **style)
+            axes.annotate(  # the lower of two twins labelled on its left, the other on its right
+                label,
+                (x, value),
+                xytext=(-8 if shift < 0 else 8, 11 * shift),
+                textcoords="offset points",
+                ha="right" if shift < 0 else "left",
+                va="center",
+                fontsize="small",
+            )
     axes.set_xscale("log")
     axes.set_xlabel("GFLOPs per video (log scale)")
     axes.set_ylabel(metric)
