@@ -60,6 +60,8 @@ flags.DEFINE_integer(
 )
 flags.DEFINE_float("w_pred", 0.01, "Weight of L_pred for the distilled students.")
 flags.DEFINE_float("w_rep", 0.001, "Weight of L_rep for the distilled students.")
+flags.DEFINE_float("w_kl", 0.0, "Weight of the temperature KL loss for the distilled students.")
+flags.DEFINE_float("temperature", 4.0, "Temperature of the KL loss.")
 flags.DEFINE_integer(
     "train_videos", 4096, "Synthetic training videos, when the data are made (8 shards)."
 )
@@ -138,7 +140,7 @@ def validate_flags(max_frames: int) -> tuple[list[int], list[int]]:
         raise yflags.FlagError(f"--max_steps={FLAGS.max_steps} must be positive")
     if FLAGS.eval_every_steps < 0:
         raise yflags.FlagError(f"--eval_every_steps={FLAGS.eval_every_steps} must be >= 0")
-    for name in ("w_pred", "w_rep"):
+    for name in ("w_pred", "w_rep", "w_kl"):
         if FLAGS[name].value < 0:
             raise yflags.FlagError(f"--{name}={FLAGS[name].value} must be >= 0")
     for name, shards in (("train_videos", TRAIN_SHARDS), ("eval_videos", EVAL_SHARDS)):
@@ -146,15 +148,6 @@ def validate_flags(max_frames: int) -> tuple[list[int], list[int]]:
         if videos <= 0 or videos % shards:
             raise yflags.FlagError(f"--{name}={videos} must be a positive multiple of {shards}")
     return seeds, ks
-
-
-def run_flags(preset: str, **overrides) -> flags.FlagValues:
-    """The flags of one run: a preset with values overridden (what its flags.txt records)."""
-    fv = yflags.parse_flagfile(os.path.join(MODELS_DIR, preset))
-    for name, value in overrides.items():
-        fv[name].value = value
-    yflags.validate_common_flags(fv)
-    return fv
 
 
 def _comparable(flags_text: str) -> list[str]:
@@ -255,19 +248,12 @@ def train_run(spec: ModelSpec, fv: flags.FlagValues, run_dir: str, strategy) -> 
 
     print(f"== {run_dir}: {spec.label}, {spec.preset}, seed {fv.seed}")
     started = time.perf_counter()
-    configs = (
-        yflags.model_config_from_flags(fv),
-        yflags.train_config_from_flags(fv),
-        yflags.data_config_from_flags(fv),
-        run_dir,
-        strategy,
-    )
+    configs = (*yflags.configs_from_values(fv), run_dir, strategy)
     if spec.distilled:
         trainer = DistillationTrainer(*configs, yflags.distill_config_from_flags(fv))
     else:
         trainer = Trainer(*configs)
-    with tf.io.gfile.GFile(flags_path, "w") as f:
-        f.write(text)
+    yflags.write_flags_file(fv, run_dir)
     metrics = trainer.fit()
     # Model building, training, and the periodic and final evaluations; a run resumed from a
     # checkpoint counts only its last part (metrics.json says where it resumed).
@@ -336,7 +322,7 @@ def measure_inference(run_dir: str, eval_batches: list, eval_pattern: str) -> fl
         run.model, run.model_config, eval_batches, repeats=INFERENCE_REPEATS
     )
     update_timing(run_dir, inference_ms_per_video=ms, inference_setup=setup)
-    print(f"   {run_dir}: {ms:.4f} ms per video")
+    print(f"== {run_dir}: inference timed, {ms:.4f} ms per video")
     return ms
 
 
@@ -416,7 +402,9 @@ def markdown(results: dict) -> str:
         f"Synthetic YouTube-8M ({config['train_videos']} training, {config['eval_videos']} "
         f"held-out videos), {config['max_steps']} steps, seeds {', '.join(seeds)}: mean ± "
         "half-range over seeds. Inference: ms per video on the held-out set, batch "
-        f"{config['inference_batch_size']}, median of {config['inference_repeats']} passes.",
+        f"{config['inference_batch_size']}, median of {config['inference_repeats']} passes. "
+        f"Distillation weights: w_pred={config['w_pred']}, w_rep={config['w_rep']}, "
+        f"w_kl={config.get('w_kl', 0.0)} (T={config.get('temperature', 4.0)}).",
         "",
         "| model | frames | GAP | mAP | Hit@1 | trainable params | GFLOPs/video "
         "| inference ms/video | train wall s |",
@@ -538,8 +526,14 @@ def main(argv: list[str]) -> None:
             if spec.k_frames:
                 overrides["k_frames"] = spec.k_frames
             if spec.distilled:
-                overrides.update(teacher_cache=cache_dir, w_pred=FLAGS.w_pred, w_rep=FLAGS.w_rep)
-            fv = run_flags(spec.preset, **overrides)
+                overrides.update(
+                    teacher_cache=cache_dir,
+                    w_pred=FLAGS.w_pred,
+                    w_rep=FLAGS.w_rep,
+                    w_kl=FLAGS.w_kl,
+                    temperature=FLAGS.temperature,
+                )
+            fv = yflags.flagfile_values(os.path.join(MODELS_DIR, spec.preset), **overrides)
             metrics[seed, spec.name] = train_run(spec, fv, run_dir, strategy)
             if spec.name == "teacher":
                 ensure_teacher_cache(run_dir, cache_dir, train_pattern)
@@ -575,6 +569,8 @@ def main(argv: list[str]) -> None:
             "eval_every_steps": FLAGS.eval_every_steps,
             "w_pred": FLAGS.w_pred,
             "w_rep": FLAGS.w_rep,
+            "w_kl": FLAGS.w_kl,
+            "temperature": FLAGS.temperature,
             "train_data_pattern": train_pattern,
             "eval_data_pattern": eval_pattern,
             "train_videos": FLAGS.train_videos,

@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 
 _FIGSIZE = (7.0, 4.5)
 _DPI = 150
-_DODGE = 1.06  # x factor between points of equal GFLOPs
+_DODGE = 1.1  # x factor between points of equal GFLOPs
 
 
 def _save(figure: Figure, path_stem: str) -> tuple[str, str]:
@@ -109,7 +109,7 @@ def plot_metric_vs_gflops(
       title: the figure title.
       styles: label -> keyword arguments of `Axes.errorbar` (color, marker, fmt, ...).
 
-    Points of equal GFLOPs are drawn side by side, a factor of 1.06 apart on the x axis, the lower
+    Points of equal GFLOPs are drawn side by side, a factor of 1.1 apart on the x axis, the lower
     value on the left.
 
     Returns:

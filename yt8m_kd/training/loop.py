@@ -66,11 +66,18 @@ def make_predict_fn(model: keras.Model, model_config: ModelConfig) -> Callable:
 
 
 def evaluate(
-    model: keras.Model, model_config: ModelConfig, dataset: tf.data.Dataset, top_k: int = 20
+    model: keras.Model,
+    model_config: ModelConfig,
+    dataset: tf.data.Dataset,
+    top_k: int = 20,
+    predict: Callable | None = None,
 ) -> dict:
-    """GAP, mAP, Hit@1 and PERR over `dataset`, streaming (keeps each video's top_k only)."""
+    """GAP, mAP, Hit@1 and PERR over `dataset`, streaming (keeps each video's top_k only).
+
+    `predict` (from make_predict_fn) lets repeated evaluations reuse one traced function.
+    """
     accumulator = metrics_lib.EvaluationAccumulator(model_config.num_classes, top_k=top_k)
-    predict = make_predict_fn(model, model_config)
+    predict = predict or make_predict_fn(model, model_config)
     for batch in dataset:
         accumulator.update(predict(batch).numpy(), batch["labels"].numpy())
     return accumulator.result()
@@ -144,6 +151,7 @@ class Trainer:
         self._train_step = self._make_train_step()
         self._saved_step = -1
         self.eval_history: list[dict] = []
+        self._predict = None  # traced once, on the first evaluation
 
     @property
     def step(self) -> int:
@@ -335,7 +343,11 @@ class Trainer:
 
     def run_eval(self) -> dict:
         """Evaluates the model now; every evaluation is kept in `eval_history` (metrics.json)."""
-        metrics = evaluate(self.model, self.model_config, self.eval_dataset())
+        if self._predict is None:
+            self._predict = make_predict_fn(self.model, self.model_config)
+        metrics = evaluate(
+            self.model, self.model_config, self.eval_dataset(), predict=self._predict
+        )
         self.eval_history.append({"step": self.step, **metrics})
         return metrics
 
