@@ -81,13 +81,9 @@ def main(argv: list[str]) -> None:
         )
 
     counter = yt8m.BadRecordCounter()
-    dataset = yt8m.frame_dataset(
+    dataset = run.frame_dataset(
         patterns,
         batch_size=FLAGS.batch_size,
-        max_frames=run.max_frames,
-        num_classes=model_config.num_classes,
-        feature_names=tuple(run_flags.feature_names),
-        feature_sizes=model_config.feature_sizes,
         skip_bad_records=FLAGS.skip_bad_records,
         bad_record_counter=counter,
     )

@@ -60,18 +60,11 @@ def make_data(data_dir: str, model_config) -> tuple[str, str]:
 
 def cache_teacher(teacher_dir: str, train_pattern: str) -> str:
     """Runs the teacher once over the training videos and stores its logits and repr per video."""
-    from yt8m_kd.data import yt8m
     from yt8m_kd.distill.teacher_cache import write_teacher_cache
     from yt8m_kd.training.runs import restore_run
 
     run = restore_run(teacher_dir)
-    dataset = yt8m.frame_dataset(
-        train_pattern,
-        batch_size=128,
-        max_frames=run.max_frames,
-        num_classes=run.model_config.num_classes,
-        feature_sizes=run.model_config.feature_sizes,
-    )
+    dataset = run.frame_dataset(train_pattern, batch_size=128)
     cache_dir = os.path.join(FLAGS.work_dir, "teacher_cache")
     metadata = {"teacher_run_dir": teacher_dir, "checkpoint": run.checkpoint}
     metadata["data_pattern"] = train_pattern

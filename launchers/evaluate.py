@@ -45,13 +45,9 @@ def main(argv: list[str]) -> None:
     yflags.validate_eval_flags(run_flags)
 
     counter = yt8m.BadRecordCounter()
-    dataset = yt8m.frame_dataset(
+    dataset = run.frame_dataset(
         run_flags.eval_data_pattern,
         batch_size=FLAGS.eval_batch_size,
-        max_frames=run_flags.max_frames,
-        num_classes=model_config.num_classes,
-        feature_names=tuple(run_flags.feature_names),
-        feature_sizes=model_config.feature_sizes,
         skip_bad_records=FLAGS.skip_bad_records,
         bad_record_counter=counter,
     )

@@ -263,7 +263,6 @@ def train_run(spec: ModelSpec, fv: flags.FlagValues, run_dir: str, strategy) -> 
 
 def ensure_teacher_cache(teacher_dir: str, cache_dir: str, train_pattern: str) -> None:
     """The teacher's outputs over the training data, written once per teacher checkpoint."""
-    from yt8m_kd.data import yt8m
     from yt8m_kd.distill.teacher_cache import METADATA_FILE, write_teacher_cache
     from yt8m_kd.training.runs import latest_checkpoint, restore_run
 
@@ -279,14 +278,7 @@ def ensure_teacher_cache(teacher_dir: str, cache_dir: str, train_pattern: str) -
     print(f"== {cache_dir}: caching the teacher's outputs over {train_pattern}")
     started = time.perf_counter()
     run = restore_run(teacher_dir)
-    dataset = yt8m.frame_dataset(
-        train_pattern,
-        batch_size=CACHE_BATCH_SIZE,
-        max_frames=run.max_frames,
-        num_classes=run.model_config.num_classes,
-        feature_names=tuple(run.run_flags.feature_names),
-        feature_sizes=run.model_config.feature_sizes,
-    )
+    dataset = run.frame_dataset(train_pattern, batch_size=CACHE_BATCH_SIZE)
     write_teacher_cache(
         run.model,
         run.model_config,

@@ -11,6 +11,7 @@ import tensorflow as tf
 from absl import flags
 
 from yt8m_kd import flags as yflags
+from yt8m_kd.data import yt8m
 from yt8m_kd.modeling import ModelConfig, build_video_model
 
 
@@ -26,6 +27,19 @@ class RestoredRun:
     @property
     def max_frames(self) -> int:
         return self.run_flags.max_frames
+
+    def frame_dataset(self, file_pattern, *, batch_size: int, **kwargs) -> tf.data.Dataset:
+        """Records read the way this run read them (features, max_frames, classes);
+        `kwargs` go to `yt8m_kd.data.yt8m.frame_dataset` (shuffle, skip_bad_records, ...)."""
+        return yt8m.frame_dataset(
+            file_pattern,
+            batch_size=batch_size,
+            max_frames=self.max_frames,
+            num_classes=self.model_config.num_classes,
+            feature_names=tuple(self.run_flags.feature_names),
+            feature_sizes=self.model_config.feature_sizes,
+            **kwargs,
+        )
 
 
 def latest_checkpoint(run_dir: str) -> str:
