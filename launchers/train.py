@@ -42,6 +42,7 @@ def main(argv: list[str]) -> None:
 
     from yt8m_kd.training.distillation import DistillationTrainer
     from yt8m_kd.training.loop import Trainer
+    from yt8m_kd.training.sakd_trainer import SAKDTrainer
 
     strategy = strategy_lib.make_strategy(FLAGS.strategy)
     if FLAGS.batch_size % strategy.num_replicas_in_sync:
@@ -64,13 +65,16 @@ def main(argv: list[str]) -> None:
         strategy,
     )
     distill_config = yflags.distill_config_from_flags(FLAGS)
-    if distill_config is None:
-        trainer = Trainer(*configs)
-    else:
-        try:
+    sakd_config = yflags.sakd_config_from_flags(FLAGS)
+    try:
+        if sakd_config is not None:
+            trainer = SAKDTrainer(*configs, distill_config, sakd_config, FLAGS.num_epochs)
+        elif distill_config is not None:
             trainer = DistillationTrainer(*configs, distill_config)
-        except ValueError as e:  # a teacher that does not fit the student
-            raise yflags.FlagError(str(e)) from e
+        else:
+            trainer = Trainer(*configs)
+    except ValueError as e:  # a teacher or cache that does not fit the student
+        raise yflags.FlagError(str(e)) from e
     if trainer.is_chief:
         yflags.write_flags_file(FLAGS, FLAGS.run_dir)
     logging.info("Training in %s with %d replica(s)", FLAGS.run_dir, strategy.num_replicas_in_sync)

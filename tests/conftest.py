@@ -96,3 +96,60 @@ class _Launcher:
     repo_root = REPO_ROOT
     run = staticmethod(run_launcher)
     last_stderr_line = staticmethod(last_stderr_line)
+
+
+# ------------------------------------------------------------------ teacher run and teacher cache
+def tiny_configs(preset: str, tiny_yt8m: TinyData, **overrides):
+    """(ModelConfig, TrainConfig, DataConfig) of a models/ preset at the tiny data's size."""
+    from yt8m_kd import flags as yflags
+
+    return yflags.configs_from_flagfile(
+        str(REPO_ROOT / "models" / preset),
+        train_data_pattern=tiny_yt8m.train_pattern,
+        max_frames=MAX_FRAMES,
+        batch_size=8,
+        progress_bar=False,
+        **overrides,
+    )
+
+
+@pytest.fixture(scope="session")
+def teacher_run(tiny_yt8m, tmp_path_factory):
+    """A briefly trained tiny teacher run directory (flags.txt + checkpoint)."""
+    from yt8m_kd import flags as yflags
+    from yt8m_kd.training import strategy as strategy_lib
+    from yt8m_kd.training.loop import Trainer
+
+    run_dir = str(tmp_path_factory.mktemp("teacher"))
+    model_config, train_config, data_config = tiny_configs(
+        "tiny_teacher.flags", tiny_yt8m, max_steps=5, checkpoint_every_steps=5
+    )
+    fv = yflags.flagfile_values(
+        str(REPO_ROOT / "models" / "tiny_teacher.flags"),
+        max_frames=MAX_FRAMES,
+        train_data_pattern=tiny_yt8m.train_pattern,
+        run_dir=run_dir,
+    )
+    yflags.write_flags_file(fv, run_dir)
+    strategy = strategy_lib.make_strategy("one_device")
+    Trainer(model_config, train_config, data_config, run_dir, strategy).fit()
+    return run_dir
+
+
+@pytest.fixture(scope="session")
+def teacher_cache(teacher_run, tiny_yt8m, tmp_path_factory):
+    """The teacher's outputs over the tiny training set (a teacher cache directory)."""
+    from yt8m_kd.distill.teacher_cache import write_teacher_cache
+    from yt8m_kd.training.runs import restore_run
+
+    run = restore_run(teacher_run)
+    dataset = run.frame_dataset(tiny_yt8m.train_pattern, batch_size=8)
+    cache_dir = str(tmp_path_factory.mktemp("cache"))
+    write_teacher_cache(
+        run.model,
+        run.model_config,
+        dataset,
+        cache_dir,
+        metadata={"teacher_run_dir": teacher_run, "data_pattern": tiny_yt8m.train_pattern},
+    )
+    return cache_dir

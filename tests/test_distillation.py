@@ -8,78 +8,22 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import tiny_configs
 
-from yt8m_kd import flags as yflags
 from yt8m_kd.distill.losses import DistillationWeights
-from yt8m_kd.distill.teacher_cache import write_teacher_cache
 from yt8m_kd.training import strategy as strategy_lib
 from yt8m_kd.training.distillation import DistillationTrainer, DistillConfig
-from yt8m_kd.training.loop import Trainer
-from yt8m_kd.training.runs import restore_run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODELS = os.path.join(ROOT, "models")
-
-
-def _configs(preset, tiny_yt8m, **overrides):
-    return yflags.configs_from_flagfile(
-        os.path.join(MODELS, preset),
-        train_data_pattern=tiny_yt8m.train_pattern,
-        max_frames=60,
-        batch_size=8,
-        progress_bar=False,
-        **overrides,
-    )
 
 
 def _weights(model):
     return [v.numpy().copy() for v in model.weights]
 
 
-@pytest.fixture(scope="module")
-def teacher_run(tiny_yt8m, tmp_path_factory):
-    """A briefly trained tiny teacher run directory (flags.txt + checkpoint)."""
-    run_dir = str(tmp_path_factory.mktemp("teacher"))
-    model_config, train_config, data_config = _configs(
-        "tiny_teacher.flags", tiny_yt8m, max_steps=5, checkpoint_every_steps=5
-    )
-    fv = yflags.flagfile_values(
-        os.path.join(MODELS, "tiny_teacher.flags"),
-        max_frames=60,
-        train_data_pattern=tiny_yt8m.train_pattern,
-        run_dir=run_dir,
-    )
-    yflags.write_flags_file(fv, run_dir)
-    strategy = strategy_lib.make_strategy("one_device")
-    Trainer(model_config, train_config, data_config, run_dir, strategy).fit()
-    return run_dir
-
-
-@pytest.fixture(scope="module")
-def teacher_cache(teacher_run, tiny_yt8m, tmp_path_factory):
-    from yt8m_kd.data import yt8m
-
-    run = restore_run(teacher_run)
-    dataset = yt8m.frame_dataset(
-        tiny_yt8m.train_pattern,
-        batch_size=8,
-        max_frames=60,
-        num_classes=run.model_config.num_classes,
-        feature_sizes=run.model_config.feature_sizes,
-    )
-    cache_dir = str(tmp_path_factory.mktemp("cache"))
-    write_teacher_cache(
-        run.model,
-        run.model_config,
-        dataset,
-        cache_dir,
-        metadata={"teacher_run_dir": teacher_run, "data_pattern": tiny_yt8m.train_pattern},
-    )
-    return cache_dir
-
-
 def _distill(tiny_yt8m, run_dir, distill_config, steps=6, preset="tiny_student_k6.flags", **kw):
-    model_config, train_config, data_config = _configs(
+    model_config, train_config, data_config = tiny_configs(
         preset, tiny_yt8m, max_steps=steps, checkpoint_every_steps=steps, **kw
     )
     trainer = DistillationTrainer(

@@ -185,12 +185,96 @@ def define_distill_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_float("temperature", 4.0, "Temperature T of the KL loss.", flag_values=fv)
 
 
+def define_sakd_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
+    """SAKD (reference/sakd.md): every constant of the spec is a flag; defaults are the paper's."""
+    if _defined(fv, "sakd"):
+        return
+    from yt8m_kd.distill.sakd import MAPPINGS, SCHEDULES, SAKDConfig
+
+    d = SAKDConfig()
+    flags.DEFINE_boolean(
+        "sakd", False, "Train with SAKD (needs --teacher_cache and --num_epochs).", flag_values=fv
+    )
+    flags.DEFINE_integer(
+        "num_epochs",
+        10,
+        "SAKD: epochs N of the interruption schedule; an epoch is one pass over the selected "
+        "samples (replaces --max_steps).",
+        flag_values=fv,
+    )
+    flags.DEFINE_float("sakd_ratio", d.ratio, "SAKD: fraction of samples selected.", flag_values=fv)
+    flags.DEFINE_integer(
+        "sakd_selection_interval",
+        d.selection_interval,
+        "SAKD: epochs between difficulty passes and selections.",
+        flag_values=fv,
+    )
+    flags.DEFINE_enum(
+        "sakd_schedule",
+        d.schedule,
+        list(SCHEDULES),
+        "SAKD: interruption-rate schedule beta(n).",
+        flag_values=fv,
+    )
+    flags.DEFINE_float(
+        "sakd_eta",
+        d.eta,
+        "SAKD: beta below eta drops frames, from eta on shuffles them.",
+        flag_values=fv,
+    )
+    flags.DEFINE_float(
+        "sakd_memory",
+        d.memory,
+        "SAKD: lambda, the strength's memory of its past value.",
+        flag_values=fv,
+    )
+    flags.DEFINE_float(
+        "sakd_gamma",
+        d.gamma,
+        "SAKD: quality/diversity trade-off of the selection kernel.",
+        flag_values=fv,
+    )
+    flags.DEFINE_enum(
+        "sakd_mapping",
+        d.mapping,
+        list(MAPPINGS),
+        "SAKD: difficulty -> strength, the paper's (1 - d_hat) or the released code's "
+        "(beta * d_hat, for comparison).",
+        flag_values=fv,
+    )
+
+
 def define_all_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     """Every flag a preset may set; launchers call this so any preset parses."""
     define_model_flags(fv)
     define_data_flags(fv)
     define_training_flags(fv)
     define_distill_flags(fv)
+    define_sakd_flags(fv)
+
+
+def sakd_config_from_flags(fv: flags.FlagValues = flags.FLAGS):
+    """The SAKDConfig of the flags, or None without --sakd. Bad values raise FlagError."""
+    from yt8m_kd.distill.sakd import SAKDConfig
+
+    if not fv.sakd:
+        return None
+    if not fv.teacher_cache:
+        raise FlagError("--sakd needs --teacher_cache (launchers/cache_teacher.py makes one)")
+    if fv.num_epochs <= 0:
+        raise FlagError(f"--num_epochs={fv.num_epochs} must be positive")
+    try:
+        return SAKDConfig(
+            ratio=fv.sakd_ratio,
+            selection_interval=fv.sakd_selection_interval,
+            schedule=fv.sakd_schedule,
+            eta=fv.sakd_eta,
+            memory=fv.sakd_memory,
+            gamma=fv.sakd_gamma,
+            mapping=fv.sakd_mapping,
+        )
+    except ValueError as e:
+        raise FlagError(f"SAKD flags: {e}") from e
 
 
 def distill_config_from_flags(fv: flags.FlagValues = flags.FLAGS):

@@ -53,7 +53,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import tensorflow as tf
 from absl import logging
@@ -421,6 +421,7 @@ def frame_dataset(
     drop_remainder: bool = False,
     input_context: tf.distribute.InputContext | None = None,
     num_parallel_reads: int = tf.data.AUTOTUNE,
+    record_filter: Callable[[dict[str, tf.Tensor]], tf.Tensor] | None = None,
 ) -> tf.data.Dataset:
     """Batches of YouTube-8M frame records (see the module docstring for the batch and errors).
 
@@ -442,6 +443,8 @@ def frame_dataset(
       input_context: with more than one input pipeline, this pipeline reads only the files
         input_pipeline_id, input_pipeline_id + num_input_pipelines, ... of the sorted file list.
       num_parallel_reads: files read at once (AUTOTUNE: min(16, number of files)).
+      record_filter: keeps a valid record (a dict of video_id, frames, num_frames, labels) when it
+        returns True; applied before shuffling and batching (SAKD trains on a selected subset).
 
     Raises:
       FileNotFoundError: a pattern matches no file.
@@ -489,6 +492,8 @@ def frame_dataset(
     else:
         dataset = dataset.map(_strict)
     dataset = dataset.map(_public)
+    if record_filter is not None:
+        dataset = dataset.filter(record_filter)
     if shuffle:
         dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     if repeat:

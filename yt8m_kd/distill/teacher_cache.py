@@ -218,6 +218,7 @@ class TeacherCache:
             raise ValueError("load the TeacherCache outside strategy.scope()")
         self.cache_dir = cache_dir
         self._metadata = metadata
+        self.video_ids = np.asarray(video_ids)  # row i of the cache is video_ids[i]
         with tf.init_scope(), tf.device("/CPU:0"):
             self._rows = tf.lookup.StaticHashTable(
                 tf.lookup.KeyValueTensorInitializer(
@@ -341,12 +342,25 @@ class TeacherCache:
             )
 
     # ----------------------------------------------------------------------------------- lookup
+    def rows(self, video_ids: tf.Tensor) -> tf.Tensor:
+        """The cache rows of video ids (any shape), int64, -1 for an id not in the cache.
+
+        A row is a dense sample index 0..N-1 over the cached (training) videos: SAKD keeps its
+        per-sample state (difficulty, strength, selection) in arrays indexed by it.
+        """
+        return self._rows.lookup(video_ids)
+
+    def representations(self) -> np.ndarray:
+        """The teacher's repr of every cached video, [N, H] float32, in row order."""
+        return self._repr.numpy()
+
     def lookup(self, video_ids: tf.Tensor) -> dict[str, tf.Tensor]:
-        """{"teacher_logits": [B, C], "teacher_repr": [B, H]} float32 for video ids [B].
+        """{"teacher_logits": [B, C], "teacher_repr": [B, H]} float32 and the dense sample
+        `index` [B] int64 (the cache row) for video ids [B].
 
         A video id not in the cache raises tf.errors.InvalidArgumentError naming it and the cache.
         """
-        rows = self._rows.lookup(video_ids)  # [B] int64, -1 where missing
+        rows = self.rows(video_ids)  # [B] int64, -1 where missing
         found = rows >= 0
 
         def describe() -> tf.Tensor:
@@ -375,10 +389,12 @@ class TeacherCache:
             return {
                 "teacher_logits": tf.gather(self._logits, rows),
                 "teacher_repr": tf.gather(self._repr, rows),
+                "index": rows,
             }
 
     def join(self, dataset: tf.data.Dataset) -> tf.data.Dataset:
-        """Adds `teacher_logits` [B, C] and `teacher_repr` [B, H] to batches with `video_id` [B].
+        """Adds `teacher_logits` [B, C], `teacher_repr` [B, H] and `index` [B] to batches with
+        `video_id` [B].
 
         Map it over batches (after `frame_dataset`'s padded_batch): one lookup per batch. Works in
         the dataset_fn of `strategy.distribute_datasets_from_function`, as long as the cache was

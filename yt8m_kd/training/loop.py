@@ -120,6 +120,7 @@ class Trainer:
         tf.io.gfile.makedirs(run_dir)
 
         keras.utils.set_random_seed(train_config.seed)  # the initial weights follow --seed
+        self._build_host_state()
         with strategy.scope():
             self.model = build_video_model(model_config)
             self._build_training_parts()
@@ -158,6 +159,9 @@ class Trainer:
         return int(self.optimizer.iterations.numpy())
 
     # ------------------------------------------------------------- what subclasses extend
+    def _build_host_state(self) -> None:
+        """Builds host-side training state (outside the strategy scope, so not mirrored)."""
+
     def _build_training_parts(self) -> None:
         """Builds what trains beside the model (in the strategy scope); nothing for plain runs."""
 
@@ -174,6 +178,10 @@ class Trainer:
     def _join(self, dataset: tf.data.Dataset) -> tf.data.Dataset:
         """Adds per-video inputs to the training batches (a teacher cache); identity here."""
         return dataset
+
+    def _record_filter(self) -> Callable | None:
+        """Which training records to keep (SAKD's selected subset); all of them here."""
+        return None
 
     # ----------------------------------------------------------------------------------- data
     def _train_dataset(self, start_step: int) -> tf.distribute.DistributedDataset:
@@ -196,6 +204,7 @@ class Trainer:
                 bad_record_counter=self.bad_records,
                 drop_remainder=True,
                 input_context=input_context,
+                record_filter=self._record_filter(),
             )
             return self._join(dataset)
 
@@ -292,9 +301,10 @@ class Trainer:
         self._saved_step = self.step
         return self.step
 
-    def save(self) -> None:
-        """Saves a checkpoint of the current step, unless one exists already."""
-        if self.step != self._saved_step:
+    def save(self, force: bool = False) -> None:
+        """Saves a checkpoint of the current step, unless one exists already (or `force`: state
+        beside the step changed, such as SAKD's epoch bookkeeping)."""
+        if force or self.step != self._saved_step:
             self.manager.save(checkpoint_number=self.step)
             self._saved_step = self.step
 

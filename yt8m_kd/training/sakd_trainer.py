@@ -1,0 +1,283 @@
+"""SAKD training (Li et al., ACM MM 2025), the spec at the end of reference/sakd.md.
+
+Every `selection_interval` epochs (counting from epoch 0):
+  1. difficulty pass over the whole training set: the student sees temporally interrupted frames
+     (drop below eta, shuffle from eta on, at rate beta(epoch)); d_i is its per-sample distillation
+     loss against the clean teacher targets of the teacher cache; d_hat = min-max normalised d;
+  2. strength alpha_i = lambda * alpha_i + (1 - lambda) * (1 - d_hat_i) (or the released mapping);
+  3. selection of ratio * N samples by chunked greedy MAP on gamma * S + (1 - gamma) diag(1 - d_hat),
+     S the cosine similarity of the cached teacher representations.
+The epochs until the next pass iterate over the selected samples only (a tf.data filter on the
+sample index), with the per-sample loss (1 - alpha_i) L_label_i + alpha_i L_distill_i.
+
+SAKD runs from a teacher cache: its rows are the dense sample index that the per-sample state
+(difficulty, strength, selection) is kept in, and its representations are the diversity features.
+That state lives in the checkpoint, so a resumed run goes on with SAKD where it stopped; every
+selection's video ids are written to <run_dir>/sakd/.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from yt8m_kd.data import yt8m
+from yt8m_kd.distill import losses, sakd, selection
+from yt8m_kd.training.distillation import DistillationTrainer
+from yt8m_kd.training.loop import model_inputs
+
+
+class SAKDState(tf.Module):
+    """Per-sample SAKD state on the host, indexed by teacher-cache row; checkpointed."""
+
+    def __init__(self, num_samples: int):
+        super().__init__(name="sakd_state")
+        with tf.init_scope(), tf.device("/CPU:0"):
+            self.difficulty = tf.Variable(tf.zeros([num_samples]), trainable=False)
+            self.strength = tf.Variable(tf.zeros([num_samples]), trainable=False)  # alpha
+            # int32 rather than bool: read by the tf.data filter and gathered in the step.
+            self.selected = tf.Variable(tf.ones([num_samples], tf.int32), trainable=False)
+            self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False)  # epochs completed
+            # The step at which the current epoch started and how many steps it has, so that a
+            # run resumed mid-epoch finishes that epoch instead of starting it again.
+            self.epoch_start_step = tf.Variable(-1, dtype=tf.int64, trainable=False)
+            self.epoch_steps = tf.Variable(0, dtype=tf.int64, trainable=False)
+
+
+class SAKDTrainer(DistillationTrainer):
+    """Distillation with sample-level adaptive strength and training on a selected subset.
+
+    Training length is `num_epochs` epochs (the N of the interruption schedule); an epoch is one
+    pass over the currently selected samples (floor(selected / batch_size) steps).
+    """
+
+    def __init__(
+        self,
+        model_config,
+        train_config,
+        data_config,
+        run_dir,
+        strategy,
+        distill_config,
+        sakd_config: sakd.SAKDConfig,
+        num_epochs: int,
+    ):
+        if not distill_config.teacher_cache_dir:
+            raise ValueError(
+                "SAKD needs a teacher cache (--teacher_cache): its rows index the per-sample "
+                "state and its representations are the diversity features"
+            )
+        if num_epochs <= 0:
+            raise ValueError(f"num_epochs={num_epochs} must be positive")
+        self.sakd_config = sakd_config
+        self.num_epochs = num_epochs
+        super().__init__(model_config, train_config, data_config, run_dir, strategy, distill_config)
+        self._difficulty_fn = tf.function(self._difficulty, reduce_retracing=True)
+
+    def _build_host_state(self) -> None:
+        # Read by the tf.data filter on the host: plain variables, never mirrored.
+        self.state = SAKDState(self.teacher_cache.num_videos)
+
+    def _checkpointed_parts(self) -> dict:
+        return {**super()._checkpointed_parts(), "sakd": self.state}
+
+    def _record_filter(self):
+        selected, cache = self.state.selected, self.teacher_cache
+
+        def keep(record):
+            row = cache.rows(record["video_id"])
+            # An id missing from the cache (row -1) is kept, so that the join names it.
+            return (row < 0) | (tf.gather(selected, tf.maximum(row, 0)) > 0)
+
+        return keep
+
+    # ------------------------------------------------------------------------------- the loss
+    def _losses(self, batch, seed):
+        student = self.model(model_inputs(batch, self.model_config, seed), training=True)
+        per_sample = self._per_sample_losses(batch, student, batch["teacher_logits"])
+        alpha = tf.gather(self.state.strength, batch["index"])
+        # L_i = (1 - alpha_i) L_label_i + alpha_i L_distill_i (reference/sakd.md, spec 2)
+        adaptive = sakd.sample_adaptive_loss(
+            per_sample["label_loss"], per_sample["distill_loss"], alpha
+        )
+        gb = self.config.batch_size
+        values = {
+            name: tf.nn.compute_average_loss(value, global_batch_size=gb)
+            for name, value in per_sample.items()
+            if name != "total"
+        }
+        values["mean_strength"] = tf.nn.compute_average_loss(alpha, global_batch_size=gb)
+        values["regularization_loss"] = self._regularization_loss()
+        values["loss"] = (
+            tf.nn.compute_average_loss(adaptive, global_batch_size=gb)
+            + values["regularization_loss"]
+        )
+        return values
+
+    def _per_sample_losses(self, batch, student, teacher_logits):
+        student_repr = student["repr"]
+        if self.projection is not None:
+            student_repr = self.projection(student_repr)
+        return losses.distillation_losses(
+            labels=batch["labels"],
+            student_logits=student["logits"],
+            student_repr=student_repr,
+            teacher_logits=teacher_logits,
+            teacher_repr=batch["teacher_repr"],
+            weights=self.distill_config.weights,
+        )
+
+    # ------------------------------------------------------------------------- difficulty
+    def _difficulty(self, batch, beta, seed):
+        """Per-sample distillation loss of the student on interrupted input (spec 1)."""
+        frames = yt8m.dequantize(batch["frames"])  # interruption zeroes frames in feature space
+        frames = sakd.temporal_interruption(
+            frames, batch["num_frames"], beta, seed, eta=self.sakd_config.eta
+        )
+        inputs = {"frames": frames, "num_frames": batch["num_frames"]}
+        student = self.model(model_inputs(inputs, self.model_config, seed), training=False)
+        return self._per_sample_losses(batch, student, batch["teacher_logits"])["distill_loss"]
+
+    def difficulty_pass(self, epoch: int) -> dict:
+        """Difficulty of every training sample, then strength and selection; returns a summary."""
+        cfg, started = self.sakd_config, time.perf_counter()
+        beta = sakd.interruption_rate(epoch, self.num_epochs, cfg.schedule, cfg.power)
+        num_samples = self.teacher_cache.num_videos
+        difficulty = np.full([num_samples], np.nan)
+        labels: list[np.ndarray] = [np.zeros(0, np.int64)] * num_samples
+        dataset = self.teacher_cache.join(
+            yt8m.frame_dataset(
+                self.data_config.train_data_pattern,
+                batch_size=self.config.eval_batch_size,
+                max_frames=self.data_config.max_frames,
+                num_classes=self.model_config.num_classes,
+                feature_names=self.data_config.feature_names,
+                feature_sizes=self.model_config.feature_sizes,
+                skip_bad_records=self.data_config.skip_bad_records,
+                bad_record_counter=self.bad_records,
+            )
+        )
+        for batch_number, batch in enumerate(dataset):
+            seed = tf.constant([self.config.seed * 1000 + epoch, batch_number], tf.int64)
+            d = self._difficulty_fn(batch, tf.constant(beta, tf.float32), seed).numpy()
+            index = batch["index"].numpy()
+            difficulty[index] = d
+            for row, multi_hot in zip(index, batch["labels"].numpy(), strict=True):
+                labels[row] = np.flatnonzero(multi_hot)
+        seen = ~np.isnan(difficulty)
+        if not seen.all():
+            # Skipped bad records, or a cache made from other records: they are never selected.
+            logging.warning("%d cached samples were not in the training data", (~seen).sum())
+        d_hat = np.ones(num_samples)
+        d_hat[seen] = sakd.normalise_difficulty(difficulty[seen])
+        alpha = sakd.update_strength(
+            self.state.strength.numpy(), d_hat, cfg.memory, cfg.mapping, beta=beta
+        )
+        chosen = selection.select_samples(
+            self.teacher_cache.representations()[seen],
+            d_hat[seen],
+            cfg.ratio,
+            gamma=cfg.gamma,
+            seed=self.config.seed * 1000 + epoch,
+        )
+        chosen = np.flatnonzero(seen)[chosen]
+        selected = np.zeros(num_samples, np.int32)
+        selected[chosen] = 1
+        self.state.difficulty.assign(np.where(seen, difficulty, 0.0).astype(np.float32))
+        self.state.strength.assign(alpha.astype(np.float32))
+        self.state.selected.assign(selected)
+        summary = {
+            "epoch": epoch,
+            "beta": beta,
+            "interruption": "drop" if beta < cfg.eta else "shuffle",
+            "num_samples": int(seen.sum()),
+            "num_selected": int(len(chosen)),
+            "seconds": time.perf_counter() - started,
+            "selected_per_class": _class_counts(labels, chosen, self.model_config.num_classes),
+        }
+        self._write_selection(epoch, chosen, d_hat, alpha, summary)
+        return summary
+
+    def _write_selection(self, epoch, chosen, d_hat, alpha, summary) -> None:
+        with self.train_writer.as_default(step=self.step):
+            tf.summary.histogram("sakd/difficulty", d_hat)
+            tf.summary.histogram("sakd/strength", alpha)
+            tf.summary.scalar("sakd/selected_fraction", len(chosen) / len(d_hat))
+            tf.summary.scalar("sakd/difficulty_pass_seconds", summary["seconds"])
+            per_class = np.asarray(summary["selected_per_class"])
+            # One value per selected (sample, label): a histogram over class indices.
+            tf.summary.histogram(
+                "sakd/selected_per_class", np.repeat(np.arange(len(per_class)), per_class)
+            )
+        self.train_writer.flush()
+        if not self.is_chief:
+            return
+        directory = os.path.join(self.run_dir, "sakd")
+        tf.io.gfile.makedirs(directory)
+        with tf.io.gfile.GFile(
+            os.path.join(directory, f"selection_epoch{epoch:04d}.txt"), "w"
+        ) as f:
+            f.write("\n".join(v.decode() for v in self.teacher_cache.video_ids[chosen]) + "\n")
+        with tf.io.gfile.GFile(
+            os.path.join(directory, f"selection_epoch{epoch:04d}.json"), "w"
+        ) as f:
+            json.dump(summary, f, indent=2)
+
+    # ------------------------------------------------------------------------------ epochs
+    def fit(self) -> dict:
+        start_step = self.restore()
+        results = {"resumed_from_step": start_step, "epochs": []}
+        state, interval = self.state, self.sakd_config.selection_interval
+        for epoch in range(int(state.epoch.numpy()), self.num_epochs):
+            in_progress = int(state.epoch_start_step.numpy()) >= 0
+            record = {"epoch": epoch}
+            if not in_progress:
+                if epoch % interval == 0:
+                    record["difficulty_pass"] = self.difficulty_pass(epoch)
+                steps = int(state.selected.numpy().sum()) // self.config.batch_size
+                state.epoch_start_step.assign(self.step)
+                state.epoch_steps.assign(max(1, steps))
+            end = int(state.epoch_start_step.numpy() + state.epoch_steps.numpy())
+            started = time.perf_counter()
+            if self.step < end:
+                record["train"] = self._train_until(end, self.step)
+            record["train_seconds"] = time.perf_counter() - started
+            state.epoch.assign(epoch + 1)
+            state.epoch_start_step.assign(-1)
+            with self.train_writer.as_default(step=self.step):
+                tf.summary.scalar("sakd/train_epoch_seconds", record["train_seconds"])
+            self.save(force=True)  # the epoch is done: a resumed run starts the next one
+            results["epochs"].append(record)
+            logging.info("SAKD epoch %d done at step %d", epoch, self.step)
+        results["train"] = results["epochs"][-1].get("train", {}) if results["epochs"] else {}
+        results["sakd"] = epoch_time_summary(results["epochs"], interval)
+        return self.finish(results)
+
+
+def _class_counts(labels: list[np.ndarray], chosen: np.ndarray, num_classes: int) -> list[int]:
+    picked = [labels[i] for i in chosen]
+    flat = np.concatenate(picked) if picked else np.zeros(0, np.int64)
+    return np.bincount(flat, minlength=num_classes).astype(int).tolist()
+
+
+def epoch_time_summary(epochs: list[dict], interval: int) -> dict:
+    """Wall time per epoch with the difficulty passes amortised over the epochs they serve."""
+    train = [e["train_seconds"] for e in epochs]
+    passes = [e["difficulty_pass"]["seconds"] for e in epochs if "difficulty_pass" in e]
+    if not train:
+        return {}
+    total = sum(train) + sum(passes)
+    return {
+        "epochs": len(train),
+        "train_seconds_per_epoch": sum(train) / len(train),
+        "difficulty_pass_seconds": sum(passes) / len(passes) if passes else 0.0,
+        "selection_interval": interval,
+        "seconds_per_epoch_amortised": total / len(train),
+        "difficulty_pass_fraction": (sum(passes) / total) if total else math.nan,
+    }
