@@ -1,0 +1,144 @@
+"""launchers/sakd_experiment.py: vanilla distillation against four SAKD settings from one teacher
+cache, results files; and the SAKD presets of models/."""
+
+import json
+
+import pytest
+from conftest import REPO_ROOT
+
+from yt8m_kd import flags as yflags
+from yt8m_kd.distill.sakd import SAKDConfig
+
+SETTINGS = ["vanilla", "sakd_r10_i1", "sakd_r10_i5", "sakd_r50_i1", "sakd_r50_i5"]
+SAKD_FLAGS = {
+    "sakd",
+    "num_epochs",
+    "sakd_ratio",
+    "sakd_selection_interval",
+    "sakd_schedule",
+    "sakd_eta",
+    "sakd_memory",
+    "sakd_gamma",
+    "sakd_mapping",
+}
+
+
+def tiny_args(tmp_path, *extra):
+    return [
+        f"--work_dir={tmp_path / 'runs'}",
+        f"--data_dir={tmp_path / 'data'}",
+        f"--teacher_work_dir={tmp_path / 'teachers'}",
+        "--seeds=0",
+        "--num_epochs=2",
+        "--teacher_steps=20",
+        "--train_videos=128",
+        "--eval_videos=64",
+        "--noprogress_bar",
+        *extra,
+    ]
+
+
+@pytest.mark.parametrize(
+    "preset, base",
+    [("tiny_sakd_k6.flags", "tiny_distilled_k6.flags"), ("sakd_k6.flags", "distilled_k6.flags")],
+)
+def test_presets_give_the_spec_sakd_config(preset, base):
+    fv = yflags.parse_flagfile(str(REPO_ROOT / "models" / preset))
+    assert fv.sakd and fv.num_epochs == 10
+    with pytest.raises(yflags.FlagError, match="--teacher_cache"):
+        yflags.sakd_config_from_flags(fv)  # the cache is given on the command line
+    fv.teacher_cache = "/some/teacher_cache"
+    assert yflags.sakd_config_from_flags(fv) == SAKDConfig(
+        ratio=0.1,
+        selection_interval=5,
+        schedule="polynomial",
+        eta=0.5,
+        memory=0.1,
+        gamma=0.5,
+        mapping="paper",
+    )
+    assert yflags.sakd_config_from_flags(fv) == SAKDConfig(ratio=0.1, selection_interval=5)
+    # Self-contained: every other flag is that of the distilled preset it extends.
+    distilled = yflags.parse_flagfile(str(REPO_ROOT / "models" / base))
+    differ = {
+        name
+        for name in fv
+        if name not in SAKD_FLAGS | {"teacher_cache"} and fv[name].value != distilled[name].value
+    }
+    assert differ == set()
+
+
+@pytest.mark.parametrize(
+    "flag, message",
+    [
+        ("--num_epochs=0", "--num_epochs=0 must be positive"),
+        ("--seeds=0,0", "--seeds=0,0 repeats a value"),
+    ],
+)
+def test_bad_flags_fail_in_one_line(launcher, tmp_path, flag, message):
+    result = launcher.run("sakd_experiment.py", *tiny_args(tmp_path, flag))
+    assert result.returncode == 1
+    assert launcher.last_stderr_line(result) == f"sakd_experiment.py: error: {message}"
+    assert not (tmp_path / "data").exists()  # stopped before any work
+
+
+@pytest.mark.slow
+def test_experiment_end_to_end_and_reused(launcher, tmp_path):
+    work_dir = tmp_path / "runs"
+    first = launcher.run("sakd_experiment.py", *tiny_args(tmp_path), timeout=600)
+    assert first.returncode == 0, first.stderr[-3000:]
+    # The teacher and its cache were made in the teacher work dir.
+    assert (tmp_path / "teachers" / "seed0" / "teacher" / "metrics.json").exists()
+    assert (tmp_path / "teachers" / "seed0" / "teacher_cache" / "teacher_cache.json").exists()
+
+    results = json.loads((work_dir / "results.json").read_text())
+    assert results["settings"] == SETTINGS
+    runs = results["per_seed"]["0"]
+    assert sorted(runs) == sorted(SETTINGS)
+    for name, run in runs.items():
+        for metric in ("gap", "map", "hit_at_one", "perr"):
+            assert 0.0 <= run[metric] <= 1.0, (name, metric)
+        assert run["seconds_per_epoch"] > 0 and run["train_seconds_per_epoch"] > 0, name
+        assert run["wall_s"] > 0 and run["steps"] > 0, name
+        assert 0.0 <= run["difficulty_pass_fraction_of_wall"] < 1.0, name
+    # Vanilla: two epochs over all 128 samples at batch 32.
+    assert runs["vanilla"]["steps"] == 2 * (128 // 32)
+    assert runs["vanilla"]["difficulty_passes"] == 0
+    # SAKD: 13 or 64 selected samples per epoch; a pass every epoch (i1) or only at epoch 0 (i5).
+    for name, selected, passes in (
+        ("sakd_r10_i1", 13, 2),
+        ("sakd_r10_i5", 13, 1),
+        ("sakd_r50_i1", 64, 2),
+        ("sakd_r50_i5", 64, 1),
+    ):
+        run = runs[name]
+        assert run["samples_per_epoch"] == selected, name
+        assert run["steps"] == 2 * max(1, selected // 32), name
+        assert run["difficulty_passes"] == passes, name
+        assert run["difficulty_pass_seconds"] > 0, name
+        assert run["seconds_per_epoch"] >= run["train_seconds_per_epoch"], name
+    assert runs["sakd_r10_i1"]["steps"] < runs["vanilla"]["steps"]
+    assert runs["sakd_r10_i5"]["steps"] < runs["vanilla"]["steps"]
+    summary = results["summary"]
+    assert summary["vanilla"]["speedup_vs_vanilla"]["mean"] == pytest.approx(1.0)
+    assert summary["sakd_r10_i5"]["gap"]["mean"] == runs["sakd_r10_i5"]["gap"]
+
+    table = (work_dir / "results.md").read_text()
+    assert "| setting | samples/epoch | GAP | mAP | Hit@1 | steps | s/epoch (amortised) |" in table
+    for row in (
+        "| vanilla KD, all samples | 128 | ",
+        "| SAKD r=10%, re-select every epoch | 13 | ",
+        "| SAKD r=10%, re-select every 5 epochs | 13 | ",
+        "| SAKD r=50%, re-select every epoch | 64 | ",
+        "| SAKD r=50%, re-select every 5 epochs | 64 | ",
+    ):
+        assert row in table
+        assert row in first.stdout  # the table is printed too
+
+    # A second invocation reuses the teacher, its cache and every run: the same results.
+    before = (work_dir / "results.json").read_bytes()
+    second = launcher.run("sakd_experiment.py", *tiny_args(tmp_path), timeout=300)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "teacher done already (step 20), reused" in second.stdout
+    assert second.stdout.count("done already") == 1 + len(SETTINGS)
+    assert (work_dir / "results.json").read_bytes() == before
