@@ -316,9 +316,11 @@ class Trainer:
             results["train"] = self._train_until(cfg.max_steps, start_step)
         return self.finish(results)
 
-    def _train_until(self, max_steps: int, start_step: int) -> dict:
+    def _train_until(self, max_steps: int, start_step: int, iterator=None) -> dict:
+        """Trains to `max_steps`; `iterator` (over `_train_dataset`) is made here unless given."""
         cfg = self.config
-        iterator = iter(self._train_dataset(start_step))
+        if iterator is None:
+            iterator = iter(self._train_dataset(start_step))
         progbar = keras.utils.Progbar(max_steps, stateful_metrics=["loss", "examples/s"])
         if cfg.progress_bar:
             progbar.update(start_step)

@@ -234,19 +234,25 @@ class SAKDTrainer(DistillationTrainer):
         start_step = self.restore()
         results = {"resumed_from_step": start_step, "epochs": []}
         state, interval = self.state, self.sakd_config.selection_interval
+        # One repeating iterator per selection, not per epoch: starting a pipeline (file reads,
+        # shuffle buffer) costs more than a 10% epoch of a small model. A new selection gets a new
+        # iterator, so no record of the previous one lingers in the shuffle and prefetch buffers.
+        iterator = None
         for epoch in range(int(state.epoch.numpy()), self.num_epochs):
             in_progress = int(state.epoch_start_step.numpy()) >= 0
             record = {"epoch": epoch}
             if not in_progress:
                 if epoch % interval == 0:
                     record["difficulty_pass"] = self.difficulty_pass(epoch)
+                    iterator = None
                 steps = int(state.selected.numpy().sum()) // self.config.batch_size
                 state.epoch_start_step.assign(self.step)
                 state.epoch_steps.assign(max(1, steps))
             end = int(state.epoch_start_step.numpy() + state.epoch_steps.numpy())
             started = time.perf_counter()
             if self.step < end:
-                record["train"] = self._train_until(end, self.step)
+                iterator = iterator or iter(self._train_dataset(self.step))
+                record["train"] = self._train_until(end, self.step, iterator)
             record["train_seconds"] = time.perf_counter() - started
             state.epoch.assign(epoch + 1)
             state.epoch_start_step.assign(-1)
