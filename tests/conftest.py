@@ -153,3 +153,20 @@ def teacher_cache(teacher_run, tiny_yt8m, tmp_path_factory):
         metadata={"teacher_run_dir": teacher_run, "data_pattern": tiny_yt8m.train_pattern},
     )
     return cache_dir
+
+
+def mirrored_vs_one_device(data_root, steps: int, out_dir, teacher_run: str | None = None) -> dict:
+    """Runs tests/scripts/mirrored_vs_one_device.py (its own process: logical CPUs must be set
+    before TensorFlow starts) and returns its JSON report."""
+    import json
+
+    args = [str(data_root), str(steps), str(out_dir)] + ([teacher_run] if teacher_run else [])
+    result = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "tests" / "scripts" / "mirrored_vs_one_device.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO_ROOT,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])

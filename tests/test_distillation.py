@@ -1,14 +1,11 @@
 """Distillation training mode: frozen teacher, teacher cache vs online teacher, projection head."""
 
-import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import tiny_configs
+from conftest import mirrored_vs_one_device, tiny_configs
 
 from yt8m_kd.distill.losses import DistillationWeights
 from yt8m_kd.training import strategy as strategy_lib
@@ -108,22 +105,7 @@ def test_teacher_of_another_class_count_is_refused(tiny_yt8m, teacher_run, tmp_p
 
 @pytest.mark.slow
 def test_mirrored_distillation_matches_one_device(tiny_yt8m, teacher_run, tmp_path):
-    result = subprocess.run(
-        [
-            sys.executable,
-            os.path.join(ROOT, "tests", "scripts", "mirrored_vs_one_device.py"),
-            str(tiny_yt8m.root),
-            "6",
-            str(tmp_path / "runs"),
-            teacher_run,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=ROOT,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    report = mirrored_vs_one_device(tiny_yt8m.root, 6, tmp_path / "runs", teacher_run)
     assert report["replicas"] == [1, 2]
     assert report["initial_diff"] == 0.0
     assert report["final_diff"] < 1e-4

@@ -7,29 +7,15 @@ import subprocess
 import sys
 
 import pytest
+from conftest import mirrored_vs_one_device
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.mark.slow
 def test_mirrored_two_cpus_matches_one_device(tmp_path, tiny_yt8m):
-    data_dir = str(tiny_yt8m.root)
     steps = 8
-    result = subprocess.run(
-        [
-            sys.executable,
-            os.path.join(ROOT, "tests", "scripts", "mirrored_vs_one_device.py"),
-            data_dir,
-            str(steps),
-            str(tmp_path / "runs"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=ROOT,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    report = mirrored_vs_one_device(tiny_yt8m.root, steps, tmp_path / "runs")
     assert report["replicas"] == [1, 2]
     assert report["steps"] == [steps, steps]
     assert report["initial_diff"] == 0.0
