@@ -79,7 +79,7 @@ def train_one(
     """Trains the model of a preset on the synthetic data, returns its metrics.json content."""
     from yt8m_kd import flags as yflags
     from yt8m_kd.training import strategy as strategy_lib
-    from yt8m_kd.training.distillation import DistillationTrainer, DistillConfig
+    from yt8m_kd.training.distillation import DistillationTrainer
     from yt8m_kd.training.loop import Trainer
 
     run_dir = os.path.join(FLAGS.work_dir, name)
@@ -92,6 +92,7 @@ def train_one(
         checkpoint_every_steps=FLAGS.max_steps,
         seed=FLAGS.seed,
         progress_bar=FLAGS.progress_bar,
+        teacher_cache=teacher_cache,
     )
     yflags.write_flags_file(values, run_dir)
     model_config, train_config, data_config = yflags.configs_from_values(values)
@@ -103,8 +104,10 @@ def train_one(
         run_dir,
         strategy_lib.make_strategy("one_device"),
     )
-    if teacher_cache:
-        trainer = DistillationTrainer(*configs, DistillConfig(teacher_cache_dir=teacher_cache))
+    # The preset's loss weights, and the teacher cache, make the distillation config.
+    distill_config = yflags.distill_config_from_flags(values)
+    if distill_config is not None:
+        trainer = DistillationTrainer(*configs, distill_config)
     else:
         trainer = Trainer(*configs)
     started = time.perf_counter()

@@ -45,7 +45,11 @@ def test_demo_trains_teacher_plain_and_distilled_students(tmp_path):
     teacher_gap = metrics["teacher"]["eval"]["gap"]
     student_gap = metrics["student_k6"]["eval"]["gap"]
     assert teacher_gap > student_gap + 0.1, (teacher_gap, student_gap)
-    # The distilled student trained on every loss component, from the teacher cache.
+    # The distilled student trained on every loss component, from the teacher cache, with its
+    # preset's loss weights.
+    flags_txt = (work_dir / "distilled_k6" / "flags.txt").read_text().splitlines()
+    assert "--w_pred=1.0" in flags_txt and "--w_rep=0.05" in flags_txt
+    assert f"--teacher_cache={work_dir / 'teacher_cache'}" in flags_txt
     train = metrics["distilled_k6"]["train"]
     assert train["l_pred"] > 0 and train["l_rep"] > 0 and train["distill_loss"] > 0
     assert (
