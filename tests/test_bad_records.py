@@ -194,3 +194,42 @@ def test_with_file_context_names_the_file(tmp_path):
     assert isinstance(error, tf.errors.DataLossError)
     assert "corrupted record at 128" in error.message and corrupt in error.message
     assert os.path.basename(corrupt) in str(error)
+
+
+def _id_in(*ids):
+    table = tf.constant(list(ids))
+    return lambda video_id: tf.reduce_any(tf.equal(table, video_id))
+
+
+def test_id_filter_keeps_the_wanted_records_and_skips_checks_of_the_others(tmp_path):
+    _, bad, _ = BAD_RECORDS["bad_feature_size"]
+    path = _write(tmp_path / "shard.tfrecord", [_good("a"), bad, _good("b"), _good("c")])
+    # The bad record is not wanted: its frames are never checked, so strict mode does not fail.
+    assert _ids(_dataset(path, id_filter=_id_in("a", "c"))) == ["a", "c"]
+    # Wanted, it is checked as always.
+    with pytest.raises(tf.errors.InvalidArgumentError, match="record id short-rgb"):
+        _ids(_dataset(path, id_filter=_id_in("a", "short-rgb")))
+
+
+@pytest.mark.parametrize("make", [_truncated, _corrupt])
+def test_id_filter_still_reports_a_damaged_file(tmp_path, make):
+    # The bytes of rejected records count too, so lost bytes are found with any filter.
+    path = make(tmp_path)
+    with pytest.raises(tf.errors.InvalidArgumentError) as error:
+        _ids(_dataset(path, id_filter=_id_in("none of them")))
+    assert f"bad YouTube-8M input file {path}" in error.value.message
+
+
+def test_cache_file_replays_the_first_pass(tmp_path):
+    path = _write(tmp_path / "shard.tfrecord", [_good(f"r{i}") for i in range(4)])
+    cache = str(tmp_path / "cache" / "subset")
+    os.makedirs(os.path.dirname(cache))
+    dataset = _dataset(path, repeat=True, id_filter=_id_in("r1", "r3"), cache_file=cache)
+    iterator = iter(dataset)
+    first = [v.decode() for v in next(iterator)["video_id"].numpy()]
+    assert first == ["r1", "r3"]
+    second = [v.decode() for v in next(iterator)["video_id"].numpy()]  # completes the cache
+    assert second == ["r1", "r3"]
+    os.remove(path)  # later passes no longer read the input file
+    assert [v.decode() for v in next(iterator)["video_id"].numpy()] == ["r1", "r3"]
+    assert any(name.startswith("subset") for name in os.listdir(tmp_path / "cache"))

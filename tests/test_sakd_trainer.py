@@ -62,6 +62,21 @@ def test_sakd_trains_on_the_selected_subset(tiny_yt8m, teacher_cache, tmp_path):
     assert sum(summary["selected_per_class"]) >= summary["num_selected"]  # >= 1 label each
     timing = results["sakd"]
     assert timing["epochs"] == 3 and timing["difficulty_pass_seconds"] > 0
+    # The per-selection record caches are gone once training ends.
+    assert not (tmp_path / "sakd" / "cache").exists()
+
+
+def test_epochs_of_a_selection_read_its_cache(tiny_yt8m, teacher_cache, tmp_path):
+    trainer = _sakd(tiny_yt8m, teacher_cache, tmp_path, 1, ratio=0.25)
+    trainer.difficulty_pass(0)
+    iterator = iter(trainer._train_dataset(0))
+    for _ in range(3):  # 8 selected samples, batches of 8: the first pass, then from the cache
+        next(iterator)
+    cached = tf.io.gfile.glob(str(tmp_path / "sakd" / "cache" / "*_pipeline0*"))
+    assert any(path.endswith(".index") for path in cached)
+    # A new iterator (a new selection, or a resumed run) starts a new cache, the old one removed.
+    trainer._train_dataset(0)
+    assert not set(cached) & set(tf.io.gfile.glob(str(tmp_path / "sakd" / "cache" / "*")))
 
 
 def test_training_batches_hold_only_selected_samples(tiny_yt8m, teacher_cache, tmp_path):

@@ -209,10 +209,13 @@ def _frame_counts_text(names: Sequence[str], counts: Sequence[tf.Tensor]) -> tf.
 def _make_parser(
     max_frames: int, num_classes: int, feature_names: Sequence[str], feature_sizes: Sequence[int]
 ):
-    """parse(path, serialized) -> a record dict with private `_code`, `_error` and `_bytes`.
+    """(parse_proto, check): serialized record -> its proto fields, and (path, proto fields) ->
+    a record dict with private `_code`, `_error` and `_bytes`.
 
-    It raises only on bytes that are not a SequenceExample (caught per file, see
-    _make_file_reader).
+    Only parse_proto raises, on bytes that are not a SequenceExample (caught per file, see
+    _make_file_reader); check never fails on a parsed record. Split in two so that a reader can
+    account for a record's bytes and drop unwanted records (`id_filter`) before the checks and the
+    frame decoding, which cost most of the parsing time.
     """
     names, sizes = tuple(feature_names), tuple(int(s) for s in feature_sizes)
     width = sum(sizes)
@@ -225,12 +228,21 @@ def _make_parser(
         name: tf.io.FixedLenSequenceFeature([], tf.string, allow_missing=True) for name in names
     }
 
-    def parse(path, serialized):
+    def parse_proto(serialized):
+        """The proto fields of one record: raises on bytes that are not a SequenceExample."""
         context, sequences = tf.io.parse_single_sequence_example(
             serialized, context_features=context_features, sequence_features=sequence_features
         )
-        video_id = tf.where(context["id"] != "", context["id"], context["video_id"])
-        labels = context["labels"].values
+        return {
+            "video_id": tf.where(context["id"] != "", context["id"], context["video_id"]),
+            "labels": context["labels"].values,
+            "sequences": sequences,
+            "_bytes": tf.cast(tf.strings.length(serialized), tf.int64) + _TFRECORD_OVERHEAD_BYTES,
+        }
+
+    def check(path, proto):
+        """The record dict of parsed proto fields, with its problem `_code` and `_error`."""
+        video_id, labels, sequences = proto["video_id"], proto["labels"], proto["sequences"]
         counts = [tf.shape(sequences[name], out_type=tf.int32)[0] for name in names]
         lengths = [tf.strings.length(sequences[name]) for name in names]
         size_ok = [tf.reduce_all(lens == size) for lens, size in zip(lengths, sizes, strict=True)]
@@ -320,53 +332,64 @@ def _make_parser(
             "labels": tf.minimum(multi_hot, 1.0),  # a label listed twice is still one label
             "_code": code,
             "_error": tf.cond(code == 0, lambda: tf.constant(""), describe),
-            "_bytes": tf.cast(tf.strings.length(serialized), tf.int64) + _TFRECORD_OVERHEAD_BYTES,
+            "_bytes": proto["_bytes"],
         }
 
-    return parse
+    return parse_proto, check
 
 
-def _make_file_reader(parse, deterministic: bool):
-    """(path, size) -> the parsed records of one file, followed by one `corrupt_file` record when
-    some of its bytes could not be read or parsed (see the module docstring)."""
+def _make_file_reader(parse_proto, check, deterministic: bool, id_filter=None):
+    """(path, size) -> the checked records of one file, followed by one `corrupt_file` record when
+    some of its bytes could not be read or parsed (see the module docstring). With `id_filter`,
+    records it rejects are dropped after their bytes are accounted for and before their checks
+    and frame decoding."""
 
     def read_file(path: tf.Tensor, size: tf.Tensor) -> tf.data.Dataset:
         # ignore_errors: a read error ends this file's TFRecordDataset, a parse error drops one
         # record; both leave bytes unaccounted for, which the sentinel below reports.
-        records = tf.data.TFRecordDataset(path).map(
-            lambda s: (parse(path, s), False),
+        protos = tf.data.TFRecordDataset(path).map(
+            lambda s: (parse_proto(s), False),
             num_parallel_calls=tf.data.AUTOTUNE,
             deterministic=deterministic,
         )
-        records = records.ignore_errors()
-        sentinel = tf.data.Dataset.from_tensors(b"").map(lambda s: (parse(path, s), True))
+        protos = protos.ignore_errors()
+        sentinel = tf.data.Dataset.from_tensors(b"").map(lambda s: (parse_proto(s), True))
 
         def account(consumed_bytes, element):
-            record, is_sentinel = element
+            proto, is_sentinel = element
             damaged = is_sentinel & tf.not_equal(consumed_bytes, size)
-            record = dict(record)
-            record["_code"] = tf.where(damaged, _CODE["corrupt_file"], record["_code"])
-            record["_error"] = tf.cond(
-                damaged,
-                lambda: tf.strings.join(
-                    [
-                        "bad YouTube-8M input file ",
-                        path,
-                        ": ",
-                        tf.strings.as_string(size - consumed_bytes),
-                        " of its ",
-                        tf.strings.as_string(size),
-                        " bytes could not be read or parsed (a truncated or corrupt TFRecord file,"
-                        " or records that are not SequenceExamples)",
-                    ]
-                ),
-                lambda: record["_error"],
-            )
-            consumed_bytes += tf.where(is_sentinel, tf.constant(0, tf.int64), record["_bytes"])
-            return consumed_bytes, (record, ~is_sentinel | damaged)
+            lost_bytes = size - consumed_bytes
+            consumed_bytes += tf.where(is_sentinel, tf.constant(0, tf.int64), proto["_bytes"])
+            return consumed_bytes, (proto, is_sentinel, damaged, lost_bytes)
 
-        records = records.concatenate(sentinel).scan(tf.constant(0, tf.int64), account)
-        return records.filter(lambda _record, keep: keep).map(lambda record, _keep: record)
+        def wanted(proto, is_sentinel, damaged, _lost_bytes):
+            keep = ~is_sentinel
+            if id_filter is not None:
+                keep &= tf.cast(id_filter(proto["video_id"]), tf.bool)
+            return keep | damaged
+
+        def to_record(proto, _is_sentinel, damaged, lost_bytes):
+            record = check(path, proto)
+            record["_code"] = tf.where(damaged, _CODE["corrupt_file"], record["_code"])
+            file_error = tf.strings.join(
+                [
+                    "bad YouTube-8M input file ",
+                    path,
+                    ": ",
+                    tf.strings.as_string(lost_bytes),
+                    " of its ",
+                    tf.strings.as_string(size),
+                    " bytes could not be read or parsed (a truncated or corrupt TFRecord file,"
+                    " or records that are not SequenceExamples)",
+                ]
+            )
+            record["_error"] = tf.where(damaged, file_error, record["_error"])
+            return record
+
+        elements = protos.concatenate(sentinel).scan(tf.constant(0, tf.int64), account)
+        return elements.filter(wanted).map(
+            to_record, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic
+        )
 
     return read_file
 
@@ -421,7 +444,8 @@ def frame_dataset(
     drop_remainder: bool = False,
     input_context: tf.distribute.InputContext | None = None,
     num_parallel_reads: int = tf.data.AUTOTUNE,
-    record_filter: Callable[[dict[str, tf.Tensor]], tf.Tensor] | None = None,
+    id_filter: Callable[[tf.Tensor], tf.Tensor] | None = None,
+    cache_file: str | None = None,
 ) -> tf.data.Dataset:
     """Batches of YouTube-8M frame records (see the module docstring for the batch and errors).
 
@@ -443,8 +467,13 @@ def frame_dataset(
       input_context: with more than one input pipeline, this pipeline reads only the files
         input_pipeline_id, input_pipeline_id + num_input_pipelines, ... of the sorted file list.
       num_parallel_reads: files read at once (AUTOTUNE: min(16, number of files)).
-      record_filter: keeps a valid record (a dict of video_id, frames, num_frames, labels) when it
-        returns True; applied before shuffling and batching (SAKD trains on a selected subset).
+      id_filter: video id (scalar string) -> bool: keeps only the records it accepts (SAKD trains
+        on a selected subset). It runs right after the proto parse, before the record checks and
+        the frame decoding; the frames of a rejected record are not checked.
+      cache_file: with repeat=True, the checked records of the first pass are written to this
+        file (tf.data cache) and later passes read them from it instead of reading and parsing
+        the input files again: SAKD's epochs over a selected subset read only that subset. Use a
+        new file name per pipeline (a cache left by an interrupted pass is incomplete).
 
     Raises:
       FileNotFoundError: a pattern matches no file.
@@ -479,9 +508,9 @@ def frame_dataset(
         len(files),
         _DEFAULT_CYCLE_LENGTH if num_parallel_reads == tf.data.AUTOTUNE else num_parallel_reads,
     )
-    parse = _make_parser(max_frames, num_classes, feature_names, feature_sizes)
+    parse_proto, check = _make_parser(max_frames, num_classes, feature_names, feature_sizes)
     dataset = dataset.interleave(
-        _make_file_reader(parse, deterministic),
+        _make_file_reader(parse_proto, check, deterministic, id_filter),
         cycle_length=cycle_length,
         block_length=1,
         num_parallel_calls=tf.data.AUTOTUNE,
@@ -492,8 +521,8 @@ def frame_dataset(
     else:
         dataset = dataset.map(_strict)
     dataset = dataset.map(_public)
-    if record_filter is not None:
-        dataset = dataset.filter(record_filter)
+    if cache_file is not None:
+        dataset = dataset.cache(cache_file)
     if shuffle:
         dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     if repeat:

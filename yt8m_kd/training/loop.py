@@ -179,8 +179,12 @@ class Trainer:
         """Adds per-video inputs to the training batches (a teacher cache); identity here."""
         return dataset
 
-    def _record_filter(self) -> Callable | None:
-        """Which training records to keep (SAKD's selected subset); all of them here."""
+    def _id_filter(self) -> Callable | None:
+        """video id -> whether to train on the record (SAKD's selected subset); all here."""
+        return None
+
+    def _cache_file(self, input_context: tf.distribute.InputContext) -> str | None:
+        """Where a training pipeline caches its first pass (SAKD's subset); nowhere here."""
         return None
 
     # ----------------------------------------------------------------------------------- data
@@ -204,7 +208,8 @@ class Trainer:
                 bad_record_counter=self.bad_records,
                 drop_remainder=True,
                 input_context=input_context,
-                record_filter=self._record_filter(),
+                id_filter=self._id_filter(),
+                cache_file=self._cache_file(input_context),
             )
             return self._join(dataset)
 

@@ -8,7 +8,9 @@ Every `selection_interval` epochs (counting from epoch 0):
   3. selection of ratio * N samples by chunked greedy MAP on gamma * S + (1 - gamma) diag(1 - d_hat),
      S the cosine similarity of the cached teacher representations.
 The epochs until the next pass iterate over the selected samples only (a tf.data filter on the
-sample index), with the per-sample loss (1 - alpha_i) L_label_i + alpha_i L_distill_i.
+sample index, applied to a record's id before its frames are checked and decoded; the first epoch
+of a selection caches the selected records in <run_dir>/sakd/cache/ and the others read them from
+there), with the per-sample loss (1 - alpha_i) L_label_i + alpha_i L_distill_i.
 
 SAKD runs from a teacher cache: its rows are the dense sample index that the per-sample state
 (difficulty, strength, selection) is kept in, and its representations are the diversity features.
@@ -87,15 +89,28 @@ class SAKDTrainer(DistillationTrainer):
     def _checkpointed_parts(self) -> dict:
         return {**super()._checkpointed_parts(), "sakd": self.state}
 
-    def _record_filter(self):
+    def _id_filter(self):
         selected, cache = self.state.selected, self.teacher_cache
 
-        def keep(record):
-            row = cache.rows(record["video_id"])
+        def keep(video_id):
+            row = cache.rows(video_id)
             # An id missing from the cache (row -1) is kept, so that the join names it.
             return (row < 0) | (tf.gather(selected, tf.maximum(row, 0)) > 0)
 
         return keep
+
+    def _cache_file(self, input_context):
+        # The selected records of this selection, checked and decoded once: the epochs after the
+        # first one of a selection read ~ratio * N records from here instead of all N files.
+        # A new name per pipeline and iterator, so a cache cut short by a kill is never reused.
+        directory = os.path.join(self.run_dir, "sakd", "cache")
+        tf.io.gfile.makedirs(directory)
+        pipeline = f"pipeline{input_context.input_pipeline_id}"
+        for stale in tf.io.gfile.glob(os.path.join(directory, f"*_{pipeline}*")):
+            tf.io.gfile.remove(stale)
+        return os.path.join(
+            directory, f"epoch{int(self.state.epoch.numpy()):04d}_step{self.step}_{pipeline}"
+        )
 
     # ------------------------------------------------------------------------------- the loss
     def _losses(self, batch, seed):
@@ -261,6 +276,10 @@ class SAKDTrainer(DistillationTrainer):
             self.save(force=True)  # the epoch is done: a resumed run starts the next one
             results["epochs"].append(record)
             logging.info("SAKD epoch %d done at step %d", epoch, self.step)
+        iterator = None
+        cache = os.path.join(self.run_dir, "sakd", "cache")
+        if tf.io.gfile.exists(cache):
+            tf.io.gfile.rmtree(cache)  # only needed while training
         results["train"] = results["epochs"][-1].get("train", {}) if results["epochs"] else {}
         results["sakd"] = epoch_time_summary(results["epochs"], interval)
         return self.finish(results)
