@@ -1,20 +1,29 @@
-"""Plots of experiment results: a metric against training step, and against forward cost.
+"""Plots of experiment results: a metric against training step and against forward cost, and
+the training loss terms.
 
-Pure functions of plain data (no TensorFlow): each draws one figure and saves it as PNG (Agg)
-and SVG next to each other, `path_stem + ".png"` and `path_stem + ".svg"`, and returns the two
-paths. Figures are `matplotlib.figure.Figure` objects rather than pyplot ones, so nothing here
-touches pyplot's global state or needs a display. The SVG gets a fixed hash salt and no date, so
-the same data give the same file.
+Functions of plain data (no TensorFlow). `*_figure` functions draw one figure and return it, for
+a caller (or a test) to look at its lines; `plot_*` functions draw the same figure and save it as
+PNG (Agg) and SVG next to each other, `path_stem + ".png"` and `path_stem + ".svg"`, returning
+the two paths. `plot_runs` draws the three figures of a set of run directories read by
+`yt8m_kd.run_logs`. Figures are `matplotlib.figure.Figure` objects rather than pyplot ones, so
+nothing here touches pyplot's global state or needs a display. The SVG gets a fixed hash salt and
+no date, so the same data give the same file.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import numbers
 import os
+import re
 from collections.abc import Mapping, Sequence
 
 import matplotlib
+import numpy as np
 from matplotlib.figure import Figure
+
+from yt8m_kd import run_logs
 
 _FIGSIZE = (7.0, 4.5)
 _DPI = 150
@@ -40,11 +49,22 @@ def plot_metric_vs_step(
     title: str = "Held-out metric during training",
     styles: Mapping[str, Mapping] | None = None,
 ) -> tuple[str, str]:
+    """`metric_vs_step_figure`, saved as `path_stem` + ".png" and ".svg"; returns the two paths."""
+    figure = metric_vs_step_figure(curves, metric=metric, title=title, styles=styles)
+    return _save(figure, path_stem)
+
+
+def metric_vs_step_figure(
+    curves: Mapping[str, Sequence[tuple[int, float]]],
+    *,
+    metric: str = "GAP",
+    title: str = "Held-out metric during training",
+    styles: Mapping[str, Mapping] | None = None,
+) -> Figure:
     """One line per run: `metric` against training step.
 
     Args:
       curves: label -> [(step, value), ...] (sorted by step here).
-      path_stem: output path without extension.
       metric: the y-axis name.
       title: the figure title.
       styles: label -> keyword arguments of `Axes.plot` (color, linestyle, marker, ...), e.g.
@@ -52,7 +72,7 @@ def plot_metric_vs_step(
         style get matplotlib's defaults.
 
     Returns:
-      (png path, svg path).
+      The figure: one Line2D per curve, labelled by the curve's label.
 
     Raises:
       ValueError: no curve, or a curve without points.
@@ -75,7 +95,7 @@ def plot_metric_vs_step(
     axes.grid(True, alpha=0.3)
     axes.legend(fontsize="small")
     figure.tight_layout()
-    return _save(figure, path_stem)
+    return figure
 
 
 def _error_bar(error: float | Sequence[float] | None) -> tuple[float, float]:
@@ -99,12 +119,24 @@ def plot_metric_vs_gflops(
     title: str = "Held-out metric against forward cost",
     styles: Mapping[str, Mapping] | None = None,
 ) -> tuple[str, str]:
+    """`metric_vs_gflops_figure`, saved as `path_stem` + ".png" and ".svg"; returns the two
+    paths."""
+    figure = metric_vs_gflops_figure(points, metric=metric, title=title, styles=styles)
+    return _save(figure, path_stem)
+
+
+def metric_vs_gflops_figure(
+    points: Sequence[Mapping],
+    *,
+    metric: str = "GAP",
+    title: str = "Held-out metric against forward cost",
+    styles: Mapping[str, Mapping] | None = None,
+) -> Figure:
     """One labelled point per model: `metric` against GFLOPs per video, log-scale x.
 
     Args:
       points: dicts with "label", "gflops" (> 0), "value", and optionally "error": None, a
         half-width, or a (below, above) pair such as (mean - min, max - mean) over seeds.
-      path_stem: output path without extension.
       metric: the y-axis name.
       title: the figure title.
       styles: label -> keyword arguments of `Axes.errorbar` (color, marker, fmt, ...).
@@ -113,7 +145,7 @@ def plot_metric_vs_gflops(
     value on the left.
 
     Returns:
-      (png path, svg path).
+      The figure: one errorbar container per point, labelled by the point's label.
 
     Raises:
       ValueError: no point, a point missing a key, GFLOPs <= 0, or a negative error.
@@ -162,4 +194,258 @@ def plot_metric_vs_gflops(
     axes.grid(True, which="both", alpha=0.3)
     axes.margins(x=0.25)
     figure.tight_layout()
+    return figure
+
+
+# ----------------------------------------------------------------------------- loss terms
+_PANEL_SIZE = (4.2, 3.0)
+_PANEL_COLUMNS = 3
+_MARKERS_UP_TO = 30  # points per curve; a longer curve is drawn as a plain line
+
+
+def moving_average(values: Sequence[float], window: int) -> np.ndarray:
+    """Trailing moving average: point i is the mean of points max(0, i - window + 1) .. i, so the
+    first points average what there is, and no point looks ahead of its step.
+
+    Raises:
+      ValueError: window < 1.
+    """
+    if window < 1:
+        raise ValueError(f"the smoothing window must be >= 1, got {window}")
+    values = np.asarray(values, dtype=np.float64)
+    sums = np.cumsum(np.concatenate([[0.0], values]))
+    ends = np.arange(1, len(values) + 1)
+    starts = np.maximum(ends - window, 0)
+    return (sums[ends] - sums[starts]) / (ends - starts)
+
+
+def loss_components_figure(
+    components: Mapping[str, Mapping[str, Sequence[tuple[int, float]]]],
+    *,
+    smoothing: int = 1,
+    title: str = "Training losses",
+    styles: Mapping[str, Mapping] | None = None,
+) -> Figure:
+    """One panel per loss term, one line per run in every panel: the term against training step.
+
+    Each term has its own y scale (the l2 penalty is orders of magnitude below the label loss),
+    and a run has the same colour in every panel and one entry in the legend under the panels.
+
+    Args:
+      components: term (e.g. "loss", "label_loss", "l_pred") -> run label -> [(step, value),
+        ...] (sorted by step here); panels in this order.
+      smoothing: window of a trailing moving average, in logged points; 1 draws the values as
+        logged. Above 1, the logged values stay as a faint line behind the smoothed one.
+      title: the figure title.
+      styles: run label -> keyword arguments of `Axes.plot`; a run without one gets colour Cn,
+        n its place in the order runs first appear.
+
+    Returns:
+      The figure: in each panel (titled by the term) one Line2D per run labelled by the run's
+      label holding the drawn (smoothed) values, plus with smoothing one "_<label> logged" line.
+
+    Raises:
+      ValueError: no term, a term without runs, a run without points, or smoothing < 1.
+    """
+    if not components:
+        raise ValueError("no loss term to plot")
+    if smoothing < 1:
+        raise ValueError(f"the smoothing window must be >= 1, got {smoothing}")
+    for name, curves in components.items():
+        if not curves:
+            raise ValueError(f"loss term {name} has no run")
+        empty = [label for label, points in curves.items() if not points]
+        if empty:
+            raise ValueError(f"{name}: runs without points: {', '.join(empty)}")
+    order = list(dict.fromkeys(label for curves in components.values() for label in curves))
+    styles = {
+        label: {"color": f"C{i % 10}", **((styles or {}).get(label, {}))}
+        for i, label in enumerate(order)
+    }
+    columns = min(_PANEL_COLUMNS, len(components))
+    rows = math.ceil(len(components) / columns)
+    figure = Figure(
+        figsize=(_PANEL_SIZE[0] * columns, _PANEL_SIZE[1] * rows + 0.8), layout="constrained"
+    )
+    panels = figure.subplots(rows, columns, sharex=True, squeeze=False).ravel()
+    handles = {}
+    for axes, (name, curves) in zip(panels, components.items(), strict=False):
+        for label, points in curves.items():
+            steps, values = (np.asarray(v) for v in zip(*sorted(points), strict=True))
+            style = {"linewidth": 1.2, **styles[label]}
+            if len(steps) <= _MARKERS_UP_TO:
+                style = {"marker": "o", "markersize": 2.5, **style}
+            if smoothing > 1:
+                axes.plot(steps, values, **{**style, "alpha": 0.25, "label": f"_{label} logged"})
+                values = moving_average(values, smoothing)
+            (handles[label],) = axes.plot(steps, values, **{**style, "label": label})
+        axes.set_title(name, fontsize="medium")
+        axes.grid(True, alpha=0.3)
+        axes.tick_params(labelsize="small")
+    for axes in panels[len(components) :]:
+        axes.remove()
+    for axes in panels[: len(components)][-columns:]:
+        axes.xaxis.set_tick_params(labelbottom=True)
+        axes.set_xlabel("training step")
+    if smoothing > 1:
+        title += f" (moving average of {smoothing} logged points; faint: as logged)"
+    figure.suptitle(title)
+    figure.legend(
+        [handles[label] for label in order],
+        order,
+        loc="outside lower center",
+        ncols=min(len(order), 5),
+        fontsize="small",
+    )
+    return figure
+
+
+def plot_loss_components(
+    components: Mapping[str, Mapping[str, Sequence[tuple[int, float]]]],
+    path_stem: str,
+    *,
+    smoothing: int = 1,
+    title: str = "Training losses",
+    styles: Mapping[str, Mapping] | None = None,
+) -> tuple[str, str]:
+    """`loss_components_figure`, saved as `path_stem` + ".png" and ".svg"; returns the two
+    paths."""
+    figure = loss_components_figure(components, smoothing=smoothing, title=title, styles=styles)
     return _save(figure, path_stem)
+
+
+# ------------------------------------------------------------------------ run directories
+@dataclasses.dataclass(frozen=True)
+class RunPlots:
+    """What `plot_runs` drew.
+
+    Attributes:
+      metric: the evaluation metric plotted (None when no run has one).
+      figures: figure name ("metric_vs_step", "losses", "metric_vs_gflops") -> Figure.
+      paths: figure name -> (png path, svg path).
+      notes: what was left out of a figure, and why, one line each.
+    """
+
+    metric: str | None
+    figures: dict[str, Figure]
+    paths: dict[str, tuple[str, str]]
+    notes: list[str]
+
+
+def figure_stems(metric: str | None) -> dict[str, str]:
+    """File names (without extension) of plot_runs' figures: "<metric>_vs_step",
+    "train_losses", "<metric>_vs_gflops"."""
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", metric or "metric")
+    return {
+        "metric_vs_step": f"{slug}_vs_step",
+        "losses": "train_losses",
+        "metric_vs_gflops": f"{slug}_vs_gflops",
+    }
+
+
+def plot_runs(
+    runs: Sequence[run_logs.RunLog],
+    output_dir: str,
+    *,
+    metric: str = "auto",
+    smoothing: int = 1,
+) -> RunPlots:
+    """The figures of a few runs (2 to 5 read well), saved under `output_dir`, each run in
+    colour Cn (n its place in `runs`) in every figure:
+
+    - `<metric>_vs_step`: the evaluation metric against step, one line per run;
+    - `train_losses`: every loss term the runs logged (`run_logs.is_loss_tag`), one panel per
+      term. A term that is 0 at every logged step of every run (a distillation term of weight 0
+      is not computed) is left out, with a note;
+    - `<metric>_vs_gflops`: each run's final metric against its GFLOPs per video (metrics.json
+      "model"), log x.
+
+    A run without what a figure needs (no evaluation, no metrics.json yet) is left out of that
+    figure with a note; a figure no run can go into is not drawn, with a note. Nothing is saved
+    until every figure is drawn.
+
+    Args:
+      runs: from `run_logs.read_runs`.
+      output_dir: where the PNG and SVG files go (made if missing).
+      metric: an evaluation metric's name, or "auto" (`run_logs.choose_metric`).
+      smoothing: moving-average window of the loss curves, in logged points (1 = none).
+
+    Raises:
+      run_logs.RunLogError: the metric is unknown to every run (`choose_metric`), or no figure
+        can be drawn at all.
+      ValueError: smoothing < 1.
+    """
+    if smoothing < 1:
+        raise ValueError(f"the smoothing window must be >= 1, got {smoothing}")
+    metric = run_logs.choose_metric(runs, metric)
+    colours = {run.label: f"C{i % 10}" for i, run in enumerate(runs)}
+    stems = figure_stems(metric)
+    figures: dict[str, Figure] = {}
+    notes: list[str] = []
+
+    def left_out(run: run_logs.RunLog, figure: str, why: str) -> None:
+        notes.append(f"{run.label} ({run.run_dir}) left out of {stems[figure]}: {why}")
+
+    if metric is None:
+        notes.append("no run has evaluation metrics: no metric figures")
+    else:
+        shown = run_logs.display_name(metric)
+        curves = {}
+        for run in runs:
+            curve = run.metric_curve(metric)
+            if curve:
+                curves[run.label] = curve
+            else:
+                left_out(run, "metric_vs_step", f"no {metric} evaluation")
+        if curves:
+            figures["metric_vs_step"] = metric_vs_step_figure(
+                curves,
+                metric=shown,
+                title=f"Held-out {shown} during training",
+                styles={label: {"color": colours[label]} for label in curves},
+            )
+        points = []
+        for run in runs:
+            value, gflops = run.final_metric(metric), run.gflops_per_video
+            if value is None:
+                left_out(run, "metric_vs_gflops", f"no final {metric}")
+            elif gflops is None or gflops <= 0:
+                left_out(run, "metric_vs_gflops", "no GFLOPs per video in metrics.json")
+            else:
+                points.append({"label": run.label, "gflops": gflops, "value": value})
+        if points:
+            figures["metric_vs_gflops"] = metric_vs_gflops_figure(
+                points,
+                metric=f"final {shown}",
+                title=f"Final held-out {shown} against forward cost",
+                styles={p["label"]: {"color": colours[p["label"]]} for p in points},
+            )
+
+    components: dict[str, dict[str, list[tuple[int, float]]]] = {}
+    for run in runs:
+        curves = run.loss_curves()
+        if not curves:
+            left_out(run, "losses", "no training loss logged")
+        for name, points in curves.items():
+            if points:
+                components.setdefault(name, {})[run.label] = points
+    names = sorted(components, key=run_logs.loss_order)
+    for name in names:
+        if all(value == 0 for curve in components[name].values() for _, value in curve):
+            notes.append(f"{name} is 0 at every logged step of every run (not computed): not drawn")
+            del components[name]
+    if components:
+        figures["losses"] = loss_components_figure(
+            {name: components[name] for name in names if name in components},
+            smoothing=smoothing,
+            styles={label: {"color": colour} for label, colour in colours.items()},
+        )
+
+    if not figures:
+        raise run_logs.RunLogError("nothing to plot: " + "; ".join(notes))
+    paths = {
+        name: _save(figures[name], os.path.join(output_dir, stems[name]))
+        for name in ("metric_vs_step", "losses", "metric_vs_gflops")
+        if name in figures
+    }
+    return RunPlots(metric=metric, figures=figures, paths=paths, notes=notes)
