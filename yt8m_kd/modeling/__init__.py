@@ -12,27 +12,41 @@ from yt8m_kd.modeling.classifiers import (
     MixtureOfExpertsClassifier,
 )
 from yt8m_kd.modeling.config import ModelConfig
+from yt8m_kd.modeling.frame_encoders import (
+    BACKBONES,
+    FrameEncoderVideoModel,
+    MaskedMeanPooling,
+    build_frame_encoder_model,
+    load_backbone_weights,
+)
 from yt8m_kd.modeling.nextvlad import NeXtVLAD
 from yt8m_kd.modeling.video_models import (
     Dequantize,
     NeXtVLADVideoModel,
     build_video_model,
     count_flops_per_video,
+    make_classifier,
     model_size,
 )
 
 __all__ = [
+    "BACKBONES",
     "ContextGating",
     "Dequantize",
+    "FrameEncoderVideoModel",
     "LogisticClassifier",
+    "MaskedMeanPooling",
     "MixtureOfExpertsClassifier",
     "ModelConfig",
     "NeXtVLAD",
     "NeXtVLADVideoModel",
+    "build_frame_encoder_model",
     "build_model_from_flagfile",
     "build_video_model",
     "config_from_flagfile",
     "count_flops_per_video",
+    "load_backbone_weights",
+    "make_classifier",
     "model_size",
 ]
 

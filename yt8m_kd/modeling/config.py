@@ -7,7 +7,7 @@ import dataclasses
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    """Everything needed to build a NeXtVLAD video model (reference/nextvlad.md).
+    """Everything needed to build a video model (reference/nextvlad.md).
 
     Field names are the flag names of `yt8m_kd/flags.py` and of the `models/*.flags` presets.
     The defaults are the reference's best single model (88,889,378 trainable parameters).
@@ -24,13 +24,25 @@ class ModelConfig:
       hidden_size: H, width of the hidden FC and of the video representation `repr`.
       gating_reduction: r, the SE context gating bottleneck is H / r.
       drop_rate: dropout on the concatenated NeXtVLAD outputs (training only).
-      classifier: "logistic" or "moe".
+      classifier: "logistic" or "moe" (multi-label, sigmoid per class), or "softmax" (a single
+        FC to logits like "logistic", for single-label classes: the loss applies a softmax).
       moe_num_mixtures: experts per class when classifier == "moe".
       l2_penalty: l2 weight decay on the classifier weights (the reference's l2_penalty, slim
         convention: penalty * sum(w^2) / 2).
       k_frames: frames the model sees per video; 0 means all frames (a teacher), k > 0 a k-frame
         student. Only used to size FLOP counts and to pick frames before the model.
       frame_selection: how a student's k frames are chosen (see `yt8m_kd.data.sampling`).
+      backbone: "" for frame features (YouTube-8M, the fields above); else the name of a
+        keras.applications image backbone in `yt8m_kd.modeling.frame_encoders.BACKBONES`
+        ("mobilenet_v3_small", "efficientnet_b0", "resnet50", ...) run on every frame (UCF101).
+        feature_sizes is then unused; the NeXtVLAD fields size the one image-feature branch.
+      image_size: input height = width of the frames of an image model (must be set with backbone).
+      backbone_weights: "" or "none" (random init), "imagenet" (the Keras download) or a local
+        weights file (.weights.h5, .keras, or a Keras application's legacy .h5) for the backbone.
+      pooling: how an image model pools its per-frame features: "nextvlad" or "mean" (masked).
+      trainable_backbone: False freezes the backbone (weights and batch-norm statistics).
+      temporal_encoding: an image model also pools a time-weighted copy of its frame features
+        (`frame_encoders.temporal_features`), so that frame order can matter.
     """
 
     feature_sizes: tuple[int, ...] = (1024, 128)
@@ -46,6 +58,12 @@ class ModelConfig:
     l2_penalty: float = 1e-5
     k_frames: int = 0
     frame_selection: str = "uniform"
+    backbone: str = ""
+    image_size: int = 0
+    backbone_weights: str = ""
+    pooling: str = "nextvlad"
+    trainable_backbone: bool = True
+    temporal_encoding: bool = False
 
     def replace(self, **changes) -> ModelConfig:
         return dataclasses.replace(self, **changes)

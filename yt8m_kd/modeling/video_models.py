@@ -75,6 +75,21 @@ def _branch_shapes(config: ModelConfig) -> list[tuple[int, int, int]]:
     return shapes
 
 
+def make_classifier(config: ModelConfig) -> keras.layers.Layer:
+    """The video-level classifier of `config`, named "classifier"; it returns logits in every case.
+
+    "softmax" is the same single FC to logits as "logistic": only the loss differs (a softmax over
+    single-label classes, UCF101, instead of a sigmoid per class, YouTube-8M).
+    """
+    if config.classifier in ("logistic", "softmax"):
+        return LogisticClassifier(config.num_classes, config.l2_penalty, name="classifier")
+    if config.classifier == "moe":
+        return MixtureOfExpertsClassifier(
+            config.num_classes, config.moe_num_mixtures, config.l2_penalty, name="classifier"
+        )
+    raise ValueError(f"unknown classifier {config.classifier!r} (logistic, moe or softmax)")
+
+
 @keras.saving.register_keras_serializable(package="yt8m_kd")
 class NeXtVLADVideoModel(keras.Model):
     """NeXtVLAD per feature -> concat -> dropout -> hidden FC + BN -> context gating -> classifier.
@@ -128,16 +143,7 @@ class NeXtVLADVideoModel(keras.Model):
         self.hidden = keras.layers.Dense(config.hidden_size, use_bias=False, name="hidden")
         self.hidden_bn = GlobalBatchNormalization(name="hidden_bn")
         self.gating = ContextGating(config.gating_reduction, name="context_gating")
-        if config.classifier == "logistic":
-            self.classifier = LogisticClassifier(
-                config.num_classes, config.l2_penalty, name="classifier"
-            )
-        elif config.classifier == "moe":
-            self.classifier = MixtureOfExpertsClassifier(
-                config.num_classes, config.moe_num_mixtures, config.l2_penalty, name="classifier"
-            )
-        else:
-            raise ValueError(f"unknown classifier {config.classifier!r} (logistic or moe)")
+        self.classifier = make_classifier(config)
 
     @property
     def branches(self) -> list[NeXtVLAD]:
@@ -180,8 +186,17 @@ class NeXtVLADVideoModel(keras.Model):
         return cls(model_config, **config)
 
 
-def build_video_model(config: ModelConfig) -> NeXtVLADVideoModel:
-    """Constructs the model of `config` and builds it on a tiny dummy batch, so its weights exist."""
+def build_video_model(config: ModelConfig) -> keras.Model:
+    """Constructs the model of `config` and builds it on a tiny dummy batch, so its weights exist.
+
+    Frame features (`config.backbone == ""`) give a `NeXtVLADVideoModel`; an image backbone a
+    `FrameEncoderVideoModel`, with its pretrained backbone weights loaded (`backbone_weights`).
+    """
+    if config.backbone:
+        # Imported here: frame_encoders builds on this module.
+        from yt8m_kd.modeling.frame_encoders import build_frame_encoder_model
+
+        return build_frame_encoder_model(config)
     model = NeXtVLADVideoModel(config)
     dummy = {
         "frames": np.zeros((1, 2, sum(config.feature_sizes)), np.uint8),
@@ -234,20 +249,29 @@ def count_flops_per_video(config: ModelConfig, num_frames: int) -> int:
       - the classifier: logistic FC + bias, or the MoE's gate and expert FCs, softmax, sigmoids,
         mixture and logit.
     At the reference configuration that is about 2.9 GFLOP at 300 frames and 0.45 GFLOP at 30
-    (reference/nextvlad.md).
+    (reference/nextvlad.md). An image model (`config.backbone`) adds its backbone on every frame
+    (`yt8m_kd.modeling.frame_encoders.count_frame_encoder_flops`).
     """
-    m = int(num_frames)
-    hidden = config.hidden_size
-    bottleneck = hidden // config.gating_reduction
-    classes = config.num_classes
+    if config.backbone:
+        from yt8m_kd.modeling.frame_encoders import count_frame_encoder_flops
 
+        return count_frame_encoder_flops(config, num_frames)
+    m = int(num_frames)
     flops = 2 * m * sum(config.feature_sizes)  # dequantize
     descriptor_size = 0
     for feature_size, cluster_size, groups in _branch_shapes(config):
         flops += _nextvlad_flops(feature_size, cluster_size, groups, config.expansion, m)
         descriptor_size += cluster_size * config.expansion * feature_size // groups
+    return int(flops + _head_flops(config, descriptor_size))
 
-    flops += 2 * descriptor_size * hidden + _BATCH_NORM * hidden  # hidden FC, batch norm
+
+def _head_flops(config: ModelConfig, descriptor_size: int) -> int:
+    """Forward FLOPs of the video-level head on a descriptor_size-wide pooled vector: hidden FC,
+    its batch norm, context gating and the classifier (conventions of count_flops_per_video)."""
+    hidden = config.hidden_size
+    bottleneck = hidden // config.gating_reduction
+    classes = config.num_classes
+    flops = 2 * descriptor_size * hidden + _BATCH_NORM * hidden  # hidden FC, batch norm
     flops += (
         2 * hidden * bottleneck  # squeeze FC
         + (_BATCH_NORM + 1) * bottleneck  # batch norm, ReLU
@@ -255,8 +279,8 @@ def count_flops_per_video(config: ModelConfig, num_frames: int) -> int:
         + _SIGMOID * hidden  # sigmoid
         + hidden  # h * g
     )
-    if config.classifier == "logistic":
-        flops += 2 * hidden * classes + classes  # FC + bias
+    if config.classifier in ("logistic", "softmax"):
+        flops += 2 * hidden * classes + classes  # FC + bias (the loss's softmax is not counted)
     else:
         mixtures = config.moe_num_mixtures
         flops += (
@@ -275,7 +299,7 @@ def model_size(model: keras.Model, config: ModelConfig, max_frames: int) -> dict
     """Parameter counts and forward cost of a built model at the frames it sees per video.
 
     Non-trainable parameters are the batch-norm statistics (`non_trainable_weights`; the dropout
-    seed state, a Keras variable too, is not a parameter).
+    seed state, a Keras variable too, is not a parameter), and a frozen image backbone's weights.
     """
     frames = config.k_frames if config.k_frames > 0 else max_frames
     return {
