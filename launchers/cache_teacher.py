@@ -29,6 +29,12 @@ flags.DEFINE_string(
     "data_pattern", None, "Records to cache, usually the training set (comma-separated globs)."
 )
 flags.DEFINE_string("output_dir", None, "Directory of the cache.")
+flags.DEFINE_string(
+    "split_file",
+    None,
+    "UCF101, when --data_pattern is a frames directory: the split file to read (default: the "
+    "teacher run's --train_split_file).",
+)
 flags.DEFINE_string("checkpoint", None, "Teacher checkpoint (default: the run's latest).")
 flags.DEFINE_integer("batch_size", 64, "Videos per teacher batch.")
 flags.DEFINE_integer("records_per_shard", 10000, "Videos per cache shard.")
@@ -82,7 +88,9 @@ def main(argv: list[str]) -> None:
 
     counter = yt8m.BadRecordCounter()
     dataset = run.frame_dataset(
-        patterns,
+        patterns[0] if len(patterns) == 1 else patterns,
+        # UCF101 frames directories are read with a split file; records need none.
+        split_file=FLAGS.split_file or run_flags.train_split_file,
         batch_size=FLAGS.batch_size,
         skip_bad_records=FLAGS.skip_bad_records,
         bad_record_counter=counter,

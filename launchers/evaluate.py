@@ -34,7 +34,7 @@ def main(argv: list[str]) -> None:
     del argv
     if not FLAGS.run_dir:
         raise yflags.FlagError("--run_dir is required")
-    from yt8m_kd.data import yt8m
+    from yt8m_kd.data import videos, yt8m
     from yt8m_kd.training.loop import evaluate, write_json
     from yt8m_kd.training.runs import restore_run
 
@@ -47,13 +47,20 @@ def main(argv: list[str]) -> None:
     counter = yt8m.BadRecordCounter()
     dataset = run.frame_dataset(
         run_flags.eval_data_pattern,
+        split_file=run_flags.eval_split_file,
         batch_size=FLAGS.eval_batch_size,
         skip_bad_records=FLAGS.skip_bad_records,
         bad_record_counter=counter,
     )
     results = {
         "checkpoint": run.checkpoint,
-        "eval": evaluate(run.model, model_config, dataset),
+        "eval": evaluate(
+            run.model,
+            model_config,
+            dataset,
+            single_label=run.single_label,
+            class_names=videos.class_names(run.data_config),
+        ),
         "bad_records": counter.counts(),
     }
     write_json(FLAGS.output_json or os.path.join(FLAGS.run_dir, "eval_metrics.json"), results)

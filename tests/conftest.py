@@ -170,3 +170,35 @@ def mirrored_vs_one_device(data_root, steps: int, out_dir, teacher_run: str | No
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="session")
+def distilled_student_run(tiny_yt8m, teacher_cache, tmp_path_factory):
+    """A briefly trained random-k (k=6) student run distilled from the teacher cache, with a
+    narrower repr than the teacher's, so that its checkpoint also holds a projection head."""
+    from yt8m_kd import flags as yflags
+    from yt8m_kd.training import strategy as strategy_lib
+    from yt8m_kd.training.distillation import DistillationTrainer
+
+    run_dir = str(tmp_path_factory.mktemp("distilled_student"))
+    fv = yflags.flagfile_values(
+        str(REPO_ROOT / "models" / "tiny_distilled_k6.flags"),
+        max_frames=MAX_FRAMES,
+        train_data_pattern=tiny_yt8m.train_pattern,
+        run_dir=run_dir,
+        batch_size=8,
+        max_steps=4,
+        checkpoint_every_steps=4,
+        progress_bar=False,
+        hidden_size=32,
+        frame_selection="random",
+        teacher_cache=teacher_cache,
+    )
+    yflags.write_flags_file(fv, run_dir)
+    model_config, train_config, data_config = yflags.configs_from_values(fv)
+    strategy = strategy_lib.make_strategy("one_device")
+    distill_config = yflags.distill_config_from_flags(fv)
+    DistillationTrainer(
+        model_config, train_config, data_config, run_dir, strategy, distill_config
+    ).fit()
+    return run_dir

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from yt8m_kd import metrics
 from yt8m_kd.metrics import (
     EvaluationAccumulator,
     average_precision,
@@ -222,3 +223,36 @@ def test_accumulator_rejects_wrong_num_classes():
     accumulator = EvaluationAccumulator(num_classes=5)
     with pytest.raises(ValueError):
         accumulator.update(np.zeros((2, 4)), np.zeros((2, 4)))
+
+
+def test_accuracy_accumulator_by_hand_over_uneven_batches():
+    rng = np.random.default_rng(3)
+    predictions = rng.random((13, 7))
+    labels = rng.integers(0, 7, 13)
+    labels[:3] = 6  # class 6 three times
+    predictions[0] = np.eye(7)[6]  # right
+    predictions[1] = np.eye(7)[0]  # wrong
+    predictions[2] = np.eye(7)[6]  # right
+    accumulator = metrics.AccuracyAccumulator(7, [f"c{i}" for i in range(7)])
+    for start, stop in [(0, 2), (2, 9), (9, 13)]:
+        accumulator.update(predictions[start:stop], labels[start:stop])
+    result = accumulator.result()
+    assert result["num_videos"] == 13
+    assert result["top1"] == pytest.approx(metrics.top_k_accuracy(predictions, labels, 1))
+    assert result["top5"] == pytest.approx(metrics.top_k_accuracy(predictions, labels, 5))
+    assert result["per_class_accuracy"]["c6"] == pytest.approx(
+        np.mean(predictions[labels == 6].argmax(1) == 6)
+    )
+    assert set(result["per_class_accuracy"]) == {f"c{c}" for c in set(labels.tolist())}
+
+
+def test_accuracy_accumulator_worked_example():
+    accumulator = metrics.AccuracyAccumulator(3)
+    accumulator.update(np.array([[0.1, 0.7, 0.2], [0.5, 0.3, 0.2], [0.2, 0.3, 0.5]]), [1, 2, 2])
+    result = accumulator.result()
+    assert result["top1"] == pytest.approx(2 / 3)
+    assert result["top5"] == 1.0  # 3 classes: every label is in the top min(5, 3)
+    assert result["per_class_accuracy"] == {"1": 1.0, "2": 0.5}
+    assert result["mean_class_accuracy"] == 0.75
+    with pytest.raises(ValueError, match="labels must be in"):
+        accumulator.update(np.zeros((1, 3)), np.array([3]))

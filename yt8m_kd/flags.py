@@ -44,7 +44,12 @@ def define_model_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     )
     flags.DEFINE_float("drop_rate", d.drop_rate, "Dropout before the hidden FC.", flag_values=fv)
     flags.DEFINE_enum(
-        "classifier", d.classifier, ["logistic", "moe"], "Video-level classifier.", flag_values=fv
+        "classifier",
+        d.classifier,
+        ["logistic", "moe", "softmax"],
+        "Video-level classifier: logistic or moe (multi-label, YouTube-8M), softmax (single-label, "
+        "UCF101).",
+        flag_values=fv,
     )
     flags.DEFINE_integer(
         "moe_num_mixtures",
@@ -66,6 +71,42 @@ def define_model_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
         d.frame_selection,
         list(SELECTION_METHODS),
         "How a student's k frames are chosen.",
+        flag_values=fv,
+    )
+    # Image models (UCF101): a keras.applications backbone on every frame.
+    from yt8m_kd.modeling.frame_encoders import BACKBONES, POOLINGS
+
+    flags.DEFINE_enum(
+        "backbone",
+        d.backbone,
+        ["", *BACKBONES],
+        "Image backbone run on every frame; empty = frame features (YouTube-8M).",
+        flag_values=fv,
+    )
+    flags.DEFINE_integer(
+        "image_size", d.image_size, "Frame height = width of an image model.", flag_values=fv
+    )
+    flags.DEFINE_string(
+        "backbone_weights",
+        d.backbone_weights,
+        "Backbone weights: empty or none (random init), imagenet (Keras download), or a local "
+        ".weights.h5 / .keras / legacy .h5 file.",
+        flag_values=fv,
+    )
+    flags.DEFINE_enum(
+        "pooling", d.pooling, list(POOLINGS), "Pooling of an image model's frames.", flag_values=fv
+    )
+    flags.DEFINE_boolean(
+        "trainable_backbone",
+        d.trainable_backbone,
+        "Train the backbone (False freezes its weights and batch-norm statistics).",
+        flag_values=fv,
+    )
+    flags.DEFINE_boolean(
+        "temporal_encoding",
+        d.temporal_encoding,
+        "Image models: also pool a time-weighted copy of the frame features, so that frame order "
+        "matters (NeXtVLAD and the mean alone are order-blind).",
         flag_values=fv,
     )
 
@@ -93,6 +134,29 @@ def define_data_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     )
     flags.DEFINE_integer(
         "shuffle_buffer", 1024, "Records in the training shuffle buffer.", flag_values=fv
+    )
+    flags.DEFINE_enum(
+        "dataset",
+        "yt8m",
+        ["yt8m", "ucf101"],
+        "Data family: yt8m (frame-feature records, multi-label) or ucf101 (clips of JPEG frames, "
+        "single-label; --max_frames is the frames sampled per clip).",
+        flag_values=fv,
+    )
+    flags.DEFINE_string(
+        "class_index_file", None, "UCF101: classInd.txt (class names).", flag_values=fv
+    )
+    flags.DEFINE_string(
+        "train_split_file",
+        None,
+        "UCF101: trainlist0N.txt, when --train_data_pattern is a frames directory.",
+        flag_values=fv,
+    )
+    flags.DEFINE_string(
+        "eval_split_file",
+        None,
+        "UCF101: testlist0N.txt, when --eval_data_pattern is a frames directory.",
+        flag_values=fv,
     )
 
 
@@ -309,6 +373,12 @@ def model_config_from_flags(fv: flags.FlagValues = flags.FLAGS) -> ModelConfig:
         l2_penalty=fv.l2_penalty,
         k_frames=fv.k_frames,
         frame_selection=fv.frame_selection,
+        backbone=fv.backbone,
+        image_size=fv.image_size,
+        backbone_weights=fv.backbone_weights,
+        pooling=fv.pooling,
+        trainable_backbone=fv.trainable_backbone,
+        temporal_encoding=fv.temporal_encoding,
     )
 
 
@@ -322,6 +392,10 @@ def data_config_from_flags(fv: flags.FlagValues = flags.FLAGS):
         max_frames=fv.max_frames,
         shuffle_buffer=fv.shuffle_buffer,
         skip_bad_records=fv.skip_bad_records,
+        dataset=fv.dataset,
+        class_index_file=fv.class_index_file,
+        train_split_file=fv.train_split_file,
+        eval_split_file=fv.eval_split_file,
     )
 
 
@@ -378,6 +452,18 @@ def validate_common_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     if fv.k_frames < 0 or fv.k_frames > fv.max_frames:
         raise FlagError(
             f"--k_frames={fv.k_frames} must be between 0 (all frames) and --max_frames={fv.max_frames}"
+        )
+    if fv.dataset == "ucf101":
+        if not fv.backbone or fv.image_size <= 0:
+            raise FlagError(
+                "--dataset=ucf101 reads images: it needs an image model (--backbone and a "
+                "positive --image_size)"
+            )
+        if fv.class_index_file and not tf_exists(fv.class_index_file):
+            raise FlagError(f"--class_index_file={fv.class_index_file} does not exist")
+    elif fv.backbone:
+        raise FlagError(
+            f"--backbone={fv.backbone} is an image model; --dataset={fv.dataset} has frame features"
         )
 
 

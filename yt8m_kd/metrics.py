@@ -363,3 +363,75 @@ class EvaluationAccumulator:
             ),
             "num_videos": self.num_videos,
         }
+
+
+class AccuracyAccumulator:
+    """Streaming top-1, top-5 and per-class accuracy of single-label data (UCF101).
+
+    Args:
+      num_classes: C, the width of the predictions.
+      class_names: optional names of the C classes, used as the keys of "per_class_accuracy".
+
+    Example:
+      >>> acc = AccuracyAccumulator(num_classes=3)
+      >>> acc.update(np.array([[0.1, 0.7, 0.2], [0.5, 0.3, 0.2]]), np.array([1, 2]))
+      >>> acc.result()["top1"]
+      0.5
+    """
+
+    def __init__(self, num_classes: int, class_names: list[str] | None = None) -> None:
+        if num_classes <= 0:
+            raise ValueError(f"num_classes must be positive, got {num_classes}")
+        if class_names is not None and len(class_names) != num_classes:
+            raise ValueError(f"{len(class_names)} class names for {num_classes} classes")
+        self.num_classes = int(num_classes)
+        self.class_names = (
+            list(class_names) if class_names else [str(c) for c in range(num_classes)]
+        )
+        self.reset()
+
+    def reset(self) -> None:
+        self.num_videos = 0
+        self._top1_hits = 0
+        self._top5_hits = 0
+        self._class_videos = np.zeros(self.num_classes, np.int64)
+        self._class_hits = np.zeros(self.num_classes, np.int64)
+
+    def update(self, predictions: np.ndarray, labels: np.ndarray) -> None:
+        """Adds a batch: predictions [B, C] scores, labels [B] int class indices."""
+        predictions, labels = np.asarray(predictions), np.asarray(labels)
+        if predictions.ndim != 2 or labels.shape != (predictions.shape[0],):
+            raise ValueError(
+                f"predictions must be [B, C] and labels [B], got {predictions.shape} and "
+                f"{labels.shape}"
+            )
+        if predictions.shape[1] != self.num_classes:
+            raise ValueError(f"expected {self.num_classes} classes, got {predictions.shape[1]}")
+        if labels.size and (labels.min() < 0 or labels.max() >= self.num_classes):
+            raise ValueError(f"labels must be in [0, {self.num_classes}), got {labels}")
+        top = top_k_indices(predictions, min(5, self.num_classes))
+        hit1 = top[:, 0] == labels
+        self.num_videos += labels.size
+        self._top1_hits += int(hit1.sum())
+        self._top5_hits += int(np.any(top == labels[:, None], axis=1).sum())
+        np.add.at(self._class_videos, labels, 1)
+        np.add.at(self._class_hits, labels, hit1.astype(np.int64))
+
+    def result(self) -> dict:
+        """{"top1", "top5", "mean_class_accuracy": float, "num_videos": int,
+        "per_class_accuracy": {class name: top-1 accuracy}} (classes with held-out videos only;
+        mean_class_accuracy averages those)."""
+        n = self.num_videos
+        seen = self._class_videos > 0
+        per_class = {
+            name: float(self._class_hits[c] / self._class_videos[c])
+            for c, name in enumerate(self.class_names)
+            if seen[c]
+        }
+        return {
+            "top1": self._top1_hits / n if n else 0.0,
+            "top5": self._top5_hits / n if n else 0.0,
+            "mean_class_accuracy": float(np.mean(list(per_class.values()))) if per_class else 0.0,
+            "per_class_accuracy": per_class,
+            "num_videos": n,
+        }

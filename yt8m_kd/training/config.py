@@ -7,14 +7,23 @@ import dataclasses
 
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
-    """Where the records are and how to read them."""
+    """Where the records are and how to read them.
 
+    `dataset` is the data family (yt8m_kd.data.videos): "yt8m" frame features or "ucf101" clips,
+    whose frames directories are read with the official split files; `max_frames` is the frames
+    per video (UCF101: the T frames sampled per clip).
+    """
+
+    dataset: str = "yt8m"
     train_data_pattern: str | None = None
     eval_data_pattern: str | None = None
     feature_names: tuple[str, ...] = ("rgb", "audio")
     max_frames: int = 300
     shuffle_buffer: int = 1024
     skip_bad_records: bool = False
+    class_index_file: str | None = None
+    train_split_file: str | None = None
+    eval_split_file: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -17,7 +17,7 @@ import tensorflow as tf
 from absl import logging
 
 from yt8m_kd import metrics as metrics_lib
-from yt8m_kd.data import sampling, yt8m
+from yt8m_kd.data import sampling, videos, yt8m
 from yt8m_kd.distill import losses
 from yt8m_kd.modeling import ModelConfig, build_video_model, model_size
 from yt8m_kd.training.config import DataConfig, TrainConfig
@@ -50,7 +50,15 @@ def learning_rate_schedule(config: TrainConfig) -> keras.optimizers.schedules.Le
     )
 
 
-def make_predict_fn(model: keras.Model, model_config: ModelConfig) -> Callable:
+def probabilities(logits: tf.Tensor, single_label: bool) -> tf.Tensor:
+    """Class probabilities: a softmax over the classes of single-label data (UCF101), an
+    independent sigmoid per class of multi-label data (YouTube-8M), as the label losses assume."""
+    return tf.nn.softmax(logits, axis=-1) if single_label else tf.sigmoid(logits)
+
+
+def make_predict_fn(
+    model: keras.Model, model_config: ModelConfig, single_label: bool = False
+) -> Callable:
     """A tf.function batch -> class probabilities [B, C], inference mode.
 
     Random-k students are evaluated with a fixed seed so that evaluation is repeatable.
@@ -60,7 +68,7 @@ def make_predict_fn(model: keras.Model, model_config: ModelConfig) -> Callable:
     @tf.function(reduce_retracing=True)
     def predict(batch):
         outputs = model(model_inputs(batch, model_config, seed), training=False)
-        return tf.sigmoid(outputs["logits"])
+        return probabilities(outputs["logits"], single_label)
 
     return predict
 
@@ -71,13 +79,19 @@ def evaluate(
     dataset: tf.data.Dataset,
     top_k: int = 20,
     predict: Callable | None = None,
+    single_label: bool = False,
+    class_names: list[str] | None = None,
 ) -> dict:
-    """GAP, mAP, Hit@1 and PERR over `dataset`, streaming (keeps each video's top_k only).
+    """Metrics over `dataset`, streaming: GAP, mAP, Hit@1 and PERR of multi-label data (keeping
+    each video's top_k only), or top-1, top-5 and per-class accuracy of single-label data.
 
     `predict` (from make_predict_fn) lets repeated evaluations reuse one traced function.
     """
-    accumulator = metrics_lib.EvaluationAccumulator(model_config.num_classes, top_k=top_k)
-    predict = predict or make_predict_fn(model, model_config)
+    if single_label:
+        accumulator = metrics_lib.AccuracyAccumulator(model_config.num_classes, class_names)
+    else:
+        accumulator = metrics_lib.EvaluationAccumulator(model_config.num_classes, top_k=top_k)
+    predict = predict or make_predict_fn(model, model_config, single_label)
     for batch in dataset:
         accumulator.update(predict(batch).numpy(), batch["labels"].numpy())
     return accumulator.result()
@@ -188,23 +202,25 @@ class Trainer:
         return None
 
     # ----------------------------------------------------------------------------------- data
+    @property
+    def single_label(self) -> bool:
+        return videos.is_single_label(self.data_config)
+
     def _train_dataset(self, start_step: int) -> tf.distribute.DistributedDataset:
         data, cfg = self.data_config, self.config
 
         def dataset_fn(input_context: tf.distribute.InputContext) -> tf.data.Dataset:
-            dataset = yt8m.frame_dataset(
+            dataset = videos.read_videos(
+                data,
+                self.model_config,
                 data.train_data_pattern,
                 batch_size=input_context.get_per_replica_batch_size(cfg.batch_size),
-                max_frames=data.max_frames,
-                num_classes=self.model_config.num_classes,
-                feature_names=data.feature_names,
-                feature_sizes=self.model_config.feature_sizes,
+                training=True,
+                split_file=data.train_split_file,
                 shuffle=True,
-                shuffle_buffer=data.shuffle_buffer,
                 repeat=True,
                 # A resumed run reshuffles with a new seed rather than replaying the first batches.
                 seed=cfg.seed + start_step,
-                skip_bad_records=data.skip_bad_records,
                 bad_record_counter=self.bad_records,
                 drop_remainder=True,
                 input_context=input_context,
@@ -217,14 +233,13 @@ class Trainer:
 
     def eval_dataset(self) -> tf.data.Dataset:
         data = self.data_config
-        return yt8m.frame_dataset(
+        return videos.read_videos(
+            data,
+            self.model_config,
             data.eval_data_pattern,
             batch_size=self.config.eval_batch_size,
-            max_frames=data.max_frames,
-            num_classes=self.model_config.num_classes,
-            feature_names=data.feature_names,
-            feature_sizes=self.model_config.feature_sizes,
-            skip_bad_records=data.skip_bad_records,
+            training=False,
+            split_file=data.eval_split_file,
             bad_record_counter=self.bad_records,
         )
 
@@ -232,7 +247,8 @@ class Trainer:
     def _losses(self, batch: dict[str, tf.Tensor], seed: tf.Tensor) -> dict[str, tf.Tensor]:
         """This replica's share of the training losses; "loss" is what the gradient follows."""
         outputs = self.model(model_inputs(batch, self.model_config, seed), training=True)
-        per_sample = losses.sigmoid_cross_entropy(batch["labels"], outputs["logits"])
+        # Sigmoid cross-entropy of multi-hot labels, softmax cross-entropy of class indices.
+        per_sample = losses.label_loss(batch["labels"], outputs["logits"])
         label_loss = tf.nn.compute_average_loss(
             per_sample, global_batch_size=self.config.batch_size
         )
@@ -361,11 +377,19 @@ class Trainer:
     def run_eval(self) -> dict:
         """Evaluates the model now; every evaluation is kept in `eval_history` (metrics.json)."""
         if self._predict is None:
-            self._predict = make_predict_fn(self.model, self.model_config)
+            self._predict = make_predict_fn(self.model, self.model_config, self.single_label)
+            self._class_names = videos.class_names(self.data_config)
         metrics = evaluate(
-            self.model, self.model_config, self.eval_dataset(), predict=self._predict
+            self.model,
+            self.model_config,
+            self.eval_dataset(),
+            predict=self._predict,
+            single_label=self.single_label,
+            class_names=self._class_names,
         )
-        self.eval_history.append({"step": self.step, **metrics})
+        # Per-class accuracies only in the final evaluation (metrics.json "eval").
+        scalars = {name: value for name, value in metrics.items() if not isinstance(value, dict)}
+        self.eval_history.append({"step": self.step, **scalars})
         return metrics
 
     def _write_train_summaries(self, step: int, values: dict) -> None:
@@ -377,8 +401,9 @@ class Trainer:
 
     def _write_eval_summaries(self, step: int, values: dict) -> None:
         with self.eval_writer.as_default(step=step):
-            for name in ("gap", "map", "hit_at_one", "perr"):
-                tf.summary.scalar(name, values[name])
+            for name, value in values.items():
+                if name != "num_videos" and isinstance(value, float):
+                    tf.summary.scalar(name, value)
         self.eval_writer.flush()
 
     def finish(self, results: dict) -> dict:

@@ -11,7 +11,7 @@ import tensorflow as tf
 from absl import flags
 
 from yt8m_kd import flags as yflags
-from yt8m_kd.data import yt8m
+from yt8m_kd.data import videos
 from yt8m_kd.modeling import ModelConfig, build_video_model
 
 
@@ -28,16 +28,33 @@ class RestoredRun:
     def max_frames(self) -> int:
         return self.run_flags.max_frames
 
-    def frame_dataset(self, file_pattern, *, batch_size: int, **kwargs) -> tf.data.Dataset:
-        """Records read the way this run read them (features, max_frames, classes);
-        `kwargs` go to `yt8m_kd.data.yt8m.frame_dataset` (shuffle, skip_bad_records, ...)."""
-        return yt8m.frame_dataset(
+    @property
+    def data_config(self):
+        return yflags.data_config_from_flags(self.run_flags)
+
+    @property
+    def single_label(self) -> bool:
+        return videos.is_single_label(self.data_config)
+
+    def frame_dataset(
+        self, file_pattern, *, batch_size: int, split_file: str | None = None, **kwargs
+    ) -> tf.data.Dataset:
+        """Evaluation batches read the way this run reads them (data family, features or image
+        size, frames, classes); `kwargs` go to `yt8m_kd.data.videos.read_videos` (shuffle,
+        bad_record_counter, ...). The run's --skip_bad_records applies unless
+        `skip_bad_records` is given."""
+        data_config = self.data_config
+        if "skip_bad_records" in kwargs:
+            data_config = dataclasses.replace(
+                data_config, skip_bad_records=kwargs.pop("skip_bad_records")
+            )
+        return videos.read_videos(
+            data_config,
+            self.model_config,
             file_pattern,
             batch_size=batch_size,
-            max_frames=self.max_frames,
-            num_classes=self.model_config.num_classes,
-            feature_names=tuple(self.run_flags.feature_names),
-            feature_sizes=self.model_config.feature_sizes,
+            training=False,
+            split_file=split_file,
             **kwargs,
         )
 

@@ -29,7 +29,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from yt8m_kd.data import yt8m
+from yt8m_kd.data import videos, yt8m
 from yt8m_kd.distill import losses, sakd, selection
 from yt8m_kd.training.distillation import DistillationTrainer
 from yt8m_kd.training.loop import model_inputs
@@ -151,7 +151,10 @@ class SAKDTrainer(DistillationTrainer):
     # ------------------------------------------------------------------------- difficulty
     def _difficulty(self, batch, beta, seed):
         """Per-sample distillation loss of the student on interrupted input (spec 1)."""
-        frames = yt8m.dequantize(batch["frames"])  # interruption zeroes frames in feature space
+        frames = batch["frames"]
+        if not self.single_label:  # YouTube-8M: a dropped frame is zero in feature space
+            frames = yt8m.dequantize(frames)
+        # UCF101 images stay uint8: a dropped frame is a black image.
         frames = sakd.temporal_interruption(
             frames, batch["num_frames"], beta, seed, eta=self.sakd_config.eta
         )
@@ -166,15 +169,15 @@ class SAKDTrainer(DistillationTrainer):
         num_samples = self.teacher_cache.num_videos
         difficulty = np.full([num_samples], np.nan)
         labels: list[np.ndarray] = [np.zeros(0, np.int64)] * num_samples
+        data = self.data_config
         dataset = self.teacher_cache.join(
-            yt8m.frame_dataset(
-                self.data_config.train_data_pattern,
+            videos.read_videos(
+                data,
+                self.model_config,
+                data.train_data_pattern,
                 batch_size=self.config.eval_batch_size,
-                max_frames=self.data_config.max_frames,
-                num_classes=self.model_config.num_classes,
-                feature_names=self.data_config.feature_names,
-                feature_sizes=self.model_config.feature_sizes,
-                skip_bad_records=self.data_config.skip_bad_records,
+                training=False,  # UCF101: the clean clip of the teacher cache
+                split_file=data.train_split_file,
                 bad_record_counter=self.bad_records,
             )
         )
@@ -183,8 +186,9 @@ class SAKDTrainer(DistillationTrainer):
             d = self._difficulty_fn(batch, tf.constant(beta, tf.float32), seed).numpy()
             index = batch["index"].numpy()
             difficulty[index] = d
-            for row, multi_hot in zip(index, batch["labels"].numpy(), strict=True):
-                labels[row] = np.flatnonzero(multi_hot)
+            batch_labels = batch["labels"].numpy()
+            for row, label in zip(index, batch_labels, strict=True):
+                labels[row] = np.flatnonzero(label) if batch_labels.ndim == 2 else np.array([label])
         seen = ~np.isnan(difficulty)
         if not seen.all():
             # Skipped bad records, or a cache made from other records: they are never selected.

@@ -1,0 +1,68 @@
+"""Exports a trained run's model as a SavedModel that serves raw records.
+
+  python launchers/export.py --run_dir=runs/student_k6 [--checkpoint=PATH] \
+      [--export_dir=runs/student_k6/export] [--overwrite]
+
+The model is rebuilt from the run's flags.txt and its latest (or the given) checkpoint; only the
+model is exported (no teacher, projection head or optimizer). Signatures: `serving_default`
+(serialized records -> video_id, top-20 class_indexes and scores, probabilities) and
+`serve_frames` (uint8 frames and num_frames -> the same without video_id); see yt8m_kd/export.py.
+The export is written beside export_dir and renamed into place when complete; an existing
+export_dir is refused unless --overwrite. Prints the export's yt8m_kd_export.json.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Keep TensorFlow's start-up notices out of the output.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+
+import json
+
+from absl import flags
+
+from yt8m_kd import cli
+from yt8m_kd import flags as yflags
+
+flags.DEFINE_string("run_dir", None, "Run directory written by launchers/train.py.")
+flags.DEFINE_string("checkpoint", None, "Checkpoint path (default: the run's latest).")
+flags.DEFINE_string("export_dir", None, "Where the SavedModel goes (default: <run_dir>/export).")
+flags.DEFINE_boolean("overwrite", False, "Replace an existing --export_dir.")
+FLAGS = flags.FLAGS
+
+
+def _validate_flags() -> str:
+    """Checks the flags before any work; returns the export directory."""
+    import tensorflow as tf
+
+    if not FLAGS.run_dir:
+        raise yflags.FlagError("--run_dir is required")
+    if not tf.io.gfile.exists(os.path.join(FLAGS.run_dir, "flags.txt")):
+        raise yflags.FlagError(f"--run_dir={FLAGS.run_dir} is not a run directory (no flags.txt)")
+    export_dir = FLAGS.export_dir or os.path.join(FLAGS.run_dir, "export")
+    if tf.io.gfile.exists(export_dir) and not FLAGS.overwrite:
+        raise yflags.FlagError(
+            f"--export_dir={export_dir} exists already; pass --overwrite to replace it"
+        )
+    return export_dir
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    export_dir = _validate_flags()
+    from yt8m_kd.export import export_saved_model, load_export_metadata
+
+    try:
+        export_dir = export_saved_model(
+            FLAGS.run_dir, export_dir, checkpoint=FLAGS.checkpoint, overwrite=FLAGS.overwrite
+        )
+    except FileExistsError as e:  # created since the check above
+        raise yflags.FlagError(str(e)) from e
+    print(
+        json.dumps({"export_dir": export_dir, **load_export_metadata(export_dir)}, sort_keys=True)
+    )
+
+
+if __name__ == "__main__":
+    cli.run(main)

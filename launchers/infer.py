@@ -1,0 +1,104 @@
+"""Predicts the top classes of every video of a set of records and writes the Kaggle CSV.
+
+  python launchers/infer.py --run_dir=runs/student_k6 \
+      --input_data_pattern='data/test-*.tfrecord' [--output_file=predictions.csv]
+  python launchers/infer.py --saved_model=runs/student_k6/export \
+      --input_data_pattern='data/test-*.tfrecord'
+
+With --run_dir the model is rebuilt from the run's flags.txt and checkpoint and reads the records
+with the training code's reader; with --saved_model an export of launchers/export.py is fed the
+serialized records. The CSV (header `VideoId,LabelConfidencePairs`, a row `id,label score ...` per
+video, its --top_k classes by descending score, "%i %g") is written batch by batch to
+<output_file>.partial and renamed to --output_file when complete. Prints a JSON summary.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Keep TensorFlow's start-up notices out of the output.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+
+import collections
+import json
+
+from absl import flags
+
+from yt8m_kd import cli
+from yt8m_kd import flags as yflags
+
+flags.DEFINE_string("run_dir", None, "Run directory written by launchers/train.py.")
+flags.DEFINE_string("checkpoint", None, "With --run_dir: checkpoint path (default: the latest).")
+flags.DEFINE_string("saved_model", None, "Instead of --run_dir: an export of launchers/export.py.")
+flags.DEFINE_string(
+    "input_data_pattern", None, "Records to predict (comma-separated globs of TFRecord files)."
+)
+flags.DEFINE_string("output_file", "predictions.csv", "Where to write the Kaggle CSV.")
+flags.DEFINE_integer("batch_size", 256, "Videos per batch.")
+flags.DEFINE_integer("top_k", 20, "Classes per video in the CSV.")
+flags.DEFINE_boolean("skip_bad_records", False, "Skip and count malformed records.")
+flags.DEFINE_boolean("progress_bar", True, "Show a progress bar.")
+FLAGS = flags.FLAGS
+
+
+def _validate_flags() -> list[str]:
+    """Checks the flags before any work; returns the data patterns."""
+    import tensorflow as tf
+
+    if bool(FLAGS.run_dir) == bool(FLAGS.saved_model):
+        raise yflags.FlagError("give one of --run_dir and --saved_model")
+    if FLAGS.run_dir and not tf.io.gfile.exists(os.path.join(FLAGS.run_dir, "flags.txt")):
+        raise yflags.FlagError(f"--run_dir={FLAGS.run_dir} is not a run directory (no flags.txt)")
+    if FLAGS.saved_model and not tf.io.gfile.exists(
+        os.path.join(FLAGS.saved_model, "saved_model.pb")
+    ):
+        raise yflags.FlagError(f"--saved_model={FLAGS.saved_model} holds no saved_model.pb")
+    if FLAGS.saved_model and FLAGS.checkpoint:
+        raise yflags.FlagError("--checkpoint goes with --run_dir, not --saved_model")
+    if not FLAGS.input_data_pattern:
+        raise yflags.FlagError("--input_data_pattern is required")
+    patterns = FLAGS.input_data_pattern.split(",")
+    for pattern in patterns:
+        if not tf.io.gfile.glob(pattern):
+            raise yflags.FlagError(f"--input_data_pattern={pattern} matches no file")
+    for name in ("batch_size", "top_k"):
+        if FLAGS[name].value <= 0:
+            raise yflags.FlagError(f"--{name}={FLAGS[name].value} must be positive")
+    return patterns
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    patterns = _validate_flags()
+    from yt8m_kd import inference
+    from yt8m_kd.data import yt8m
+
+    options = {
+        "batch_size": FLAGS.batch_size,
+        "top_k": FLAGS.top_k,
+        "skip_bad_records": FLAGS.skip_bad_records,
+    }
+    if FLAGS.run_dir:
+        from yt8m_kd.training.runs import restore_run
+
+        counter = yt8m.BadRecordCounter()
+        run = restore_run(FLAGS.run_dir, FLAGS.checkpoint)
+        batches = inference.run_predictions(run, patterns, bad_record_counter=counter, **options)
+        summary = {"run_dir": FLAGS.run_dir, "checkpoint": run.checkpoint}
+    else:
+        skipped = collections.Counter()
+        batches = inference.saved_model_predictions(
+            FLAGS.saved_model, patterns, skipped=skipped, **options
+        )
+        summary = {"saved_model": FLAGS.saved_model}
+    videos = inference.write_kaggle_csv(batches, FLAGS.output_file, FLAGS.progress_bar)
+    if FLAGS.run_dir:
+        bad_records = counter.counts()
+    else:
+        bad_records = {**skipped, "total": sum(skipped.values())}
+    summary.update(output_file=FLAGS.output_file, videos=videos, bad_records=bad_records)
+    print(json.dumps(summary, sort_keys=True))
+
+
+if __name__ == "__main__":
+    cli.run(main)
