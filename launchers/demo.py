@@ -1,11 +1,13 @@
-"""The yt8m-kd demo: synthetic YouTube-8M data -> all-frames teacher -> plain 6-frame student ->
-teacher cache -> distilled 6-frame student -> table.
+"""The yt8m-kd demo, the whole story on synthetic YouTube-8M data: all-frames teacher -> plain
+6-frame student -> teacher cache -> distilled 6-frame student -> SAKD 6-frame student -> export of
+the best student as a SavedModel -> Kaggle predictions CSV from that SavedModel -> plots -> table.
 
   python launchers/demo.py [--work_dir=demo_runs] [--data_dir=data/demo] [--max_steps=N]
 
 Runs in a few minutes on 2 CPU cores with the tiny presets of models/. Every run directory it
 leaves (flags.txt, checkpoints, TensorBoard events, metrics.json) is a normal training run:
-`tensorboard --logdir demo_runs` shows them side by side.
+`tensorboard --logdir demo_runs` shows them side by side. It also leaves
+<work_dir>/export/ (the SavedModel), <work_dir>/predictions.csv and <work_dir>/plots/.
 """
 
 from __future__ import annotations
@@ -74,13 +76,19 @@ def cache_teacher(teacher_dir: str, train_pattern: str) -> str:
 
 
 def train_one(
-    name: str, preset: str, train_pattern: str, eval_pattern: str, teacher_cache: str | None = None
+    name: str,
+    preset: str,
+    train_pattern: str,
+    eval_pattern: str,
+    teacher_cache: str | None = None,
+    **overrides,
 ) -> dict:
     """Trains the model of a preset on the synthetic data, returns its metrics.json content."""
     from yt8m_kd import flags as yflags
     from yt8m_kd.training import strategy as strategy_lib
     from yt8m_kd.training.distillation import DistillationTrainer
     from yt8m_kd.training.loop import Trainer
+    from yt8m_kd.training.sakd_trainer import SAKDTrainer
 
     run_dir = os.path.join(FLAGS.work_dir, name)
     values = yflags.flagfile_values(
@@ -90,9 +98,11 @@ def train_one(
         eval_data_pattern=eval_pattern,
         max_steps=FLAGS.max_steps,
         checkpoint_every_steps=FLAGS.max_steps,
+        eval_every_steps=max(1, FLAGS.max_steps // 4),  # a few points for the GAP-vs-step plot
         seed=FLAGS.seed,
         progress_bar=FLAGS.progress_bar,
         teacher_cache=teacher_cache,
+        **overrides,
     )
     yflags.write_flags_file(values, run_dir)
     model_config, train_config, data_config = yflags.configs_from_values(values)
@@ -106,19 +116,51 @@ def train_one(
     )
     # The preset's loss weights, and the teacher cache, make the distillation config.
     distill_config = yflags.distill_config_from_flags(values)
-    if distill_config is not None:
+    if values.sakd:
+        sakd_config = yflags.sakd_config_from_flags(values)
+        trainer = SAKDTrainer(*configs, distill_config, sakd_config, values.num_epochs)
+    elif distill_config is not None:
         trainer = DistillationTrainer(*configs, distill_config)
     else:
         trainer = Trainer(*configs)
     started = time.perf_counter()
     results = trainer.fit()
     results["wall_time_s"] = time.perf_counter() - started
+    results["run_dir"] = run_dir
     return results
+
+
+def export_and_predict(name: str, run_dir: str, eval_pattern: str) -> tuple[str, str]:
+    """Exports a run's model as a SavedModel and writes the Kaggle CSV of the held-out videos
+    from it, the way a serving client would: raw records in, top-20 classes out."""
+    from yt8m_kd.export import export_saved_model
+    from yt8m_kd.inference import saved_model_predictions, write_kaggle_csv
+
+    export_dir = export_saved_model(run_dir, os.path.join(FLAGS.work_dir, "export"), overwrite=True)
+    csv_path = os.path.join(FLAGS.work_dir, "predictions.csv")
+    rows = write_kaggle_csv(
+        saved_model_predictions(export_dir, eval_pattern, batch_size=256), csv_path
+    )
+    print(f"\n== export: {name} -> {export_dir}; {rows} predictions -> {csv_path}")
+    return export_dir, csv_path
+
+
+def plot(rows: list[tuple[str, dict]]) -> list[str]:
+    """GAP against step, the training losses and GAP against GFLOPs of every run."""
+    from yt8m_kd import run_logs
+    from yt8m_kd.plots import plot_runs
+
+    runs = [run_logs.read_run(r["run_dir"], label=name) for name, r in rows]
+    drawn = plot_runs(runs, os.path.join(FLAGS.work_dir, "plots"), metric="gap", smoothing=3)
+    paths = [png for png, _svg in drawn.paths.values()]
+    print("\n== plots: " + ", ".join(paths))
+    return paths
 
 
 def print_table(rows: list[tuple[str, dict]]) -> None:
     header = (
-        "| model | frames | GAP | mAP | Hit@1 | PERR | trainable params | GFLOPs/video | time s |"
+        "| model | frames | GAP | mAP | Hit@1 | PERR | trainable params | GFLOPs/video | steps "
+        "| time s |"
     )
     print("\n" + header)
     print("|---" * (header.count("|") - 1) + "|")
@@ -127,7 +169,7 @@ def print_table(rows: list[tuple[str, dict]]) -> None:
         print(
             f"| {name} | {m['frames']} | {e['gap']:.4f} | {e['map']:.4f} | {e['hit_at_one']:.4f} "
             f"| {e['perr']:.4f} | {m['trainable_params']:,} | {m['gflops_per_video']:.4f} "
-            f"| {r['wall_time_s']:.0f} |"
+            f"| {r['step']} | {r['wall_time_s']:.0f} |"
         )
 
 
@@ -151,19 +193,41 @@ def main(argv: list[str]) -> None:
     # 4. The teacher runs once more, over the training videos, into a cache of its outputs ...
     cache_dir = cache_teacher(os.path.join(FLAGS.work_dir, "teacher"), train_pattern)
 
-    # 5. ... from which a distilled 6-frame student learns: L_CE + 0.01 L_pred + 0.001 L_rep.
+    # 5. ... from which a distilled 6-frame student learns: L_CE + w_pred L_pred + w_rep L_rep
+    # (the weights of tiny_distilled_k6.flags).
     distilled = train_one(
         "distilled_k6", "tiny_distilled_k6.flags", train_pattern, eval_pattern, cache_dir
     )
 
-    # 6. Held-out metrics side by side.
-    print_table(
-        [
-            ("teacher (all frames)", teacher),
-            ("plain student (k=6)", student),
-            ("distilled student (k=6)", distilled),
-        ]
+    # 6. SAKD: per-sample strength between label and distillation loss, and epochs over a
+    # selected half of the videos (easy and diverse), re-selected every 5 epochs. As many epochs
+    # as give it the others' step budget: half the videos per epoch, twice the epochs.
+    sakd_ratio, batch_size = 0.5, 32
+    steps_per_epoch = int(sakd_ratio * FLAGS.train_videos) // batch_size
+    sakd_run = train_one(
+        "sakd_k6",
+        "tiny_sakd_k6.flags",
+        train_pattern,
+        eval_pattern,
+        cache_dir,
+        sakd_ratio=sakd_ratio,
+        batch_size=batch_size,
+        num_epochs=max(1, FLAGS.max_steps // max(1, steps_per_epoch)),
     )
+
+    rows = [
+        ("teacher (all frames)", teacher),
+        ("plain student (k=6)", student),
+        ("distilled student (k=6)", distilled),
+        ("SAKD student (k=6, 50%)", sakd_run),
+    ]
+    # 7. Ship the best student: a SavedModel that takes raw records, and its predictions.
+    best_name, best = max(rows[1:], key=lambda row: row[1]["eval"]["gap"])
+    export_and_predict(best_name, best["run_dir"], eval_pattern)
+
+    # 8. Plots, and the held-out metrics side by side.
+    plot(rows)
+    print_table(rows)
     print(f"\nRun directories in {FLAGS.work_dir}/: tensorboard --logdir {FLAGS.work_dir}")
 
 

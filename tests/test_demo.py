@@ -1,4 +1,5 @@
-"""The README's main command: the demo trains a teacher and a 6-frame student on synthetic data."""
+"""The README's main command: the demo trains a teacher and 6-frame students (plain, distilled,
+SAKD) on synthetic data, exports the best student, predicts from the export and plots."""
 
 import json
 import os
@@ -11,7 +12,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.mark.slow
-def test_demo_trains_teacher_plain_and_distilled_students(tmp_path):
+def test_demo_trains_exports_predicts_and_plots(tmp_path):
     work_dir, data_dir = tmp_path / "runs", tmp_path / "data"
     result = subprocess.run(
         [
@@ -33,6 +34,7 @@ def test_demo_trains_teacher_plain_and_distilled_students(tmp_path):
     assert "| teacher (all frames) | 300 |" in result.stdout
     assert "| plain student (k=6) | 6 |" in result.stdout
     assert "| distilled student (k=6) | 6 |" in result.stdout
+    assert "| SAKD student (k=6, 50%) | 6 |" in result.stdout
     metrics = {
         name: json.loads((work_dir / name / "metrics.json").read_text())
         for name in ("teacher", "student_k6", "distilled_k6")
@@ -59,3 +61,21 @@ def test_demo_trains_teacher_plain_and_distilled_students(tmp_path):
     assert metrics["student_k6"]["model"]["gflops_per_video"] < (
         metrics["teacher"]["model"]["gflops_per_video"] / 10
     )
+    # SAKD: the others' step budget over epochs of half the videos, with its selections.
+    sakd = json.loads((work_dir / "sakd_k6" / "metrics.json").read_text())
+    assert sakd["step"] == (300 // 16) * 16  # 512 selected videos / 32 per batch = 16 steps
+    assert (work_dir / "sakd_k6" / "sakd" / "selection_epoch0000.txt").exists()
+    # The best student's SavedModel, and its predictions of every held-out video.
+    gaps = {
+        name: json.loads((work_dir / name / "metrics.json").read_text())["eval"]["gap"]
+        for name in ("student_k6", "distilled_k6", "sakd_k6")
+    }
+    best = max(gaps, key=gaps.get)
+    export_info = json.loads((work_dir / "export" / "yt8m_kd_export.json").read_text())
+    assert os.path.samefile(export_info["run_dir"], work_dir / best)
+    rows = (work_dir / "predictions.csv").read_text().splitlines()
+    assert rows[0] == "VideoId,LabelConfidencePairs" and len(rows) == 1 + 256
+    assert len(rows[1].split(",")[1].split()) == 2 * 20
+    for name in ("gap_vs_step", "train_losses", "gap_vs_gflops"):
+        for ext in ("png", "svg"):
+            assert (work_dir / "plots" / f"{name}.{ext}").stat().st_size > 1000

@@ -188,7 +188,11 @@ def metric_vs_gflops_figure(
                 fontsize="small",
             )
     axes.set_xscale("log")
-    axes.set_xlabel("GFLOPs per video (log scale)")
+    dodged = any(len(group) > 1 for group in groups.values())
+    axes.set_xlabel(
+        "GFLOPs per video (log scale"
+        + ("; models of equal cost drawn side by side)" if dodged else ")")
+    )
     axes.set_ylabel(metric)
     axes.set_title(title)
     axes.grid(True, which="both", alpha=0.3)
