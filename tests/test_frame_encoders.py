@@ -28,7 +28,12 @@ from yt8m_kd.modeling import (
     load_backbone_weights,
     model_size,
 )
-from yt8m_kd.modeling.frame_encoders import Backbone, backbone_flops_per_frame, make_backbone
+from yt8m_kd.modeling.frame_encoders import (
+    Backbone,
+    backbone_flops_per_frame,
+    make_backbone,
+    temporal_features,
+)
 
 SIZE = 32
 TINY = ModelConfig(
@@ -45,6 +50,7 @@ TINY = ModelConfig(
 )
 # Per-frame feature width of each backbone (include_top=False, average pooled).
 FEATURE_SIZES = {
+    "small_cnn": 128,
     "mobilenet_v3_small": 576,
     "mobilenet_v3_large": 960,
     "mobilenet_v2": 1280,
@@ -52,6 +58,7 @@ FEATURE_SIZES = {
     "resnet50": 2048,
 }
 PREPROCESS_INPUT = {
+    "small_cnn": lambda images: images / 127.5 - 1.0,  # [0, 255] -> [-1, 1]
     "mobilenet_v3_small": keras.applications.mobilenet_v3.preprocess_input,
     "mobilenet_v3_large": keras.applications.mobilenet_v3.preprocess_input,
     "mobilenet_v2": keras.applications.mobilenet_v2.preprocess_input,
@@ -590,3 +597,27 @@ def test_flags_fill_the_image_fields(tmp_path):
     assert isinstance(model, FrameEncoderVideoModel)
     assert model.model_config == TINY
     assert frame_encoders.POOLINGS == ("nextvlad", "mean")
+
+
+def test_temporal_encoding_tells_a_clip_from_the_clip_played_backwards():
+    config = TINY.replace(backbone="small_cnn", temporal_encoding=True)
+    model = _build(config, seed=2)
+    rng = np.random.default_rng(2)
+    frames = _images(rng, 1, 4)
+    forward = _outputs(model, frames, [3])["logits"]
+    backward = _outputs(model, frames[:, [2, 1, 0, 3]], [3])["logits"]  # valid frames reversed
+    assert np.abs(forward - backward).max() > 1e-4
+    # Still blind to padding: garbage after the 3 valid frames changes nothing.
+    garbage = frames.copy()
+    garbage[:, 3] = 255
+    np.testing.assert_allclose(_outputs(model, garbage, [3])["logits"], forward, atol=1e-5)
+
+
+def test_temporal_features_by_hand():
+    features = np.ones((1, 4, 2), np.float32)
+    out = np.asarray(temporal_features(features, np.array([3], np.int32)))
+    # tau = 2t / (n - 1) - 1 over the n = 3 valid frames: -1, 0, 1; 0 at padding.
+    np.testing.assert_allclose(out[0, :, 2], [-1.0, 0.0, 1.0, 0.0])
+    np.testing.assert_allclose(out[0, :, :2], features[0])
+    one = np.asarray(temporal_features(features, np.array([1], np.int32)))
+    np.testing.assert_allclose(one[0, :, 2], 0.0)

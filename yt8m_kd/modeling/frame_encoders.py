@@ -30,6 +30,7 @@ from yt8m_kd.modeling.config import ModelConfig
 from yt8m_kd.modeling.nextvlad import NeXtVLAD
 from yt8m_kd.modeling.normalization import GlobalBatchNormalization
 from yt8m_kd.modeling.video_models import (
+    VideoHeadMixin,
     _head_flops,
     _model_config_from_dict,
     _nextvlad_flops,
@@ -340,7 +341,7 @@ class MaskedMeanPooling(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="yt8m_kd")
-class FrameEncoderVideoModel(keras.Model):
+class FrameEncoderVideoModel(VideoHeadMixin, keras.Model):
     """Image backbone per frame -> NeXtVLAD or masked mean -> dropout -> hidden FC + BN -> context
     gating -> classifier.
 
@@ -462,22 +463,7 @@ class FrameEncoderVideoModel(keras.Model):
             x = self.pooling(features, mask, training=training)  # [B, K*lambda*F/G]
         else:
             x = self.pooling(features, mask)  # [B, F]
-        x = self.dropout(x, training=training)
-        h = self.hidden_bn(self.hidden(x), training=training)  # [B, H]
-        h = self.gating(h, training=training)  # [B, H], the video representation
-        logits = self.classifier(h)  # [B, C]
-        return {"logits": ops.cast(logits, "float32"), "repr": ops.cast(h, "float32")}
-
-    def get_config(self):
-        config = super().get_config()
-        config["config"] = dataclasses.asdict(self.model_config)
-        return config
-
-    @classmethod
-    def from_config(cls, config, custom_objects=None):
-        config = dict(config)
-        model_config = _model_config_from_dict(config.pop("config"))
-        return cls(model_config, **config)
+        return self.video_head(x, training)
 
 
 def build_frame_encoder_model(config: ModelConfig) -> FrameEncoderVideoModel:

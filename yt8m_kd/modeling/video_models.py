@@ -90,8 +90,35 @@ def make_classifier(config: ModelConfig) -> keras.layers.Layer:
     raise ValueError(f"unknown classifier {config.classifier!r} (logistic, moe or softmax)")
 
 
+class VideoHeadMixin:
+    """What both video models share after pooling their frames, and their config round trip.
+
+    The model defines `dropout`, `hidden`, `hidden_bn`, `gating` and `classifier` layers and a
+    `model_config`; `video_head` maps the pooled frames to the model outputs.
+    """
+
+    def video_head(self, x, training):
+        """Pooled frames [B, D] -> {"logits": [B, C], "repr": [B, H]} (float32)."""
+        x = self.dropout(x, training=training)
+        h = self.hidden_bn(self.hidden(x), training=training)  # [B, H]
+        h = self.gating(h, training=training)  # [B, H], the video representation
+        logits = self.classifier(h)  # [B, C]
+        return {"logits": ops.cast(logits, "float32"), "repr": ops.cast(h, "float32")}
+
+    def get_config(self):
+        config = super().get_config()
+        config["config"] = dataclasses.asdict(self.model_config)
+        return config
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        model_config = _model_config_from_dict(config.pop("config"))
+        return cls(model_config, **config)
+
+
 @keras.saving.register_keras_serializable(package="yt8m_kd")
-class NeXtVLADVideoModel(keras.Model):
+class NeXtVLADVideoModel(VideoHeadMixin, keras.Model):
     """NeXtVLAD per feature -> concat -> dropout -> hidden FC + BN -> context gating -> classifier.
 
     The reference's best single model at the `ModelConfig` defaults (reference/nextvlad.md).
@@ -168,22 +195,7 @@ class NeXtVLADVideoModel(keras.Model):
             start += branch.feature_size
             descriptors.append(branch(features, mask, training=training))  # [B, K_i*l*F_i/G_i]
         x = ops.concatenate(descriptors, axis=-1)  # [B, sum_i K_i*l*F_i/G_i]
-        x = self.dropout(x, training=training)
-        h = self.hidden_bn(self.hidden(x), training=training)  # [B, H]
-        h = self.gating(h, training=training)  # [B, H], the video representation
-        logits = self.classifier(h)  # [B, C]
-        return {"logits": ops.cast(logits, "float32"), "repr": ops.cast(h, "float32")}
-
-    def get_config(self):
-        config = super().get_config()
-        config["config"] = dataclasses.asdict(self.model_config)
-        return config
-
-    @classmethod
-    def from_config(cls, config, custom_objects=None):
-        config = dict(config)
-        model_config = _model_config_from_dict(config.pop("config"))
-        return cls(model_config, **config)
+        return self.video_head(x, training)
 
 
 def build_video_model(config: ModelConfig) -> keras.Model:
