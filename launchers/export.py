@@ -1,14 +1,16 @@
 """Exports a trained run's model as a SavedModel that serves raw records.
 
   python launchers/export.py --run_dir=runs/student_k6 [--checkpoint=PATH] \
-      [--export_dir=runs/student_k6/export] [--overwrite]
+      [--export_dir=runs/student_k6/export] [--overwrite] [--class_index_file=classInd.txt]
 
 The model is rebuilt from the run's flags.txt and its latest (or the given) checkpoint; only the
 model is exported (no teacher, projection head or optimizer). Signatures: `serving_default`
-(serialized records -> video_id, top-20 class_indexes and scores, probabilities) and
-`serve_frames` (uint8 frames and num_frames -> the same without video_id); see yt8m_kd/export.py.
-The export is written beside export_dir and renamed into place when complete; an existing
-export_dir is refused unless --overwrite. Prints the export's yt8m_kd_export.json.
+(serialized records -> video_id, top-K class_indexes and scores, probabilities; K = 20 for
+YouTube-8M, 5 for UCF101) and `serve_frames` (uint8 frames and num_frames -> the same without
+video_id); see yt8m_kd/export.py. A UCF101 export records the class names of the run's
+--class_index_file (or of --class_index_file here) in its metadata. The export is written beside
+export_dir and renamed into place when complete; an existing export_dir is refused unless
+--overwrite. Prints the export's yt8m_kd_export.json.
 """
 
 from __future__ import annotations
@@ -29,6 +31,11 @@ flags.DEFINE_string("run_dir", None, "Run directory written by launchers/train.p
 flags.DEFINE_string("checkpoint", None, "Checkpoint path (default: the run's latest).")
 flags.DEFINE_string("export_dir", None, "Where the SavedModel goes (default: <run_dir>/export).")
 flags.DEFINE_boolean("overwrite", False, "Replace an existing --export_dir.")
+flags.DEFINE_string(
+    "class_index_file",
+    None,
+    "UCF101: classInd.txt whose class names the export records (default: the run's).",
+)
 FLAGS = flags.FLAGS
 
 
@@ -40,6 +47,8 @@ def _validate_flags() -> str:
         raise yflags.FlagError("--run_dir is required")
     if not tf.io.gfile.exists(os.path.join(FLAGS.run_dir, "flags.txt")):
         raise yflags.FlagError(f"--run_dir={FLAGS.run_dir} is not a run directory (no flags.txt)")
+    if FLAGS.class_index_file and not tf.io.gfile.exists(FLAGS.class_index_file):
+        raise yflags.FlagError(f"--class_index_file={FLAGS.class_index_file} does not exist")
     export_dir = FLAGS.export_dir or os.path.join(FLAGS.run_dir, "export")
     if tf.io.gfile.exists(export_dir) and not FLAGS.overwrite:
         raise yflags.FlagError(
@@ -55,7 +64,11 @@ def main(argv: list[str]) -> None:
 
     try:
         export_dir = export_saved_model(
-            FLAGS.run_dir, export_dir, checkpoint=FLAGS.checkpoint, overwrite=FLAGS.overwrite
+            FLAGS.run_dir,
+            export_dir,
+            checkpoint=FLAGS.checkpoint,
+            overwrite=FLAGS.overwrite,
+            class_index_file=FLAGS.class_index_file,
         )
     except FileExistsError as e:  # created since the check above
         raise yflags.FlagError(str(e)) from e

@@ -1,15 +1,25 @@
-"""Predicts the top classes of every video of a set of records and writes the Kaggle CSV.
+"""Predicts the top classes of every video of a set of records and writes a CSV.
 
   python launchers/infer.py --run_dir=runs/student_k6 \
       --input_data_pattern='data/test-*.tfrecord' [--output_file=predictions.csv]
   python launchers/infer.py --saved_model=runs/student_k6/export \
       --input_data_pattern='data/test-*.tfrecord'
+  python launchers/infer.py --saved_model=runs/ucf101_student/export \
+      --input_data_pattern='records/testlist01-*.tfrecord' [--class_index_file=classInd.txt]
 
 With --run_dir the model is rebuilt from the run's flags.txt and checkpoint and reads the records
 with the training code's reader; with --saved_model an export of launchers/export.py is fed the
-serialized records. The CSV (header `VideoId,LabelConfidencePairs`, a row `id,label score ...` per
-video, its --top_k classes by descending score, "%i %g") is written batch by batch to
-<output_file>.partial and renamed to --output_file when complete. Prints a JSON summary.
+serialized records. The CSV follows the data family of the run or export (yt8m_kd/inference.py):
+
+  YouTube-8M  the Kaggle CSV: header `VideoId,LabelConfidencePairs`, a row `id,label score ...`
+              per video, its --top_k (default 20) classes by descending score, "%i %g"
+  UCF101      header `video_id,class_1,score_1,...,class_5,score_5`, a row per video: its id,
+              then its --top_k (default 5) classes by descending probability, each as its
+              classInd.txt name and "%g" score; the names come from --class_index_file, else
+              the run's --class_index_file or the export's metadata
+
+It is written batch by batch to <output_file>.partial and renamed to --output_file when complete.
+Prints a JSON summary.
 """
 
 from __future__ import annotations
@@ -33,10 +43,21 @@ flags.DEFINE_string("saved_model", None, "Instead of --run_dir: an export of lau
 flags.DEFINE_string(
     "input_data_pattern", None, "Records to predict (comma-separated globs of TFRecord files)."
 )
-flags.DEFINE_string("output_file", "predictions.csv", "Where to write the Kaggle CSV.")
+flags.DEFINE_string("output_file", "predictions.csv", "Where to write the CSV.")
 flags.DEFINE_integer("batch_size", 256, "Videos per batch.")
-flags.DEFINE_integer("top_k", 20, "Classes per video in the CSV.")
-flags.DEFINE_boolean("skip_bad_records", False, "Skip and count malformed records.")
+flags.DEFINE_integer(
+    "top_k", None, "Classes per video in the CSV (default: 20 for YouTube-8M, 5 for UCF101)."
+)
+flags.DEFINE_string(
+    "class_index_file",
+    None,
+    "UCF101: classInd.txt naming the classes (default: the run's, or the export's names).",
+)
+flags.DEFINE_boolean(
+    "skip_bad_records",
+    False,
+    "Skip and count malformed records (UCF101 records: with --saved_model only).",
+)
 flags.DEFINE_boolean("progress_bar", True, "Show a progress bar.")
 FLAGS = flags.FLAGS
 
@@ -62,9 +83,19 @@ def _validate_flags() -> list[str]:
         if not tf.io.gfile.glob(pattern):
             raise yflags.FlagError(f"--input_data_pattern={pattern} matches no file")
     for name in ("batch_size", "top_k"):
-        if FLAGS[name].value <= 0:
+        if FLAGS[name].value is not None and FLAGS[name].value <= 0:
             raise yflags.FlagError(f"--{name}={FLAGS[name].value} must be positive")
+    if FLAGS.class_index_file and not tf.io.gfile.exists(FLAGS.class_index_file):
+        raise yflags.FlagError(f"--class_index_file={FLAGS.class_index_file} does not exist")
     return patterns
+
+
+def _class_names(read, source) -> list[str]:
+    """UCF101 class names from a run or an export; a missing or wrong one is a flag error."""
+    try:
+        return read(source, FLAGS.class_index_file)
+    except (ValueError, FileNotFoundError) as e:
+        raise yflags.FlagError(str(e)) from e
 
 
 def main(argv: list[str]) -> None:
@@ -72,6 +103,7 @@ def main(argv: list[str]) -> None:
     patterns = _validate_flags()
     from yt8m_kd import inference
     from yt8m_kd.data import yt8m
+    from yt8m_kd.export import data_family, load_export_metadata
 
     options = {
         "batch_size": FLAGS.batch_size,
@@ -83,15 +115,33 @@ def main(argv: list[str]) -> None:
 
         counter = yt8m.BadRecordCounter()
         run = restore_run(FLAGS.run_dir, FLAGS.checkpoint)
+        family = data_family(run)
+        if family == "ucf101":
+            if FLAGS.skip_bad_records:
+                raise yflags.FlagError(
+                    "--skip_bad_records with --run_dir reads YouTube-8M records only; for UCF101 "
+                    "records export the run and give --saved_model"
+                )
+            class_names = _class_names(inference.run_class_names, run)
         batches = inference.run_predictions(run, patterns, bad_record_counter=counter, **options)
         summary = {"run_dir": FLAGS.run_dir, "checkpoint": run.checkpoint}
     else:
+        family = load_export_metadata(FLAGS.saved_model)["data_family"]
+        if family == "ucf101":
+            class_names = _class_names(inference.export_class_names, FLAGS.saved_model)
         skipped = collections.Counter()
         batches = inference.saved_model_predictions(
             FLAGS.saved_model, patterns, skipped=skipped, **options
         )
         summary = {"saved_model": FLAGS.saved_model}
-    videos = inference.write_kaggle_csv(batches, FLAGS.output_file, FLAGS.progress_bar)
+    if family == "ucf101":
+        top_k = FLAGS.top_k or inference.DEFAULT_TOP_K[family]
+        videos = inference.write_class_name_csv(
+            batches, FLAGS.output_file, class_names, top_k, FLAGS.progress_bar
+        )
+    else:
+        videos = inference.write_kaggle_csv(batches, FLAGS.output_file, FLAGS.progress_bar)
+    summary["data_family"] = family
     if FLAGS.run_dir:
         bad_records = counter.counts()
     else:

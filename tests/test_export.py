@@ -1,6 +1,7 @@
 """SavedModel export: both signatures, loaded in a process without yt8m_kd, give the trained
-model's outputs; parsing in the graph is the input pipeline's; an interrupted export leaves
-nothing loadable at export_dir; only the model's variables are exported."""
+model's outputs; a random-k student's scores for a video do not depend on its batch; parsing in
+the graph is the input pipeline's; an interrupted export leaves nothing loadable at export_dir;
+only the model's variables are exported. (UCF101 exports: test_export_ucf101.py.)"""
 
 from __future__ import annotations
 
@@ -36,12 +37,22 @@ def exports(distilled_student_run, teacher_run, tmp_path_factory) -> dict[str, s
 
 
 def _in_memory(run_dir: str, files) -> dict[str, np.ndarray]:
-    """The restored model's inputs and probabilities over `files`, read in order."""
+    """The restored model's inputs and probabilities over `files`, read in order; also the
+    probabilities without the video ids (`frames_probabilities`), as serve_frames predicts."""
     run = restore_run(run_dir)
     predict = make_predict_fn(run.model, run.model_config)
-    parts = {"video_id": [], "frames": [], "num_frames": [], "probabilities": []}
+    parts = {
+        "video_id": [],
+        "frames": [],
+        "num_frames": [],
+        "probabilities": [],
+        "frames_probabilities": [],
+    }
     for batch in run.frame_dataset(list(files), batch_size=BATCH_SIZE, num_parallel_reads=1):
         parts["probabilities"].append(predict(batch).numpy())
+        # No ids: a random-k student seeds each video by its frames (evaluation_seeds).
+        frames_only = {"frames": batch["frames"], "num_frames": batch["num_frames"]}
+        parts["frames_probabilities"].append(predict(frames_only).numpy())
         for name in ("video_id", "frames", "num_frames"):
             parts[name].append(batch[name].numpy())
     return {name: np.concatenate(values) for name, values in parts.items()}
@@ -95,9 +106,13 @@ def test_fresh_process_serves_the_trained_model(name, exports, tiny_yt8m, tmp_pa
 
     assert len(expected["video_id"]) == 32
     np.testing.assert_array_equal(served["video_id"], expected["video_id"])
+    if name == "teacher":  # all frames: the ids play no part
+        np.testing.assert_array_equal(expected["probabilities"], expected["frames_probabilities"])
     for prefix in ("", "frames_"):
         probabilities = served[prefix + "probabilities"]
-        np.testing.assert_allclose(probabilities, expected["probabilities"], rtol=0, atol=1e-5)
+        np.testing.assert_allclose(
+            probabilities, expected[prefix + "probabilities"], rtol=0, atol=1e-5
+        )
         ranking = np.argsort(-probabilities, axis=1, kind="stable")[:, :20]
         np.testing.assert_array_equal(served[prefix + "class_indexes"], ranking)
         np.testing.assert_array_equal(
@@ -117,9 +132,48 @@ def test_student_selects_its_frames_in_the_graph(exports, tiny_yt8m):
     assert np.abs(served.numpy() - all_frames).max() > 1e-3
 
 
+def test_random_k_scores_do_not_depend_on_the_batch(exports, tiny_yt8m):
+    """A random-k student gives a video the same scores at any position of a batch and in a
+    batch of any size: in memory (the evaluation path), through serving_default (seeded by the
+    id) and through serve_frames (seeded by the frames)."""
+    run_dir, export_dir = exports["student"]
+    run = restore_run(run_dir)
+    predict = make_predict_fn(run.model, run.model_config)
+    batch = next(iter(run.frame_dataset(tiny_yt8m.eval_files[0], batch_size=16)))
+    batch = {name: batch[name] for name in ("video_id", "frames", "num_frames")}
+    reference = predict(batch).numpy()
+    backwards = predict({k: tf.reverse(v, [0]) for k, v in batch.items()}).numpy()[::-1]
+    np.testing.assert_allclose(backwards, reference, rtol=0, atol=1e-6)
+    for start, size in ((0, 1), (5, 1), (3, 7)):
+        part = predict({k: v[start : start + size] for k, v in batch.items()}).numpy()
+        np.testing.assert_allclose(part, reference[start : start + size], rtol=0, atol=1e-6)
+    renamed = predict({**batch, "video_id": tf.strings.join([batch["video_id"], "x"])}).numpy()
+    assert np.abs(renamed - reference).max() > 1e-4  # the seed is the video's
+
+    loaded = tf.saved_model.load(export_dir)
+    serve = loaded.signatures["serving_default"]
+    records = [r.numpy() for r in tf.data.TFRecordDataset(tiny_yt8m.eval_files[0])]
+    full = serve(example_bytes=tf.constant(records))["probabilities"].numpy()
+    np.testing.assert_allclose(full, reference, rtol=0, atol=1e-5)
+    backwards = serve(example_bytes=tf.constant(records[::-1]))["probabilities"].numpy()[::-1]
+    np.testing.assert_allclose(backwards, full, rtol=0, atol=1e-6)
+    pair = serve(example_bytes=tf.constant(records[9:11]))["probabilities"].numpy()
+    np.testing.assert_allclose(pair, full[9:11], rtol=0, atol=1e-6)
+
+    serve_frames = loaded.signatures["serve_frames"]
+    frames, num_frames = batch["frames"].numpy(), batch["num_frames"].numpy()
+    full = serve_frames(frames=frames, num_frames=num_frames)["probabilities"].numpy()
+    order = np.random.default_rng(0).permutation(len(frames))
+    shuffled = serve_frames(frames=frames[order], num_frames=num_frames[order])["probabilities"]
+    np.testing.assert_allclose(shuffled.numpy(), full[order], rtol=0, atol=1e-6)
+    single = serve_frames(frames=frames[4:5], num_frames=num_frames[4:5])["probabilities"]
+    np.testing.assert_allclose(single.numpy(), full[4:5], rtol=0, atol=1e-6)
+
+
 def test_serve_frames_cuts_and_pads_to_max_frames(exports, tiny_yt8m):
     """Frames past max_frames are cut (as the reader cuts them) and shorter inputs padded: the
-    same outputs for the same video, even for a random-k student whose draw depends on T."""
+    same outputs for the same video, even for a random-k student whose draw depends on T (and
+    whose seed on the frames of the padded length)."""
     run_dir, export_dir = exports["student"]
     run = restore_run(run_dir)
     batch = next(iter(run.frame_dataset(tiny_yt8m.eval_files[0], batch_size=8)))
@@ -263,6 +317,8 @@ def test_export_holds_the_model_variables_only(exports):
         "top_k": 20,
     }
     assert metadata["feature_names"] == ["rgb", "audio"] and metadata["feature_sizes"] == [64, 16]
+    assert metadata["data_family"] == "yt8m" and metadata["single_label"] is False
+    assert "image_size" not in metadata and "class_names" not in metadata  # UCF101's only
 
 
 # ------------------------------------------------------------------- atomic writes

@@ -75,6 +75,44 @@ def test_csv_of_known_predictions(tmp_path):
     assert not (tmp_path / "predictions.csv.partial").exists()
 
 
+def test_ucf101_csv_of_known_predictions(tmp_path):
+    """The UCF101 CSV: a header of five class/score pairs, rows of class names by descending
+    score, "%g" scores (six significant digits)."""
+    batch = inference.PredictionBatch(
+        video_ids=np.array([b"v_Archery_g01_c01", b"v_Rowing_g02_c03"], object),
+        class_indexes=np.array([[2, 0, 5, 1, 4], [0, 6, 3, 2, 1]]),
+        scores=np.array(
+            [[0.5, 0.25, 0.125, 0.0625, 1.5e-5], [0.02, 0.9123456, 0.05, 0.001, 0.01]], np.float32
+        ),
+    )
+    names = ["Archery", "Basketball", "Biking", "Bowling", "Diving", "Fencing", "Rowing"]
+    output = tmp_path / "predictions.csv"
+    assert inference.write_class_name_csv([batch], str(output), names) == 2
+    assert output.read_text() == (
+        "video_id,class_1,score_1,class_2,score_2,class_3,score_3,class_4,score_4,class_5,score_5\n"
+        "v_Archery_g01_c01,Biking,0.5,Archery,0.25,Fencing,0.125,Basketball,0.0625,Diving,1.5e-05\n"
+        "v_Rowing_g02_c03,Rowing,0.912346,Bowling,0.05,Archery,0.02,Basketball,0.01,Biking,0.001\n"
+    )
+    assert not (tmp_path / "predictions.csv.partial").exists()
+
+
+def test_ucf101_csv_refuses_what_it_cannot_write(tmp_path):
+    three = inference.PredictionBatch(
+        np.array([b"v_a"], object), np.array([[0, 1, 2]]), np.array([[0.5, 0.3, 0.2]])
+    )
+    # Fewer than five classes: the header has as many pairs as there are classes.
+    output = tmp_path / "three.csv"
+    inference.write_class_name_csv([three], str(output), ["A", "B", "C"])
+    assert output.read_text() == "video_id,class_1,score_1,class_2,score_2,class_3,score_3\n" + (
+        "v_a,A,0.5,B,0.3,C,0.2\n"
+    )
+    with pytest.raises(ValueError, match="3 classes for a CSV of 5 per row"):
+        inference.write_class_name_csv([three], str(tmp_path / "five.csv"), list("ABCDEF"))
+    with pytest.raises(ValueError, match="class name 'A,B'"):
+        inference.write_class_name_csv([three], str(tmp_path / "comma.csv"), ["A,B", "C", "D"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["three.csv"]
+
+
 def test_run_dir_csv_rows_are_the_models_top_20(teacher, tiny_yt8m, tmp_path):
     output = tmp_path / "predictions.csv"
     batches = inference.run_predictions(teacher, tiny_yt8m.eval_pattern, batch_size=32)

@@ -4,29 +4,51 @@
   served = tf.saved_model.load(path).signatures["serving_default"]
   served(example_bytes=tf.constant([record_1, record_2]))  # serialized SequenceExamples
 
-Signatures (B videos, C classes, K = min(20, C), D = sum(feature_sizes)):
+Signatures (B videos, C classes, K top classes, T = max_frames):
 
   serving_default  example_bytes [B] string (serialized records, as the starter code's SavedModel)
                    -> video_id [B] string, class_indexes [B, K] int32, scores [B, K] float32
                       (the top K classes, scores descending), probabilities [B, C] float32
-  serve_frames     frames [B, T, D] uint8 (what the input pipeline yields), num_frames [B] int32
+  serve_frames     frames (what the input pipeline yields), num_frames [B] int32
                    -> class_indexes, scores, probabilities
 
+Per data family (the run's --dataset):
+
+  yt8m    records: YouTube-8M frame-feature SequenceExamples (reference/yt8m-format-and-metrics.md)
+          frames [B, T', D] uint8, D = sum(feature_sizes); K = min(20, C), as the starter code's
+          SavedModel; probabilities: a sigmoid per class (multi-label)
+  ucf101  records: UCF101 frame records (`yt8m_kd.data.ucf101`: context `id`, feature list
+          `frames` of encoded JPEGs); frames [B, T', S, S, 3] uint8 RGB, S = image_size (the
+          clips of `ucf101.frame_dataset(training=False)`); K = min(5, C), the top-5 of UCF101
+          accuracy and of the inference CSV (all C are in `probabilities`); probabilities: a
+          softmax over the classes (single-label)
+
+serve_frames cuts or zero-pads the T' frames it is given to T, as the input pipeline does.
+
 Everything between the bytes and the probabilities runs in the graph, with the semantics of the
-training code: parsing as `yt8m_kd.data.yt8m.frame_dataset` does it (`id`, else `video_id`;
-features concatenated per frame in feature_names order, cut after max_frames, zero-padded to
-max_frames), dequantization (the model's first op), a student's k-frame selection with the fixed
-evaluation seed, and the sigmoid (`yt8m_kd.training.loop.make_predict_fn` is what is traced). Only
-the restored model is exported: no teacher, projection head or optimizer. A record the model
-cannot read (no frames, a feature list missing, frame counts that differ between feature lists, a
-frame of the wrong size) fails the call with an InvalidArgumentError naming its id; labels are not
-read, so test records without labels are fine. A random-k student (`frame_selection=random`) draws
-its frames from the fixed seed by position in the request, as evaluation does by position in the
-batch: a video's scores depend on its position in the request (not on the other videos).
+training code's evaluation: parsing as the family's frame_dataset does it (YouTube-8M: `id`, else
+`video_id`; features concatenated per frame in feature_names order, cut after max_frames,
+zero-padded to max_frames; UCF101: `ucf101.parse_eval_clip` per record, which decodes only the T
+segment-centre JPEGs, resizes and takes the centre crop), dequantization (the model's first op),
+a student's k-frame selection, and the sigmoid or softmax (`yt8m_kd.training.loop.make_predict_fn`
+is what is traced). Only the restored model is exported: no teacher, projection head or
+optimizer. A record the model cannot read fails the call with an InvalidArgumentError naming its
+id (YouTube-8M: no frames, a feature list missing, frame counts that differ between feature
+lists, a frame of the wrong size, also naming its position in the request; UCF101: no frames, a
+frame that is not a complete JPEG). Labels are not read, so test records without labels are fine.
+
+A random-k student (`frame_selection=random`) draws a video's frames from a seed of the video's
+own (`yt8m_kd.training.loop.evaluation_seeds`): in serving_default a fingerprint of its id, so a
+video gets the scores evaluation gives it, whatever its position in the request or the request's
+size; serve_frames has no ids and fingerprints each video's valid frames instead (the same
+scores for the same frames wherever they are; other frames than serving_default draws for that
+video, so the two signatures agree exactly for every other student and for the teacher).
 
 Beside the SavedModel, `yt8m_kd_export.json` in the export directory holds what a client needs to
-feed it (data family, num_classes, max_frames, feature names and sizes, k_frames, top_k, the run
-and checkpoint it came from); `load_export_metadata` reads it.
+feed it and read its outputs (data family, num_classes, max_frames, k_frames, frame_selection,
+top_k, single_label; YouTube-8M: feature names and sizes; UCF101: image_size and the class names
+of the run's classInd.txt, null without one; the run and checkpoint it came from);
+`load_export_metadata` reads it.
 
 Atomic write: the SavedModel is written into the sibling `<export_dir>.partial` (a leftover from
 a crashed export is deleted first) and renamed to export_dir only once it is complete, so an
@@ -37,8 +59,8 @@ after a crash between the two renames, nothing, with the old model at `.old`). T
 file system renaming directories atomically (local disks do; on gs:// a rename is a copy).
 
 Data families. `parse_records` turns serialized records into the batch dict of DESIGN.md for the
-family of the export (YouTube-8M feature records: `parse_yt8m_records`), and `_frames_spec` gives
-the shape of `frames` in serve_frames; a new family (UCF101 JPEG frames) adds one function to each.
+family of the export (`parse_yt8m_records`, `parse_ucf101_records`), and `_frames_spec` gives the
+shape of `frames` in serve_frames; a new family adds one function to each.
 """
 
 from __future__ import annotations
@@ -49,13 +71,17 @@ import os
 
 import keras
 import tensorflow as tf
+from absl import logging
 
+from yt8m_kd.data import ucf101
 from yt8m_kd.training.loop import make_predict_fn
 from yt8m_kd.training.runs import RestoredRun, restore_run
 
 # The starter code's SavedModel returns the top 20 classes (reference/yt8m-format-and-metrics.md);
 # so does the Kaggle CSV.
 TOP_K = 20
+# UCF101 results are top-1 and top-5 accuracy; its CSV lists the top 5.
+UCF101_TOP_K = 5
 METADATA_FILE = "yt8m_kd_export.json"
 METADATA_FORMAT = "yt8m_kd.export/1"
 SERVING_SIGNATURE = "serving_default"
@@ -67,40 +93,91 @@ class ExportSpec:
     """What the serving graph needs beside the model: how records look and what is returned.
 
     Attributes:
-      data_family: "yt8m" (frame feature records); selects the record parser.
+      data_family: "yt8m" (frame feature records) or "ucf101" (JPEG frame records); selects the
+        record parser and the shape of serve_frames' `frames`.
       num_classes: C, width of `probabilities`.
-      max_frames: frames kept per video; longer videos are cut, shorter ones zero-padded.
-      feature_names, feature_sizes: the feature lists read, concatenated per frame in this order.
+      max_frames: T, frames per video; YouTube-8M: longer videos are cut, shorter ones
+        zero-padded; UCF101: frames sampled per clip (segment centres).
       k_frames: 0 for an all-frames model, k > 0 for a student (selection happens in the graph).
       frame_selection: how a student's k frames are chosen.
-      top_k: K, classes in `class_indexes` and `scores`: min(20, num_classes).
+      top_k: K, classes in `class_indexes` and `scores`: min(20, C) (yt8m), min(5, C) (ucf101).
+      single_label: probabilities are a softmax over the classes (ucf101), else a sigmoid per
+        class.
+      feature_names, feature_sizes: yt8m only: the feature lists read, concatenated per frame in
+        this order.
+      image_size: ucf101 only: S, the side of the square centre crop.
+      class_names: ucf101 only: the C class names in index order (classInd.txt), or None.
     """
 
     data_family: str
     num_classes: int
     max_frames: int
-    feature_names: tuple[str, ...]
-    feature_sizes: tuple[int, ...]
     k_frames: int
     frame_selection: str
     top_k: int
+    single_label: bool = False
+    feature_names: tuple[str, ...] = ()
+    feature_sizes: tuple[int, ...] = ()
+    image_size: int = 0
+    class_names: tuple[str, ...] | None = None
 
     @classmethod
-    def from_run(cls, run: RestoredRun) -> ExportSpec:
+    def from_run(cls, run: RestoredRun, class_index_file: str | None = None) -> ExportSpec:
+        """The spec of a restored run. class_index_file (UCF101): where the class names are read
+        instead of the run's --class_index_file; a run file that is gone leaves them out with a
+        warning.
+
+        Raises:
+          ValueError: a data family that cannot be exported, or class names that are not C.
+        """
         family = data_family(run)
         if family not in _PARSERS:
-            raise ValueError(f"exporting models of {family!r} data is not supported yet")
+            raise ValueError(f"exporting models of {family!r} data is not supported")
         config = run.model_config
+        common = {
+            "data_family": family,
+            "num_classes": config.num_classes,
+            "max_frames": run.max_frames,
+            "k_frames": config.k_frames,
+            "frame_selection": config.frame_selection,
+            "single_label": run.single_label,
+        }
+        if family == "yt8m":
+            return cls(
+                **common,
+                top_k=min(TOP_K, config.num_classes),
+                feature_names=tuple(run.run_flags.feature_names),
+                feature_sizes=tuple(int(s) for s in config.feature_sizes),
+            )
+        names = _class_names(class_index_file or run.data_config.class_index_file)
+        if names is not None and len(names) != config.num_classes:
+            raise ValueError(
+                f"{class_index_file or run.data_config.class_index_file} lists {len(names)} "
+                f"classes; the model has {config.num_classes}"
+            )
         return cls(
-            data_family=family,
-            num_classes=config.num_classes,
-            max_frames=run.max_frames,
-            feature_names=tuple(run.run_flags.feature_names),
-            feature_sizes=tuple(int(s) for s in config.feature_sizes),
-            k_frames=config.k_frames,
-            frame_selection=config.frame_selection,
-            top_k=min(TOP_K, config.num_classes),
+            **common,
+            top_k=min(UCF101_TOP_K, config.num_classes),
+            image_size=config.image_size,
+            class_names=names,
         )
+
+
+# Fields of ExportSpec that describe one data family's input only.
+_FAMILY_FIELDS = {
+    "yt8m": ("feature_names", "feature_sizes"),
+    "ucf101": ("image_size", "class_names"),
+}
+
+
+def _class_names(path: str | None) -> tuple[str, ...] | None:
+    """The class names of a classInd.txt, or None without one (warning when it is gone)."""
+    if not path:
+        return None
+    if not tf.io.gfile.exists(path):
+        logging.warning("class index file %s does not exist: the export names no classes", path)
+        return None
+    return tuple(ucf101.read_class_index(path))
 
 
 def data_family(run: RestoredRun) -> str:
@@ -183,6 +260,40 @@ def parse_yt8m_records(
     return {"video_id": video_id, "frames": frames, "num_frames": num_frames}
 
 
+# A SequenceExample holding only the context label 0, appended to every UCF101 record. Protobuf
+# parses concatenated messages as one merged message, and in a map (the context features) the
+# last entry of a key wins: the record is read with label 0 whatever its own label, or without
+# one. So serving never checks labels, which test clips do not have.
+_LABEL_ZERO = tf.train.SequenceExample(
+    context=tf.train.Features(
+        feature={"label": tf.train.Feature(int64_list=tf.train.Int64List(value=[0]))}
+    )
+).SerializeToString()
+
+
+def parse_ucf101_records(
+    serialized: tf.Tensor, *, max_frames: int, image_size: int
+) -> dict[str, tf.Tensor]:
+    """[B] serialized UCF101 frame records -> video_id [B], frames [B, max_frames, S, S, 3] uint8,
+    num_frames [B] int32: `ucf101.parse_eval_clip` per record, the clips of
+    `ucf101.frame_dataset(training=False)` (segment-centre frames, centre crop; labels not read).
+
+    Raises (when run): InvalidArgumentError naming the first bad record's video id (no frames, a
+    frame that is not a complete JPEG).
+    """
+    clips = tf.map_fn(
+        lambda record: ucf101.parse_eval_clip(record, max_frames, image_size),
+        tf.strings.join([serialized, _LABEL_ZERO]),
+        fn_output_signature={
+            "video_id": tf.TensorSpec([], tf.string),
+            "frames": tf.TensorSpec([max_frames, image_size, image_size, 3], tf.uint8),
+            "num_frames": tf.TensorSpec([], tf.int32),
+            "labels": tf.TensorSpec([], tf.int32),
+        },
+    )
+    return {name: clips[name] for name in ("video_id", "frames", "num_frames")}
+
+
 # Serialized records -> the batch dict (video_id, frames, num_frames), per data family.
 _PARSERS = {
     "yt8m": lambda serialized, spec: parse_yt8m_records(
@@ -190,6 +301,9 @@ _PARSERS = {
         max_frames=spec.max_frames,
         feature_names=spec.feature_names,
         feature_sizes=spec.feature_sizes,
+    ),
+    "ucf101": lambda serialized, spec: parse_ucf101_records(
+        serialized, max_frames=spec.max_frames, image_size=spec.image_size
     ),
 }
 
@@ -205,6 +319,9 @@ def _frames_spec(spec: ExportSpec) -> tf.TensorSpec:
     """The `frames` input of serve_frames: what the family's input pipeline yields."""
     if spec.data_family == "yt8m":
         return tf.TensorSpec([None, None, sum(spec.feature_sizes)], tf.uint8, name="frames")
+    if spec.data_family == "ucf101":
+        size = spec.image_size
+        return tf.TensorSpec([None, None, size, size, 3], tf.uint8, name="frames")
     raise ValueError(f"no frames input for data family {spec.data_family!r}")
 
 
@@ -214,7 +331,8 @@ def fit_frames(
     """[B, T, ...] frames cut or zero-padded to [B, max_frames, ...]; num_frames clipped to match.
 
     The padded length matters beyond the mask: random-k selection draws one key per position of
-    the padded length, so the graph sees the length the input pipeline pads to.
+    the padded length (and serve_frames' seed fingerprints the padded frames), so the graph sees
+    the length the input pipeline pads to.
     """
     frames = frames[:, :max_frames]
     length = tf.shape(frames)[1]
@@ -230,10 +348,16 @@ def serving_module(run: RestoredRun, spec: ExportSpec) -> tf.Module:
     """A tf.Module holding the restored model (its only variables) and the two serving functions
     `serve_records` and `serve_frames` (see the module docstring)."""
     # A closure, not an attribute: an attribute tf.function would be saved as one more endpoint.
-    predict = make_predict_fn(run.model, run.model_config)
+    predict = make_predict_fn(run.model, run.model_config, spec.single_label)
 
     def outputs(batch: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-        probabilities = predict(batch)  # [B, C]
+        # An empty request answers empty outputs without running the model (an image backbone
+        # fails on a batch of no frames).
+        probabilities = tf.cond(
+            tf.shape(batch["num_frames"])[0] > 0,
+            lambda: predict(batch),
+            lambda: tf.zeros([0, spec.num_classes], tf.float32),
+        )  # [B, C]
         # Ties: top_k puts the lower class index first (a stable descending sort).
         top = tf.math.top_k(probabilities, k=spec.top_k, sorted=True)
         return {
@@ -244,7 +368,7 @@ def serving_module(run: RestoredRun, spec: ExportSpec) -> tf.Module:
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="example_bytes")])
     def serve_records(example_bytes):
-        batch = parse_records(example_bytes, spec)
+        batch = parse_records(example_bytes, spec)  # its video_id seeds a random-k student
         return {"video_id": batch["video_id"], **outputs(batch)}
 
     @tf.function(
@@ -278,9 +402,14 @@ def _save(module: tf.Module, path: str) -> None:
 
 
 def _metadata(run: RestoredRun, spec: ExportSpec, run_dir: str | None) -> dict:
+    fields = dataclasses.asdict(spec)
+    for family, names in _FAMILY_FIELDS.items():
+        if family != spec.data_family:
+            for name in names:
+                del fields[name]
     return {
         "format": METADATA_FORMAT,
-        **dataclasses.asdict(spec),
+        **fields,
         "signatures": {
             SERVING_SIGNATURE: {
                 "inputs": ["example_bytes"],
@@ -309,6 +438,7 @@ def export_saved_model(
     export_dir: str | None = None,
     checkpoint: str | None = None,
     overwrite: bool = False,
+    class_index_file: str | None = None,
 ) -> str:
     """Exports a run's model as a SavedModel with the signatures of the module docstring.
 
@@ -317,6 +447,8 @@ def export_saved_model(
       export_dir: where the SavedModel goes; default <run_dir>/export.
       checkpoint: with a run directory, the checkpoint to export (default: the latest).
       overwrite: replace an existing export_dir (atomically, see the module docstring).
+      class_index_file: UCF101: the classInd.txt whose names the metadata records, instead of
+        the run's --class_index_file.
 
     Returns:
       export_dir.
@@ -324,7 +456,8 @@ def export_saved_model(
     Raises:
       FileExistsError: export_dir exists and overwrite is False.
       FileNotFoundError: not a run directory, or no checkpoint.
-      ValueError: export_dir missing for a RestoredRun, or a checkpoint given with one.
+      ValueError: export_dir missing for a RestoredRun, or a checkpoint given with one; a data
+        family that cannot be exported; class names that do not match the model's classes.
     """
     run_dir = None
     if isinstance(run, str):
@@ -341,13 +474,13 @@ def export_saved_model(
         raise FileExistsError(
             f"{export_dir} exists already; remove it or export with overwrite (--overwrite)"
         )
+    spec = ExportSpec.from_run(run, class_index_file)  # before anything is written
     partial, old = export_dir + ".partial", export_dir + ".old"
     _remove(partial)  # a leftover of an interrupted export
     parent = os.path.dirname(export_dir)
     if parent:
         tf.io.gfile.makedirs(parent)
 
-    spec = ExportSpec.from_run(run)
     try:
         _save(serving_module(run, spec), partial)
         with tf.io.gfile.GFile(os.path.join(partial, METADATA_FILE), "w") as f:

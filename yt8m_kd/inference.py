@@ -1,23 +1,45 @@
-"""Predictions over records -> the Kaggle submission CSV, streaming in batches.
+"""Predictions over records -> a CSV, streaming in batches: the Kaggle submission CSV of
+YouTube-8M, or the top-5 class names of UCF101.
 
   run = restore_run("runs/student_k6")
   batches = run_predictions(run, "data/test-*.tfrecord", batch_size=256)
   write_kaggle_csv(batches, "predictions.csv")      # or saved_model_predictions(export_dir, ...)
 
-The CSV (reference/yt8m-format-and-metrics.md): the header `VideoId,LabelConfidencePairs`, then a
-row per video, `id,label score label score ...`, its top 20 classes by score, descending, each
-pair printed with "%i %g". Equal scores keep the lower class index first (tf.math.top_k's order).
+  run = restore_run("runs/ucf101_student")            # UCF101
+  batches = run_predictions(run, "records/testlist01-*.tfrecord", batch_size=32)
+  write_class_name_csv(batches, "predictions.csv", run_class_names(run))
+
+YouTube-8M (reference/yt8m-format-and-metrics.md): the header `VideoId,LabelConfidencePairs`, then
+a row per video, `id,label score label score ...`, its top 20 classes by score, descending, each
+pair printed with "%i %g".
+
+UCF101: the header `video_id,class_1,score_1,class_2,score_2,...,class_5,score_5`, then a row per
+video: its id (the video stem), then its top 5 classes by probability (softmax), descending, each
+as its classInd.txt name and the probability printed with "%g" (k = min(5, C) pairs; another
+top_k changes the number of pairs in header and rows alike):
+
+  video_id,class_1,score_1,class_2,score_2,class_3,score_3,class_4,score_4,class_5,score_5
+  v_ApplyEyeMakeup_g01_c01,ApplyEyeMakeup,0.912346,ApplyLipstick,0.05,Archery,0.0213,...
+
+The names come from the run's --class_index_file (a run directory) or the export's metadata (a
+SavedModel), or a classInd.txt given instead (`class_index_file`); without any, a UCF101 CSV is
+refused (indices alone would be ambiguous with 1-based classInd numbers).
+
+In both, equal scores keep the lower class index first (tf.math.top_k's order), and an id or a
+name holding a comma or a line break is refused.
 
 Two sources of predictions, both yielding one `PredictionBatch` per batch of records:
-- `run_predictions`: a restored run's model over `yt8m_kd.data.yt8m.frame_dataset` (the training
-  code's reader: bad records are errors naming file and id, or skipped and counted).
+- `run_predictions`: a restored run's model over the run's own reader (`RestoredRun.frame_dataset`:
+  YouTube-8M records, whose bad records are errors naming file and id or skipped and counted;
+  UCF101 frame records, whose bad records are errors naming file and video).
 - `saved_model_predictions`: a SavedModel of `yt8m_kd.export` fed the raw serialized records
   (`serving_default`), read file by file in order. A batch the model refuses is retried record by
   record, so that an error names the file and the record's index in it; with skip_bad_records
   the bad records and the rest of a corrupt file are skipped, logged and counted instead.
 
 Row order follows the reader: a run's reader interleaves files, a SavedModel's reads them one after
-the other; the rows are the same.
+the other; the rows are the same (a random-k student draws each video's frames from a seed of the
+video's id, whatever the batch: `yt8m_kd.training.loop.evaluation_seeds`).
 
 Memory: batches flow from the reader through the model into the file one at a time; nothing
 holds more than a batch of predictions. The CSV is written to `<output>.partial` and renamed to the
@@ -28,19 +50,27 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import keras
 import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from yt8m_kd.data import yt8m
-from yt8m_kd.export import SERVING_SIGNATURE, TOP_K, data_family, load_export_metadata
+from yt8m_kd.data import ucf101, yt8m
+from yt8m_kd.export import (
+    SERVING_SIGNATURE,
+    TOP_K,
+    UCF101_TOP_K,
+    data_family,
+    load_export_metadata,
+)
 from yt8m_kd.training.loop import make_predict_fn
 from yt8m_kd.training.runs import RestoredRun
 
 CSV_HEADER = "VideoId,LabelConfidencePairs"
+# Classes per video when top_k is not given: the Kaggle CSV's 20, UCF101's top 5.
+DEFAULT_TOP_K = {"yt8m": TOP_K, "ucf101": UCF101_TOP_K}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,16 +92,21 @@ class PredictionBatch:
 
 
 # ------------------------------------------------------------------------------------ the CSV
+def _csv_field(value: bytes | str, what: str) -> str:
+    if isinstance(value, bytes):
+        value = value.decode("utf-8")
+    if any(c in value for c in ",\r\n"):
+        raise ValueError(f"{what} {value!r} cannot be written to a CSV row")
+    return value
+
+
 def format_row(video_id: bytes | str, class_indexes: Sequence[int], scores: Sequence[float]) -> str:
     """One CSV row without its newline: `id,label score label score ...`, scores descending.
 
     >>> format_row(b"Ab12", [3, 7], [0.25, 0.9])
     'Ab12,7 0.9 3 0.25'
     """
-    if isinstance(video_id, bytes):
-        video_id = video_id.decode("utf-8")
-    if any(c in video_id for c in ",\r\n"):
-        raise ValueError(f"video id {video_id!r} cannot be written to a CSV row")
+    video_id = _csv_field(video_id, "video id")
     scores = np.asarray(scores)
     order = np.argsort(-scores, kind="stable")  # equal scores keep their given order
     # The reference's pair format, verbatim.
@@ -79,8 +114,39 @@ def format_row(video_id: bytes | str, class_indexes: Sequence[int], scores: Sequ
     return f"{video_id},{pairs}"
 
 
-class KaggleCsvWriter:
-    """Writes the submission CSV a batch at a time, atomically.
+def class_name_header(top_k: int) -> str:
+    """The UCF101 CSV header: `video_id,class_1,score_1,...,class_K,score_K`.
+
+    >>> class_name_header(2)
+    'video_id,class_1,score_1,class_2,score_2'
+    """
+    return ",".join(["video_id"] + [f"class_{i},score_{i}" for i in range(1, top_k + 1)])
+
+
+def format_class_name_row(
+    video_id: bytes | str,
+    class_indexes: Sequence[int],
+    scores: Sequence[float],
+    class_names: Sequence[str],
+) -> str:
+    """One UCF101 CSV row without its newline: `id,name,score,name,score,...`, scores descending.
+
+    >>> format_class_name_row(b"v_a", [1, 0], [0.25, 0.75], ["Archery", "Basketball"])
+    'v_a,Archery,0.75,Basketball,0.25'
+    """
+    video_id = _csv_field(video_id, "video id")
+    scores = np.asarray(scores)
+    order = np.argsort(-scores, kind="stable")  # equal scores keep their given order
+    fields = [video_id]
+    for i in order:
+        fields.append(_csv_field(class_names[int(class_indexes[i])], "class name"))
+        fields.append("%g" % float(scores[i]))  # noqa: UP031
+    return ",".join(fields)
+
+
+class CsvWriter:
+    """Writes a CSV a batch at a time, atomically: a header, then `format_row(video_id,
+    class_indexes, scores)` per video.
 
     Rows go to `<path>.partial`; leaving the `with` block normally renames it to `path` (replacing
     an older file), leaving it with an exception deletes it.
@@ -91,20 +157,22 @@ class KaggleCsvWriter:
               writer.write_batch(batch)
     """
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, header: str, format_row: Callable[..., str]):
         self.path = path
         self.partial_path = path + ".partial"
         self.rows_written = 0
+        self._header = header
+        self._format_row = format_row
         self._file = None
 
-    def __enter__(self) -> KaggleCsvWriter:
+    def __enter__(self) -> CsvWriter:
         self._file = tf.io.gfile.GFile(self.partial_path, "w")
-        self._file.write(CSV_HEADER + "\n")
+        self._file.write(self._header + "\n")
         return self
 
     def write_batch(self, batch: PredictionBatch) -> None:
         rows = [
-            format_row(video_id, indexes, scores)
+            self._format_row(video_id, indexes, scores)
             for video_id, indexes, scores in zip(
                 batch.video_ids, batch.class_indexes, batch.scores, strict=True
             )
@@ -119,6 +187,32 @@ class KaggleCsvWriter:
             tf.io.gfile.rename(self.partial_path, self.path, overwrite=True)
         elif tf.io.gfile.exists(self.partial_path):
             tf.io.gfile.remove(self.partial_path)
+
+
+class KaggleCsvWriter(CsvWriter):
+    """The YouTube-8M submission CSV (module docstring), written as `CsvWriter` writes."""
+
+    def __init__(self, path: str):
+        super().__init__(path, CSV_HEADER, format_row)
+
+
+class ClassNameCsvWriter(CsvWriter):
+    """The UCF101 CSV (module docstring): every row names exactly top_k classes by their names."""
+
+    def __init__(self, path: str, class_names: Sequence[str], top_k: int = UCF101_TOP_K):
+        names = list(class_names)
+        for name in names:
+            _csv_field(name, "class name")
+        k = min(top_k, len(names))
+
+        def row(video_id, class_indexes, scores) -> str:
+            if len(class_indexes) != k:
+                raise ValueError(
+                    f"video {video_id!r}: {len(class_indexes)} classes for a CSV of {k} per row"
+                )
+            return format_class_name_row(video_id, class_indexes, scores, names)
+
+        super().__init__(path, class_name_header(k), row)
 
 
 def write_predictions(
@@ -145,35 +239,96 @@ def write_kaggle_csv(
         return write_predictions(batches, writer, progbar)
 
 
+def write_class_name_csv(
+    batches: Iterable[PredictionBatch],
+    output_file: str,
+    class_names: Sequence[str],
+    top_k: int = UCF101_TOP_K,
+    progress_bar: bool = False,
+) -> int:
+    """Writes the UCF101 CSV of `batches` (top_k classes per row, by name) to `output_file`
+    (atomically); returns its rows."""
+    progbar = keras.utils.Progbar(None, unit_name="video") if progress_bar else None
+    with ClassNameCsvWriter(output_file, class_names, top_k) as writer:
+        return write_predictions(batches, writer, progbar)
+
+
+# ------------------------------------------------------------------------------ class names
+def _checked_names(names: Sequence[str] | None, num_classes: int, source: str) -> list[str]:
+    if names is None:
+        raise ValueError(
+            f"{source} names no classes (no class index file): give a classInd.txt "
+            "(class_index_file, --class_index_file) to name the classes of the CSV"
+        )
+    if len(names) != num_classes:
+        raise ValueError(f"{source}: {len(names)} class names for a model of {num_classes} classes")
+    return list(names)
+
+
+def run_class_names(run: RestoredRun, class_index_file: str | None = None) -> list[str]:
+    """The C class names of a UCF101 run: from class_index_file, else its --class_index_file.
+
+    Raises:
+      ValueError: no class index file, or one that does not list C classes.
+      FileNotFoundError: the class index file does not exist.
+    """
+    path = class_index_file or run.data_config.class_index_file
+    if path and not tf.io.gfile.exists(path):
+        raise FileNotFoundError(f"class index file {path} does not exist")
+    names = ucf101.read_class_index(path) if path else None
+    return _checked_names(names, run.model_config.num_classes, path or "the run")
+
+
+def export_class_names(export_dir: str, class_index_file: str | None = None) -> list[str]:
+    """The C class names of a UCF101 export: from class_index_file, else its metadata."""
+    metadata = load_export_metadata(export_dir)
+    if class_index_file:
+        names, source = ucf101.read_class_index(class_index_file), class_index_file
+    else:
+        names, source = metadata.get("class_names"), f"the export {export_dir}"
+    return _checked_names(names, metadata["num_classes"], source)
+
+
 # ------------------------------------------------------------------------------------ sources
 def run_predictions(
     run: RestoredRun,
     file_pattern: str | Sequence[str],
     *,
     batch_size: int,
-    top_k: int = TOP_K,
+    top_k: int | None = None,
     skip_bad_records: bool = False,
     bad_record_counter: yt8m.BadRecordCounter | None = None,
 ) -> Iterator[PredictionBatch]:
-    """The top_k classes of every video of `file_pattern` by a restored run's model (the
-    probabilities of `make_predict_fn`: a student's frames chosen with the evaluation seed)."""
-    if data_family(run) != "yt8m":  # multi-label sigmoid scores: YouTube-8M only, for now
-        raise ValueError(f"predicting {data_family(run)!r} data is not supported yet")
+    """The top_k classes (default: 20 for YouTube-8M, 5 for UCF101) of every video of
+    `file_pattern` by a restored run's model: the probabilities of `make_predict_fn` (a sigmoid
+    per class, or UCF101's softmax; a random-k student's frames seeded by the video id).
+
+    Raises:
+      ValueError: skip_bad_records for UCF101 records, which its reader checks strictly (a
+        SavedModel source skips them).
+    """
+    family = data_family(run)
+    if skip_bad_records and family != "yt8m":
+        raise ValueError(
+            f"skipping bad records is not supported when predicting {family!r} records from a "
+            "run; export the run and predict from the SavedModel, which skips them"
+        )
     dataset = run.frame_dataset(
         file_pattern,
         batch_size=batch_size,
         skip_bad_records=skip_bad_records,
         bad_record_counter=bad_record_counter,
     )
-    predict = make_predict_fn(run.model, run.model_config)
-    k = min(top_k, run.model_config.num_classes)
+    predict = make_predict_fn(run.model, run.model_config, run.single_label)
+    k = min(top_k or DEFAULT_TOP_K[family], run.model_config.num_classes)
 
     @tf.function(reduce_retracing=True)
     def top_classes(batch):
         return tf.math.top_k(predict(batch), k=k, sorted=True)
 
     for batch in dataset:
-        top = top_classes({"frames": batch["frames"], "num_frames": batch["num_frames"]})
+        inputs = {name: batch[name] for name in ("video_id", "frames", "num_frames")}
+        top = top_classes(inputs)
         yield PredictionBatch(batch["video_id"].numpy(), top.indices.numpy(), top.values.numpy())
 
 
@@ -234,7 +389,7 @@ def _serve_checked(serve, records: list, skip_bad_records: bool, skipped: collec
             skipped["bad_record"] += 1
             continue
         good.append(record)
-    # The good ones together, as a batch: a random-k student's frames depend on the batch.
+    # The good ones together, as one batch (a video's outputs do not depend on the batch).
     return serve(example_bytes=tf.constant(good, tf.string)) if good else None
 
 
@@ -243,18 +398,19 @@ def saved_model_predictions(
     file_pattern: str | Sequence[str],
     *,
     batch_size: int,
-    top_k: int = TOP_K,
+    top_k: int | None = None,
     skip_bad_records: bool = False,
     skipped: collections.Counter | None = None,
 ) -> Iterator[PredictionBatch]:
-    """The top_k classes of every video of `file_pattern` by an exported SavedModel, fed the
-    serialized records. `skipped` counts what skip_bad_records skipped: `bad_record` (records)
-    and `corrupt_file` (files whose rest was skipped)."""
+    """The top_k classes (default: the export's top_k, 20 for YouTube-8M, 5 for UCF101) of every
+    video of `file_pattern` by an exported SavedModel, fed the serialized records. `skipped`
+    counts what skip_bad_records skipped: `bad_record` (records) and `corrupt_file` (files whose
+    rest was skipped)."""
     metadata = load_export_metadata(export_dir)
     files = yt8m.list_files(file_pattern)
     serve = tf.saved_model.load(export_dir).signatures[SERVING_SIGNATURE]
     skipped = skipped if skipped is not None else collections.Counter()
-    k = min(top_k, metadata["num_classes"])
+    k = min(top_k or metadata["top_k"], metadata["num_classes"])
     records = _read_records(files, skip_bad_records, skipped)
     for chunk in _batches(records, batch_size):
         outputs = _serve_checked(serve, chunk, skip_bad_records, skipped)

@@ -54,6 +54,17 @@ def _random_indices(
     shape = tf.stack([batch, width])
     if seed is None:
         keys = tf.random.uniform(shape)
+    elif seed.shape.rank == 2:
+        # One seed per row: a row's keys depend on its own seed and the width only, not on its
+        # position in the batch or on the other rows. The extra row, dropped after, is there
+        # because a map over no rows (an empty request) cannot stack its empty result.
+        padded = tf.concat([seed, tf.zeros([1, 2], seed.dtype)], axis=0)
+        keys = tf.map_fn(
+            lambda row_seed: tf.random.stateless_uniform([width], seed=row_seed),
+            padded,
+            fn_output_signature=tf.float32,
+        )
+        keys = tf.reshape(keys[:-1], shape)
     else:
         keys = tf.random.stateless_uniform(shape, seed=seed)
     positions = tf.range(width)[tf.newaxis, :]
@@ -75,10 +86,14 @@ def frame_indices(
       num_frames: [B] int, valid frames per video.
       k: frames to select, a positive Python int.
       method: one of `SELECTION_METHODS`.
-      seed: `random` only: an optional shape-[2] int tensor for stateless random ops, so that the
-        same seed gives the same frames; without it the stateful global generator is used. The
-        stream is TensorFlow's: under XLA (jit_compile) a seed given at run time draws other
-        frames than without XLA, each reproducible in its own mode.
+      seed: `random` only: an optional int tensor for stateless random ops, so that the same seed
+        gives the same frames; without it the stateful global generator is used. Shape [2]: one
+        draw for the batch, a row's frames depending on its position in the batch (training).
+        Shape [B, 2]: one seed per row, a row's frames depending on its seed, n and the key
+        width only (max_frames; without it the batch's longest n), whatever the other rows
+        (evaluation: a seed per video). The stream is
+        TensorFlow's: under XLA (jit_compile) a seed given at run time draws other frames than
+        without XLA, each reproducible in its own mode.
       max_frames: optional padded length T of the frame tensor: num_frames is clipped to it, and
         `random` uses it (static under XLA) instead of max(num_frames) as its key width.
 
@@ -89,6 +104,10 @@ def frame_indices(
       ValueError: unknown method or k <= 0.
     """
     _check_arguments(k, method)
+    if seed is not None:
+        seed = tf.convert_to_tensor(seed)
+        if seed.shape.rank is not None and seed.shape.rank not in (1, 2):
+            raise ValueError(f"seed must have shape [2] or [B, 2], got {seed.shape}")
     n = tf.maximum(tf.cast(num_frames, tf.int32), 0)
     if max_frames is not None:
         n = tf.minimum(n, tf.cast(max_frames, tf.int32))

@@ -56,17 +56,43 @@ def probabilities(logits: tf.Tensor, single_label: bool) -> tf.Tensor:
     return tf.nn.softmax(logits, axis=-1) if single_label else tf.sigmoid(logits)
 
 
+def evaluation_seeds(batch: dict[str, tf.Tensor]) -> tf.Tensor:
+    """[B, 2] int64 stateless seeds, one per video, for a random-k student at evaluation.
+
+    A video's seed is a fingerprint (farmhash64) of its `video_id`; a batch without ids (the
+    frames alone: the serve_frames signature, timing) fingerprints each video's valid frames
+    instead, padding zeroed so that what lies past num_frames changes nothing. Either way the k
+    frames a video gets depend on the video (and the padded length T) only, never on its position
+    in the batch or on the batch size. Videos without an id (all "") share one seed.
+    """
+    if "video_id" in batch:
+        content = batch["video_id"]  # [B] string
+    else:
+        frames = tf.convert_to_tensor(batch["frames"])  # [B, T, ...]
+        num_frames = tf.cast(batch["num_frames"], tf.int32)
+        valid = tf.range(tf.shape(frames)[1])[tf.newaxis, :] < num_frames[:, tf.newaxis]
+        for _ in range(frames.shape.rank - 2):  # broadcast over the per-frame dimensions
+            valid = valid[..., tf.newaxis]
+        content = tf.where(valid, frames, tf.zeros_like(frames))
+    fingerprint = tf.bitcast(tf.fingerprint(content), tf.int64)  # [B, 8] uint8 -> [B]
+    stream = tf.fill(tf.shape(fingerprint), tf.constant(_SELECTION_SEED, tf.int64))
+    return tf.stack([stream, fingerprint], axis=1)
+
+
 def make_predict_fn(
     model: keras.Model, model_config: ModelConfig, single_label: bool = False
 ) -> Callable:
     """A tf.function batch -> class probabilities [B, C], inference mode.
 
-    Random-k students are evaluated with a fixed seed so that evaluation is repeatable.
+    A random-k student draws each video's frames from a seed of its own (`evaluation_seeds`), so
+    that evaluation is repeatable and a video's scores do not depend on the batch it is in.
+    (Training draws from one seed per step and replica instead: new frames every step.)
     """
-    seed = tf.constant([_SELECTION_SEED, 0], tf.int64)
+    random_k = model_config.k_frames > 0 and model_config.frame_selection == "random"
 
     @tf.function(reduce_retracing=True)
     def predict(batch):
+        seed = evaluation_seeds(batch) if random_k else None
         outputs = model(model_inputs(batch, model_config, seed), training=False)
         return probabilities(outputs["logits"], single_label)
 

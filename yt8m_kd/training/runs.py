@@ -74,6 +74,11 @@ def restore_run(
     Every model variable must be in the checkpoint: a partial restore would silently leave random
     weights behind. Optimizer slots and other training state in the checkpoint are ignored. With a
     strategy, the model's variables are created in its scope (a teacher for distributed training).
+
+    The model is built without its pretrained backbone weights: the checkpoint overwrites every
+    weight, and the run's --backbone_weights file (or the ImageNet download) need not exist where
+    the run is restored. The returned `model_config` is still the run's, backbone_weights
+    included, so that what the model was trained from stays on record.
     """
     flagfile = os.path.join(run_dir, "flags.txt")
     if not tf.io.gfile.exists(flagfile):
@@ -81,7 +86,7 @@ def restore_run(
     run_flags = yflags.parse_flagfile(flagfile)
     model_config = yflags.model_config_from_flags(run_flags)
     with strategy.scope() if strategy else contextlib.nullcontext():
-        model = build_video_model(model_config)
+        model = build_video_model(model_config.replace(backbone_weights=""))
     checkpoint = checkpoint or latest_checkpoint(run_dir)
     status = tf.train.Checkpoint(model=model).restore(checkpoint)
     status.expect_partial().assert_existing_objects_matched()
