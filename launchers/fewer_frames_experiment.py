@@ -41,13 +41,12 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
 import dataclasses
-import json
-import math
 import time
 
-from absl import flags, logging
+from absl import flags
 
 from yt8m_kd import cli
+from yt8m_kd import experiments as exp
 from yt8m_kd import flags as yflags
 
 flags.DEFINE_string("work_dir", "experiments/fewer_frames", "Where runs and results go.")
@@ -73,14 +72,11 @@ FLAGS = flags.FLAGS
 
 MODELS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "models")
 TEACHER_PRESET = "tiny_teacher.flags"
-TRAIN_SHARDS, EVAL_SHARDS = 8, 4
-DATA_SEED = 0  # the data are fixed; only the training seed varies
+TRAIN_SHARDS, EVAL_SHARDS = exp.YT8M_TRAIN_SHARDS, exp.YT8M_EVAL_SHARDS
 CACHE_BATCH_SIZE = 256
 INFERENCE_BATCH_SIZE = 256
 INFERENCE_REPEATS = 5
 METRICS = ("gap", "map", "hit_at_one", "perr")
-DATA_MANIFEST = "synthetic.json"
-TIMING_FILE = "experiment_timing.json"
 
 
 # --------------------------------------------------------------------------------- the models
@@ -116,24 +112,10 @@ def model_specs(ks: list[int]) -> list[ModelSpec]:
 
 
 # ----------------------------------------------------------------------------------- flags
-def _int_list(name: str, minimum: int) -> list[int]:
-    values = FLAGS[name].value
-    try:
-        numbers = [int(v) for v in values]
-    except ValueError:
-        raise yflags.FlagError(f"--{name}={','.join(values)} must be integers") from None
-    if not numbers:
-        raise yflags.FlagError(f"--{name} is empty")
-    if min(numbers) < minimum:
-        raise yflags.FlagError(f"--{name}={','.join(values)}: every value must be >= {minimum}")
-    if len(set(numbers)) != len(numbers):
-        raise yflags.FlagError(f"--{name}={','.join(values)} repeats a value")
-    return numbers
-
-
 def validate_flags(max_frames: int) -> tuple[list[int], list[int]]:
     """Checks the flags before any work; returns (seeds, ks)."""
-    seeds, ks = _int_list("seeds", 0), _int_list("ks", 1)
+    seeds = exp.parse_int_list("seeds", FLAGS.seeds, 0)
+    ks = exp.parse_int_list("ks", FLAGS.ks, 1)
     if max(ks) > max_frames:
         raise yflags.FlagError(f"--ks: k={max(ks)} is more than the {max_frames} frames kept")
     if FLAGS.max_steps <= 0:
@@ -150,98 +132,14 @@ def validate_flags(max_frames: int) -> tuple[list[int], list[int]]:
     return seeds, ks
 
 
-def _comparable(flags_text: str) -> list[str]:
-    """flags.txt lines that decide what a run trains (not whether it showed a progress bar)."""
-    return [line for line in flags_text.splitlines() if "progress_bar" not in line]
-
-
-# ------------------------------------------------------------------------------------ data
-def make_data(data_dir: str, model_config) -> tuple[str, str]:
-    """Synthetic train/validate shards in the tiny presets' format; made once, then reused."""
-    import tensorflow as tf
-
-    from yt8m_kd.data import synthetic
-    from yt8m_kd.training.loop import write_json
-
-    manifest = {
-        "num_classes": model_config.num_classes,
-        "feature_sizes": list(model_config.feature_sizes),
-        "train_videos": FLAGS.train_videos,
-        "train_shards": TRAIN_SHARDS,
-        "eval_videos": FLAGS.eval_videos,
-        "eval_shards": EVAL_SHARDS,
-        "seed": DATA_SEED,
-    }
-    train_pattern = os.path.join(data_dir, "train-*.tfrecord")
-    eval_pattern = os.path.join(data_dir, "validate-*.tfrecord")
-    manifest_path = os.path.join(data_dir, DATA_MANIFEST)
-    if tf.io.gfile.exists(manifest_path):
-        with tf.io.gfile.GFile(manifest_path) as f:
-            existing = json.load(f)
-        if existing != manifest:
-            raise yflags.FlagError(
-                f"--data_dir={data_dir} holds synthetic data made with {existing}, not "
-                f"{manifest}: use another --data_dir"
-            )
-        logging.info("Using the synthetic data already in %s", data_dir)
-        return train_pattern, eval_pattern
-    if tf.io.gfile.glob(os.path.join(data_dir, "*.tfrecord")):
-        raise yflags.FlagError(
-            f"--data_dir={data_dir} holds records but no {DATA_MANIFEST} (unfinished, or not made "
-            "by this launcher): remove it or use another --data_dir"
-        )
-    print(f"Writing synthetic data to {data_dir}")
-    for split, videos, shards in (
-        ("train", FLAGS.train_videos, TRAIN_SHARDS),
-        ("validate", FLAGS.eval_videos, EVAL_SHARDS),
-    ):
-        synthetic.write_synthetic_yt8m(
-            data_dir,
-            split=split,
-            num_shards=shards,
-            videos_per_shard=videos // shards,
-            num_classes=model_config.num_classes,
-            feature_sizes=model_config.feature_sizes,
-            seed=DATA_SEED,
-        )
-    write_json(manifest_path, manifest)  # last: only finished data have it
-    return train_pattern, eval_pattern
-
-
 # -------------------------------------------------------------------------------- training
-def read_json(path: str) -> dict | None:
-    import tensorflow as tf
-
-    if not tf.io.gfile.exists(path):
-        return None
-    with tf.io.gfile.GFile(path) as f:
-        return json.load(f)
-
-
-def update_timing(run_dir: str, **values) -> None:
-    from yt8m_kd.training.loop import write_json
-
-    path = os.path.join(run_dir, TIMING_FILE)
-    write_json(path, {**(read_json(path) or {}), **values})
-
-
 def train_run(spec: ModelSpec, fv: flags.FlagValues, run_dir: str, strategy) -> dict:
     """Trains one run unless its metrics.json is at max_steps already; returns metrics.json."""
-    import tensorflow as tf
-
     from yt8m_kd.training.distillation import DistillationTrainer
     from yt8m_kd.training.loop import Trainer
 
-    flags_path = os.path.join(run_dir, "flags.txt")
-    text = yflags.flags_text(fv)
-    if tf.io.gfile.exists(flags_path):
-        with tf.io.gfile.GFile(flags_path) as f:
-            if _comparable(f.read()) != _comparable(text):
-                raise yflags.FlagError(
-                    f"{run_dir} was trained with other flags than this experiment's ({flags_path}): "
-                    "use another --work_dir"
-                )
-    metrics = read_json(os.path.join(run_dir, "metrics.json"))
+    exp.check_run_flags(run_dir, fv, "--work_dir")
+    metrics = exp.read_json(os.path.join(run_dir, "metrics.json"))
     if metrics is not None and metrics.get("step") == fv.max_steps:
         print(f"== {run_dir}: done already (step {metrics['step']}), reused")
         return metrics
@@ -257,42 +155,8 @@ def train_run(spec: ModelSpec, fv: flags.FlagValues, run_dir: str, strategy) -> 
     metrics = trainer.fit()
     # Model building, training, and the periodic and final evaluations; a run resumed from a
     # checkpoint counts only its last part (metrics.json says where it resumed).
-    update_timing(run_dir, train_wall_s=time.perf_counter() - started)
+    exp.update_timing(run_dir, train_wall_s=time.perf_counter() - started)
     return metrics
-
-
-def ensure_teacher_cache(teacher_dir: str, cache_dir: str, train_pattern: str) -> None:
-    """The teacher's outputs over the training data, written once per teacher checkpoint."""
-    from yt8m_kd.distill.teacher_cache import METADATA_FILE, write_teacher_cache
-    from yt8m_kd.training.runs import latest_checkpoint, restore_run
-
-    checkpoint = os.path.abspath(latest_checkpoint(teacher_dir))
-    data_pattern = os.path.abspath(train_pattern)
-    existing = read_json(os.path.join(cache_dir, METADATA_FILE))
-    if existing and (existing.get("checkpoint"), existing.get("data_pattern")) == (
-        checkpoint,
-        data_pattern,
-    ):
-        print(f"== {cache_dir}: teacher cache of {checkpoint}, reused")
-        return
-    print(f"== {cache_dir}: caching the teacher's outputs over {train_pattern}")
-    started = time.perf_counter()
-    run = restore_run(teacher_dir)
-    dataset = run.frame_dataset(train_pattern, batch_size=CACHE_BATCH_SIZE)
-    write_teacher_cache(
-        run.model,
-        run.model_config,
-        dataset,
-        cache_dir,
-        metadata={
-            "teacher_run_dir": os.path.abspath(teacher_dir),
-            "checkpoint": checkpoint,
-            "data_pattern": data_pattern,
-            "max_frames": run.max_frames,
-            "feature_names": list(run.run_flags.feature_names),
-        },
-    )
-    update_timing(teacher_dir, teacher_cache_wall_s=time.perf_counter() - started)
 
 
 def measure_inference(run_dir: str, eval_batches: list, eval_pattern: str) -> float:
@@ -306,14 +170,14 @@ def measure_inference(run_dir: str, eval_batches: list, eval_pattern: str) -> fl
         "batch_size": INFERENCE_BATCH_SIZE,
         "repeats": INFERENCE_REPEATS,
     }
-    recorded = read_json(os.path.join(run_dir, TIMING_FILE)) or {}
+    recorded = exp.read_json(os.path.join(run_dir, exp.TIMING_FILE)) or {}
     if recorded.get("inference_setup") == setup:
         return recorded["inference_ms_per_video"]
     run = restore_run(run_dir)
     ms = timing.inference_ms_per_video(
         run.model, run.model_config, eval_batches, repeats=INFERENCE_REPEATS
     )
-    update_timing(run_dir, inference_ms_per_video=ms, inference_setup=setup)
+    exp.update_timing(run_dir, inference_ms_per_video=ms, inference_setup=setup)
     print(f"== {run_dir}: inference timed, {ms:.4f} ms per video")
     return ms
 
@@ -341,22 +205,6 @@ def run_result(metrics: dict, timing: dict) -> dict:
     return result
 
 
-def describe(values: list[float | None]) -> dict | None:
-    """mean, min, max, half_range and sample std (0 for one value) of per-seed values."""
-    if any(v is None for v in values):
-        return None
-    mean = sum(values) / len(values)
-    var = sum((v - mean) ** 2 for v in values) / (len(values) - 1) if len(values) > 1 else 0.0
-    low, high = min(values), max(values)
-    return {
-        "mean": mean,
-        "min": low,
-        "max": high,
-        "half_range": (high - low) / 2,
-        "std": math.sqrt(var),
-    }
-
-
 def summarize(per_seed: dict[str, dict[str, dict]], specs: list[ModelSpec], ks: list[int]):
     """(summary per model, distilled-minus-plain GAP per k) over the seeds."""
     seeds = list(per_seed)
@@ -366,7 +214,7 @@ def summarize(per_seed: dict[str, dict[str, dict]], specs: list[ModelSpec], ks: 
         summary[spec.name] = {
             "label": spec.label,
             **{
-                name: describe([r[name] for r in runs])
+                name: exp.describe([r[name] for r in runs])
                 for name in (*METRICS, "inference_ms_per_video", "train_wall_s")
             },
             **{name: runs[0][name] for name in ("trainable_params", "gflops_per_video", "frames")},
@@ -377,14 +225,11 @@ def summarize(per_seed: dict[str, dict[str, dict]], specs: list[ModelSpec], ks: 
             s: per_seed[s][f"distilled_k{k}"]["gap"] - per_seed[s][f"plain_k{k}"]["gap"]
             for s in seeds
         }
-        gains[str(k)] = {"per_seed": per, **describe(list(per.values()))}
+        gains[str(k)] = {"per_seed": per, **exp.describe(list(per.values()))}
     return summary, gains
 
 
-def _pm(stats: dict | None, digits: int) -> str:
-    if stats is None:
-        return "n/a"
-    return f"{stats['mean']:.{digits}f} ± {stats['half_range']:.{digits}f}"
+_pm = exp.format_pm  # "mean ± half-range"
 
 
 def markdown(results: dict) -> str:
@@ -495,8 +340,11 @@ def main(argv: list[str]) -> None:
     from yt8m_kd.training.loop import write_json
 
     # 1. Data: fixed synthetic videos whose class evidence sits in a few bursts of frames.
-    train_pattern, eval_pattern = make_data(
-        FLAGS.data_dir, yflags.model_config_from_flags(teacher_fv)
+    train_pattern, eval_pattern = exp.make_synthetic_yt8m(
+        FLAGS.data_dir,
+        yflags.model_config_from_flags(teacher_fv),
+        FLAGS.train_videos,
+        FLAGS.eval_videos,
     )
     strategy = strategy_lib.make_strategy("one_device")
     common = dict(
@@ -528,7 +376,9 @@ def main(argv: list[str]) -> None:
             fv = yflags.flagfile_values(os.path.join(MODELS_DIR, spec.preset), **overrides)
             metrics[seed, spec.name] = train_run(spec, fv, run_dir, strategy)
             if spec.name == "teacher":
-                ensure_teacher_cache(run_dir, cache_dir, train_pattern)
+                exp.ensure_teacher_cache(
+                    run_dir, cache_dir, train_pattern, batch_size=CACHE_BATCH_SIZE
+                )
 
     # 3. Inference time of every model on the held-out set, read into memory once.
     print(f"== Timing inference on {eval_pattern} (batch {INFERENCE_BATCH_SIZE})")
@@ -548,7 +398,7 @@ def main(argv: list[str]) -> None:
         for spec in specs:
             run_dir = os.path.join(FLAGS.work_dir, f"seed{seed}", spec.name)
             measure_inference(run_dir, eval_batches, eval_pattern)
-            timing = read_json(os.path.join(run_dir, TIMING_FILE)) or {}
+            timing = exp.read_json(os.path.join(run_dir, exp.TIMING_FILE)) or {}
             per_seed[str(seed)][spec.name] = run_result(metrics[seed, spec.name], timing)
 
     # 4. Results: json, markdown table, plots.
@@ -567,7 +417,7 @@ def main(argv: list[str]) -> None:
             "eval_data_pattern": eval_pattern,
             "train_videos": FLAGS.train_videos,
             "eval_videos": FLAGS.eval_videos,
-            "data_seed": DATA_SEED,
+            "data_seed": exp.YT8M_DATA_SEED,
             "inference_batch_size": INFERENCE_BATCH_SIZE,
             "inference_repeats": INFERENCE_REPEATS,
             "presets": {spec.name: spec.preset for spec in specs},

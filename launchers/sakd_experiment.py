@@ -21,8 +21,8 @@ teacher_cache are reused when they are there (trained with the flags this launch
 otherwise the teacher (tiny_teacher.flags, --teacher_steps) is trained and cached there, as
 launchers/fewer_frames_experiment.py would. The synthetic data are made in --data_dir when absent,
 exactly as that launcher makes them (same manifest, so either launcher reuses the other's data).
-Its helpers are not imported: importing it would define its flags (--work_dir with its default,
---max_steps, --ks, ...) in this launcher's FLAGS, so the few helpers needed are repeated here.
+That launcher is not imported (it would define its flags in this launcher's FLAGS); what both
+need is in yt8m_kd/experiments.py.
 
 Every run is evaluated on the held-out set at its end. Seconds per epoch: for vanilla, the wall
 time of its training loop over num_epochs; for SAKD, the wall time of the training epochs plus
@@ -48,13 +48,12 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
 import dataclasses
-import json
-import math
 import time
 
-from absl import flags, logging
+from absl import flags
 
 from yt8m_kd import cli
+from yt8m_kd import experiments as exp
 from yt8m_kd import flags as yflags
 
 flags.DEFINE_string("work_dir", "experiments/sakd", "Where runs and results go.")
@@ -85,14 +84,10 @@ TEACHER_PRESET = "tiny_teacher.flags"
 VANILLA_PRESET = "tiny_distilled_k6.flags"
 SAKD_PRESET = "tiny_sakd_k6.flags"
 # As launchers/fewer_frames_experiment.py makes them, so that the two share data and teachers.
-TRAIN_SHARDS, EVAL_SHARDS = 8, 4
-DATA_SEED = 0
-DATA_MANIFEST = "synthetic.json"
+TRAIN_SHARDS, EVAL_SHARDS = exp.YT8M_TRAIN_SHARDS, exp.YT8M_EVAL_SHARDS
 TEACHER_EVAL_EVERY_STEPS = 100
 CACHE_BATCH_SIZE = 256
-TIMING_FILE = "experiment_timing.json"
 METRICS = ("gap", "map", "hit_at_one", "perr")
-PATTERN_FLAGS = ("train_data_pattern", "eval_data_pattern", "teacher_cache")
 
 
 # ------------------------------------------------------------------------------- settings
@@ -128,17 +123,7 @@ SETTINGS = (
 # ----------------------------------------------------------------------------------- flags
 def validate_flags() -> list[int]:
     """Checks the flags before any work; returns the seeds."""
-    values = FLAGS.seeds
-    try:
-        seeds = [int(v) for v in values]
-    except ValueError:
-        raise yflags.FlagError(f"--seeds={','.join(values)} must be integers") from None
-    if not seeds:
-        raise yflags.FlagError("--seeds is empty")
-    if min(seeds) < 0:
-        raise yflags.FlagError(f"--seeds={','.join(values)}: every value must be >= 0")
-    if len(set(seeds)) != len(seeds):
-        raise yflags.FlagError(f"--seeds={','.join(values)} repeats a value")
+    seeds = exp.parse_int_list("seeds", FLAGS.seeds, 0)
     for name in ("num_epochs", "teacher_steps"):
         if FLAGS[name].value <= 0:
             raise yflags.FlagError(f"--{name}={FLAGS[name].value} must be positive")
@@ -152,103 +137,6 @@ def validate_flags() -> list[int]:
         if videos <= 0 or videos % shards:
             raise yflags.FlagError(f"--{name}={videos} must be a positive multiple of {shards}")
     return seeds
-
-
-def _flag_lines(text: str) -> set[str]:
-    """flags.txt lines that decide what a run trains, with paths made absolute."""
-    lines = set()
-    for line in text.splitlines():
-        if not line.startswith("--") or "progress_bar" in line:
-            continue
-        name, _, value = line[2:].partition("=")
-        if name in PATTERN_FLAGS and value:
-            line = f"--{name}={os.path.abspath(value)}"
-        lines.add(line)
-    return lines
-
-
-def check_run_flags(run_dir: str, fv: flags.FlagValues, what: str) -> None:
-    """Stops when run_dir was trained with other flags than fv.
-
-    Every flag recorded in an existing flags.txt must have the value this launcher gives it; flags
-    the file does not list at all (defined in the project after the run was trained, such as the
-    SAKD flags in an older teacher's flags.txt) are not compared.
-    """
-    path = os.path.join(run_dir, "flags.txt")
-    if not os.path.exists(path):
-        return
-    with open(path) as f:
-        recorded = _flag_lines(f.read())
-    differ = sorted(recorded - _flag_lines(yflags.flags_text(fv)))
-    if differ:
-        raise yflags.FlagError(
-            f"{run_dir} was trained with other flags than this experiment's ({path}: "
-            f"{', '.join(differ[:3])}{' ...' if len(differ) > 3 else ''}): use another {what}"
-        )
-
-
-# ------------------------------------------------------------------------------------ data
-def make_data(data_dir: str, model_config) -> tuple[str, str]:
-    """Synthetic train/validate shards, made once, exactly as fewer_frames_experiment does."""
-    from yt8m_kd.data import synthetic
-    from yt8m_kd.training.loop import write_json
-
-    manifest = {
-        "num_classes": model_config.num_classes,
-        "feature_sizes": list(model_config.feature_sizes),
-        "train_videos": FLAGS.train_videos,
-        "train_shards": TRAIN_SHARDS,
-        "eval_videos": FLAGS.eval_videos,
-        "eval_shards": EVAL_SHARDS,
-        "seed": DATA_SEED,
-    }
-    train_pattern = os.path.join(data_dir, "train-*.tfrecord")
-    eval_pattern = os.path.join(data_dir, "validate-*.tfrecord")
-    existing = read_json(os.path.join(data_dir, DATA_MANIFEST))
-    if existing is not None:
-        if existing != manifest:
-            raise yflags.FlagError(
-                f"--data_dir={data_dir} holds synthetic data made with {existing}, not "
-                f"{manifest}: use another --data_dir (or matching --train_videos/--eval_videos)"
-            )
-        logging.info("Using the synthetic data already in %s", data_dir)
-        return train_pattern, eval_pattern
-    if os.path.isdir(data_dir) and any(n.endswith(".tfrecord") for n in os.listdir(data_dir)):
-        raise yflags.FlagError(
-            f"--data_dir={data_dir} holds records but no {DATA_MANIFEST} (unfinished, or not made "
-            "by these launchers): remove it or use another --data_dir"
-        )
-    print(f"Writing synthetic data to {data_dir}")
-    for split, videos, shards in (
-        ("train", FLAGS.train_videos, TRAIN_SHARDS),
-        ("validate", FLAGS.eval_videos, EVAL_SHARDS),
-    ):
-        synthetic.write_synthetic_yt8m(
-            data_dir,
-            split=split,
-            num_shards=shards,
-            videos_per_shard=videos // shards,
-            num_classes=model_config.num_classes,
-            feature_sizes=model_config.feature_sizes,
-            seed=DATA_SEED,
-        )
-    write_json(os.path.join(data_dir, DATA_MANIFEST), manifest)  # last: only finished data have it
-    return train_pattern, eval_pattern
-
-
-# ----------------------------------------------------------------------------------- files
-def read_json(path: str) -> dict | None:
-    if not os.path.exists(path):
-        return None
-    with open(path) as f:
-        return json.load(f)
-
-
-def update_timing(run_dir: str, **values) -> None:
-    from yt8m_kd.training.loop import write_json
-
-    path = os.path.join(run_dir, TIMING_FILE)
-    write_json(path, {**(read_json(path) or {}), **values})
 
 
 # ---------------------------------------------------------------------------------- teacher
@@ -270,8 +158,8 @@ def ensure_teacher(
         progress_bar=FLAGS.progress_bar,
         seed=seed,
     )
-    check_run_flags(run_dir, fv, "--teacher_work_dir")
-    metrics = read_json(os.path.join(run_dir, "metrics.json"))
+    exp.check_run_flags(run_dir, fv, "--teacher_work_dir")
+    metrics = exp.read_json(os.path.join(run_dir, "metrics.json"))
     if metrics is not None and metrics.get("step") == fv.max_steps and "eval" in metrics:
         print(f"== {run_dir}: teacher done already (step {metrics['step']}), reused")
     else:
@@ -280,42 +168,9 @@ def ensure_teacher(
         trainer = Trainer(*yflags.configs_from_values(fv), run_dir, strategy)
         yflags.write_flags_file(fv, run_dir)
         metrics = trainer.fit()
-        update_timing(run_dir, train_wall_s=time.perf_counter() - started)
-    ensure_teacher_cache(run_dir, cache_dir, train_pattern)
+        exp.update_timing(run_dir, train_wall_s=time.perf_counter() - started)
+    exp.ensure_teacher_cache(run_dir, cache_dir, train_pattern, batch_size=CACHE_BATCH_SIZE)
     return run_dir, cache_dir, metrics
-
-
-def ensure_teacher_cache(teacher_dir: str, cache_dir: str, train_pattern: str) -> None:
-    """The teacher's outputs over the training data, written once per teacher checkpoint."""
-    from yt8m_kd.distill.teacher_cache import METADATA_FILE, write_teacher_cache
-    from yt8m_kd.training.runs import latest_checkpoint, restore_run
-
-    checkpoint = os.path.abspath(latest_checkpoint(teacher_dir))
-    data_pattern = os.path.abspath(train_pattern)
-    existing = read_json(os.path.join(cache_dir, METADATA_FILE))
-    if existing and (existing.get("checkpoint"), existing.get("data_pattern")) == (
-        checkpoint,
-        data_pattern,
-    ):
-        print(f"== {cache_dir}: teacher cache of {checkpoint}, reused")
-        return
-    print(f"== {cache_dir}: caching the teacher's outputs over {train_pattern}")
-    started = time.perf_counter()
-    run = restore_run(teacher_dir)
-    write_teacher_cache(
-        run.model,
-        run.model_config,
-        run.frame_dataset(train_pattern, batch_size=CACHE_BATCH_SIZE),
-        cache_dir,
-        metadata={
-            "teacher_run_dir": os.path.abspath(teacher_dir),
-            "checkpoint": checkpoint,
-            "data_pattern": data_pattern,
-            "max_frames": run.max_frames,
-            "feature_names": list(run.run_flags.feature_names),
-        },
-    )
-    update_timing(teacher_dir, teacher_cache_wall_s=time.perf_counter() - started)
 
 
 # --------------------------------------------------------------------------------- students
@@ -366,8 +221,8 @@ def train_student(setting: Setting, fv: flags.FlagValues, run_dir: str, strategy
     from yt8m_kd.training.distillation import DistillationTrainer
     from yt8m_kd.training.sakd_trainer import SAKDTrainer
 
-    check_run_flags(run_dir, fv, "--work_dir")
-    metrics = read_json(os.path.join(run_dir, "metrics.json"))
+    exp.check_run_flags(run_dir, fv, "--work_dir")
+    metrics = exp.read_json(os.path.join(run_dir, "metrics.json"))
     if is_complete(setting, metrics, fv):
         print(f"== {run_dir}: done already (step {metrics['step']}), reused")
         return metrics
@@ -388,7 +243,7 @@ def train_student(setting: Setting, fv: flags.FlagValues, run_dir: str, strategy
     yflags.write_flags_file(fv, run_dir)
     metrics = trainer.fit()
     # Building the trainer, training (SAKD: with its difficulty passes) and the final evaluation.
-    update_timing(run_dir, wall_s=time.perf_counter() - started)
+    exp.update_timing(run_dir, wall_s=time.perf_counter() - started)
     return metrics
 
 
@@ -430,22 +285,6 @@ def run_result(
     return result
 
 
-def describe(values: list[float | None]) -> dict | None:
-    """mean, min, max, half_range and sample std (0 for one value) of per-seed values."""
-    if not values or any(v is None for v in values):
-        return None
-    mean = sum(values) / len(values)
-    var = sum((v - mean) ** 2 for v in values) / (len(values) - 1) if len(values) > 1 else 0.0
-    low, high = min(values), max(values)
-    return {
-        "mean": mean,
-        "min": low,
-        "max": high,
-        "half_range": (high - low) / 2,
-        "std": math.sqrt(var),
-    }
-
-
 SUMMARISED = (
     *METRICS,
     "steps",
@@ -475,15 +314,12 @@ def summarize(per_seed: dict[str, dict[str, dict]]) -> dict:
             "ratio": setting.ratio,
             "selection_interval": setting.interval,
             "samples_per_epoch": runs[0]["samples_per_epoch"],
-            **{name: describe([r[name] for r in runs]) for name in SUMMARISED},
+            **{name: exp.describe([r[name] for r in runs]) for name in SUMMARISED},
         }
     return summary
 
 
-def _pm(stats: dict | None, digits: int) -> str:
-    if stats is None:
-        return "n/a"
-    return f"{stats['mean']:.{digits}f} ± {stats['half_range']:.{digits}f}"
+_pm = exp.format_pm  # "mean ± half-range"
 
 
 def _mean(stats: dict | None, fmt: str) -> str:
@@ -531,7 +367,12 @@ def main(argv: list[str]) -> None:
     from yt8m_kd.training.loop import write_json
 
     teacher_fv = yflags.parse_flagfile(os.path.join(MODELS_DIR, TEACHER_PRESET))
-    patterns = make_data(FLAGS.data_dir, yflags.model_config_from_flags(teacher_fv))
+    patterns = exp.make_synthetic_yt8m(
+        FLAGS.data_dir,
+        yflags.model_config_from_flags(teacher_fv),
+        FLAGS.train_videos,
+        FLAGS.eval_videos,
+    )
     strategy = strategy_lib.make_strategy("one_device")
     batch_size = yflags.parse_flagfile(os.path.join(MODELS_DIR, VANILLA_PRESET)).batch_size
 
@@ -545,7 +386,7 @@ def main(argv: list[str]) -> None:
             "step": teacher_metrics["step"],
             **{name: teacher_metrics["eval"][name] for name in METRICS},
         }
-        cache = read_json(os.path.join(cache_dir, "teacher_cache.json"))
+        cache = exp.read_json(os.path.join(cache_dir, "teacher_cache.json"))
         num_train = cache["num_videos"]
         steps_per_epoch = num_train // batch_size
         per_seed[str(seed)] = {}
@@ -553,7 +394,7 @@ def main(argv: list[str]) -> None:
             run_dir = os.path.join(FLAGS.work_dir, f"seed{seed}", setting.name)
             fv = student_values(setting, seed, cache_dir, patterns, steps_per_epoch)
             metrics = train_student(setting, fv, run_dir, strategy)
-            timing = read_json(os.path.join(run_dir, TIMING_FILE)) or {}
+            timing = exp.read_json(os.path.join(run_dir, exp.TIMING_FILE)) or {}
             per_seed[str(seed)][setting.name] = run_result(
                 setting, metrics, timing, FLAGS.num_epochs, num_train
             )
@@ -573,14 +414,16 @@ def main(argv: list[str]) -> None:
             "eval_data_pattern": patterns[1],
             "train_videos": num_train,
             "eval_videos": FLAGS.eval_videos,
-            "data_seed": DATA_SEED,
+            "data_seed": exp.YT8M_DATA_SEED,
             "teacher_work_dir": FLAGS.teacher_work_dir,
             "presets": {"teacher": TEACHER_PRESET, "vanilla": VANILLA_PRESET, "sakd": SAKD_PRESET},
         },
         "settings": [s.name for s in SETTINGS],
         "teacher": {
             "per_seed": teachers,
-            "summary": {name: describe([t[name] for t in teachers.values()]) for name in METRICS},
+            "summary": {
+                name: exp.describe([t[name] for t in teachers.values()]) for name in METRICS
+            },
         },
         "per_seed": per_seed,
         "summary": summary,

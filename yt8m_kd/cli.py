@@ -14,17 +14,21 @@ from yt8m_kd.flags import FlagError
 
 
 def guarded(main: Callable[[list[str]], None]) -> Callable[[list[str]], None]:
-    """Wraps an absl main: bad flags, missing files and bad records exit 1 with one line."""
+    """Wraps an absl main: bad flags, missing files, bad split files and bad records exit 1 with
+    one line."""
 
     @functools.wraps(main)
     def wrapper(argv: list[str]) -> None:
         import tensorflow as tf
+
+        from yt8m_kd.data.ucf101 import SplitFileError
 
         program = os.path.basename(sys.argv[0])
         expected = (
             FlagError,
             FileNotFoundError,
             ImportError,  # a file system plugin (tensorflow-io) that cannot load
+            SplitFileError,  # a bad line of a UCF101 split file, named with its file and line
             tf.errors.InvalidArgumentError,  # a bad record, named by the pipeline
             tf.errors.DataLossError,
         )
