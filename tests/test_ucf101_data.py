@@ -576,6 +576,24 @@ def test_training_crop_and_flip_are_shared_by_the_frames_of_a_clip(tmp_path):
     assert len({clip[0, 0, :, 0].tobytes() for clip in clips}) > 4  # the window moves
 
 
+def test_no_flip_when_random_flip_is_off(tmp_path):
+    path = tmp_path / "ramp.tfrecord"
+    _pattern_record(path)
+    dataset = ucf101.frame_dataset(
+        str(path),
+        batch_size=1,
+        num_frames=4,
+        image_size=S,
+        training=True,
+        repeat=True,
+        seed=3,
+        random_flip=False,
+    )
+    for batch in dataset.take(24):
+        ramp = batch["frames"][0, 0, :, :, 0].numpy().astype(np.int64).mean(axis=0)
+        assert np.all(np.diff(ramp) > 0)  # left to right, as recorded
+
+
 def test_training_is_reproducible_with_a_seed(records, synthetic_set):
     def first_batches(seed):
         dataset = _eval_records(records, synthetic_set, training=True, shuffle=True, seed=seed)

@@ -3,8 +3,7 @@ teacher -> teacher cache -> KD and SAKD students -> evaluation, through the scri
 launchers a user runs; and training from a frames directory against training from records.
 
 The set has 4 classes whose pairs differ only in temporal order (a square sliding down or up, two
-flashes in either order) and which the training pipeline's random horizontal flip leaves intact
-(it makes SlideRight and SlideLeft indistinguishable, so those are left out): 4 groups x 4 clips
+flashes in either order), all of which a horizontal flip leaves intact: 4 groups x 4 clips
 per class, split 1 holds out group 1 (16 clips) and trains on 48.
 """
 

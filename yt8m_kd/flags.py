@@ -152,6 +152,13 @@ def define_data_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
         "UCF101: trainlist0N.txt, when --train_data_pattern is a frames directory.",
         flag_values=fv,
     )
+    flags.DEFINE_boolean(
+        "random_flip",
+        True,
+        "UCF101 training: flip each clip horizontally with probability 1/2. Turn it off where "
+        "left and right are different classes (the synthetic set's SlideRight / SlideLeft).",
+        flag_values=fv,
+    )
     flags.DEFINE_string(
         "eval_split_file",
         None,
@@ -396,6 +403,7 @@ def data_config_from_flags(fv: flags.FlagValues = flags.FLAGS):
         class_index_file=fv.class_index_file,
         train_split_file=fv.train_split_file,
         eval_split_file=fv.eval_split_file,
+        random_flip=fv.random_flip,
     )
 
 

@@ -537,6 +537,7 @@ class _ClipSettings:
     resize_short_side: int
     num_classes: int | None
     training: bool
+    random_flip: bool = True
 
 
 def _settings(
@@ -658,7 +659,7 @@ def _make_clip(
     else:
         top, left = (new_height - s) // 2, (new_width - s) // 2
     images = images[:, top : top + s, left : left + s, :]
-    if settings.training:
+    if settings.training and settings.random_flip:
         flip = tf.random.stateless_uniform([], flip_seed) < 0.5
         images = tf.cond(flip, lambda: tf.reverse(images, axis=[2]), lambda: images)
     images = tf.cast(tf.clip_by_value(tf.round(images), 0.0, 255.0), tf.uint8)
@@ -756,6 +757,7 @@ def frame_dataset(
     input_context: tf.distribute.InputContext | None = None,
     id_filter: Callable[[tf.Tensor], tf.Tensor] | None = None,
     cache_file: str | None = None,
+    random_flip: bool = True,
 ) -> tf.data.Dataset:
     """Batches of UCF101 clips (see the module docstring for the batch, sampling and errors).
 
@@ -783,6 +785,8 @@ def frame_dataset(
       input_context: with more than one input pipeline, this pipeline reads only every
         num_input_pipelines-th file (records) or video (frames directory), from its
         input_pipeline_id on.
+      random_flip: training flips a clip horizontally with probability 1/2 (right for UCF101's
+        actions; wrong where left and right are different classes, as in the synthetic set).
       id_filter: video id (scalar string) -> bool: keeps only the videos it accepts (SAKD's
         selected subset), before any frame is decoded.
       cache_file: with repeat=True, the (filtered) serialized records of the first pass are
@@ -797,7 +801,10 @@ def frame_dataset(
     """
     if class_index_file is not None and num_classes is None:
         num_classes = len(read_class_index(class_index_file))
-    settings = _settings(num_frames, image_size, resize_short_side, num_classes, training)
+    settings = dataclasses.replace(
+        _settings(num_frames, image_size, resize_short_side, num_classes, training),
+        random_flip=random_flip,
+    )
     pipelines = input_context.num_input_pipelines if input_context is not None else 1
     pipeline_id = input_context.input_pipeline_id if input_context is not None else 0
     deterministic = not shuffle or seed is not None

@@ -105,6 +105,7 @@ def read_videos(
             input_context=input_context,
             id_filter=id_filter,
             cache_file=cache_file,
+            random_flip=data_config.random_flip,
             **family_kwargs,
         )
     raise ValueError(f"unknown dataset {data_config.dataset!r}; known: {', '.join(DATASETS)}")

@@ -24,6 +24,7 @@ class DataConfig:
     class_index_file: str | None = None
     train_split_file: str | None = None
     eval_split_file: str | None = None
+    random_flip: bool = True  # UCF101 training augmentation
 
 
 @dataclasses.dataclass(frozen=True)

@@ -363,8 +363,12 @@ class Trainer:
             results["train"] = self._train_until(cfg.max_steps, start_step)
         return self.finish(results)
 
-    def _train_until(self, max_steps: int, start_step: int, iterator=None) -> dict:
-        """Trains to `max_steps`; `iterator` (over `_train_dataset`) is made here unless given."""
+    def _train_until(
+        self, max_steps: int, start_step: int, iterator=None, final_step: int | None = None
+    ) -> dict:
+        """Trains to `max_steps`; `iterator` (over `_train_dataset`) is made here unless given.
+
+        Periodic evaluations skip `final_step` (default max_steps), which `finish` evaluates."""
         cfg = self.config
         if iterator is None:
             iterator = iter(self._train_dataset(start_step))
@@ -391,7 +395,11 @@ class Trainer:
                         )
                 if step % cfg.checkpoint_every_steps == 0:
                     self.save()
-                if cfg.eval_every_steps and step % cfg.eval_every_steps == 0 and step < max_steps:
+                if (
+                    cfg.eval_every_steps
+                    and step % cfg.eval_every_steps == 0
+                    and step != (max_steps if final_step is None else final_step)
+                ):
                     self._write_eval_summaries(step, self.run_eval())
         finally:
             # Whatever stopped the loop (the end, a bad record, Ctrl-C), keep what was trained.

@@ -271,7 +271,10 @@ class SAKDTrainer(DistillationTrainer):
             started = time.perf_counter()
             if self.step < end:
                 iterator = iterator or iter(self._train_dataset(self.step))
-                record["train"] = self._train_until(end, self.step, iterator)
+                # An epoch's last step is the run's last only in the last epoch (evaluated by
+                # `finish`); other epoch ends get their periodic evaluation.
+                final = end if epoch == self.num_epochs - 1 else -1
+                record["train"] = self._train_until(end, self.step, iterator, final_step=final)
             record["train_seconds"] = time.perf_counter() - started
             state.epoch.assign(epoch + 1)
             state.epoch_start_step.assign(-1)
@@ -284,7 +287,12 @@ class SAKDTrainer(DistillationTrainer):
         cache = os.path.join(self.run_dir, "sakd", "cache")
         if tf.io.gfile.exists(cache):
             tf.io.gfile.rmtree(cache)  # only needed while training
-        results["train"] = results["epochs"][-1].get("train", {}) if results["epochs"] else {}
+        # The last logged values, and the wall time and steps of all the epochs of this call.
+        trained = [e["train"] for e in results["epochs"] if "train" in e]
+        results["train"] = dict(trained[-1]) if trained else {}
+        if trained:
+            results["train"]["wall_time_s"] = sum(t["wall_time_s"] for t in trained)
+            results["train"]["steps"] = sum(t["steps"] for t in trained)
         results["sakd"] = epoch_time_summary(results["epochs"], interval)
         return self.finish(results)
 
