@@ -202,3 +202,40 @@ def distilled_student_run(tiny_yt8m, teacher_cache, tmp_path_factory):
         model_config, train_config, data_config, run_dir, strategy, distill_config
     ).fit()
     return run_dir
+
+
+LOAD_SAVED_MODEL = Path(__file__).parent / "scripts" / "load_saved_model.py"
+
+
+def serve_in_fresh_process(
+    export_dir: str, record_files, frames, num_frames, batch_size: int, tmp_path, timeout=300
+) -> tuple[dict, dict]:
+    """Feeds an export's two signatures in a Python process that does not import yt8m_kd
+    (tests/scripts/load_saved_model.py): the records of `record_files`, file after file, and
+    `frames` / `num_frames`. Returns (the signatures it found, its outputs as arrays)."""
+    import json
+
+    import numpy as np
+
+    frames_npz = tmp_path / "frames.npz"
+    np.savez(frames_npz, frames=frames, num_frames=num_frames)
+    output_npz = tmp_path / "served.npz"
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(LOAD_SAVED_MODEL),
+            str(export_dir),
+            str(output_npz),
+            "--records",
+            *[str(f) for f in record_files],
+            f"--batch_size={batch_size}",
+            f"--frames_npz={frames_npz}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=tmp_path,  # nothing of the repository on the path
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    signatures = json.loads(result.stdout.strip().splitlines()[-1])
+    return signatures, dict(np.load(output_npz))

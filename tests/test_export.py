@@ -14,7 +14,7 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import MAX_FRAMES, NUM_CLASSES, REPO_ROOT
+from conftest import MAX_FRAMES, NUM_CLASSES, REPO_ROOT, serve_in_fresh_process
 
 from yt8m_kd import export as export_lib
 from yt8m_kd.data import yt8m
@@ -23,7 +23,6 @@ from yt8m_kd.training.loop import make_predict_fn
 from yt8m_kd.training.runs import restore_run
 
 BATCH_SIZE = 11  # 32 records: batches of 11, 11 and 10, one across the two files
-LOADER = REPO_ROOT / "tests" / "scripts" / "load_saved_model.py"
 
 
 @pytest.fixture(scope="module")
@@ -63,28 +62,14 @@ def _in_memory(run_dir: str, files) -> dict[str, np.ndarray]:
 def test_fresh_process_serves_the_trained_model(name, exports, tiny_yt8m, tmp_path):
     run_dir, export_dir = exports[name]
     expected = _in_memory(run_dir, tiny_yt8m.eval_files)
-    frames_npz = tmp_path / "frames.npz"
-    np.savez(frames_npz, frames=expected["frames"], num_frames=expected["num_frames"])
-    output_npz = tmp_path / "served.npz"
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(LOADER),
-            export_dir,
-            str(output_npz),
-            "--records",
-            *tiny_yt8m.eval_files,
-            f"--batch_size={BATCH_SIZE}",
-            f"--frames_npz={frames_npz}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=tmp_path,  # nothing of the repository on the path
+    signatures, served = serve_in_fresh_process(
+        export_dir,
+        tiny_yt8m.eval_files,
+        expected["frames"],
+        expected["num_frames"],
+        BATCH_SIZE,
+        tmp_path,
     )
-    assert result.returncode == 0, result.stderr[-3000:]
-    signatures = json.loads(result.stdout.strip().splitlines()[-1])
-    served = np.load(output_npz)
 
     assert set(signatures) == {"serving_default", "serve_frames"}
     assert signatures["serving_default"]["inputs"] == {"example_bytes": ["string", [None]]}

@@ -15,7 +15,7 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, serve_in_fresh_process
 
 from yt8m_kd import export as export_lib
 from yt8m_kd import inference
@@ -38,7 +38,6 @@ MAX_FRAMES = 8  # the preset's T
 IMAGE_SIZE = 32  # the preset's S
 VIDEOS_PER_SHARD = 12
 BATCH_SIZE = 5  # 24 records: batches of 5, one across the two files
-LOADER = REPO_ROOT / "tests" / "scripts" / "load_saved_model.py"
 
 
 def _jpeg(rng: np.random.Generator, height: int = 40, width: int = 48) -> bytes:
@@ -151,32 +150,14 @@ def test_fresh_process_serves_the_trained_model(
     expected = _in_memory(student_run, files)  # read interleaved, in batches of its own
     ids = _ids(files)  # the loader's order: file after file
     assert sorted(ids) == sorted(expected) and len(ids) == 2 * VIDEOS_PER_SHARD
-    frames_npz = tmp_path / "frames.npz"
-    np.savez(
-        frames_npz,
-        frames=_stack(expected, ids, "frames"),
-        num_frames=_stack(expected, ids, "num_frames"),
+    signatures, served = serve_in_fresh_process(
+        student_export,
+        files,
+        _stack(expected, ids, "frames"),
+        _stack(expected, ids, "num_frames"),
+        BATCH_SIZE,
+        tmp_path,
     )
-    output_npz = tmp_path / "served.npz"
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(LOADER),
-            student_export,
-            str(output_npz),
-            "--records",
-            *files,
-            f"--batch_size={BATCH_SIZE}",
-            f"--frames_npz={frames_npz}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=tmp_path,  # nothing of the repository on the path
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    signatures = json.loads(result.stdout.strip().splitlines()[-1])
-    served = np.load(output_npz)
 
     assert signatures["serving_default"]["inputs"] == {"example_bytes": ["string", [None]]}
     assert signatures["serving_default"]["outputs"] == {
