@@ -337,7 +337,6 @@ def main(argv: list[str]) -> None:
 
     from yt8m_kd.data import yt8m
     from yt8m_kd.training import strategy as strategy_lib
-    from yt8m_kd.training.loop import write_json
 
     # 1. Data: fixed synthetic videos whose class evidence sits in a few bursts of frames.
     train_pattern, eval_pattern = exp.make_synthetic_yt8m(
@@ -427,18 +426,8 @@ def main(argv: list[str]) -> None:
         "summary": summary,
         "distilled_minus_plain": gains,
     }
-    write_json(os.path.join(FLAGS.work_dir, "results.json"), results)
-    table = markdown(results)
-    with open(os.path.join(FLAGS.work_dir, "results.md"), "w") as f:
-        f.write(table)
     paths = make_plots(results, specs, ks, FLAGS.work_dir)
-
-    print("\n" + table)
-    print(
-        f"Results: {os.path.join(FLAGS.work_dir, 'results.json')}, results.md, "
-        + ", ".join(os.path.basename(p) for p in paths)
-    )
-    print(f"Wall time of this invocation: {time.perf_counter() - started:.0f} s")
+    exp.write_results(FLAGS.work_dir, results, markdown(results), started, paths)
 
 
 if __name__ == "__main__":

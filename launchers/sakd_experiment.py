@@ -364,7 +364,6 @@ def main(argv: list[str]) -> None:
     seeds = validate_flags()
 
     from yt8m_kd.training import strategy as strategy_lib
-    from yt8m_kd.training.loop import write_json
 
     teacher_fv = yflags.parse_flagfile(os.path.join(MODELS_DIR, TEACHER_PRESET))
     patterns = exp.make_synthetic_yt8m(
@@ -428,14 +427,7 @@ def main(argv: list[str]) -> None:
         "per_seed": per_seed,
         "summary": summary,
     }
-    os.makedirs(FLAGS.work_dir, exist_ok=True)
-    write_json(os.path.join(FLAGS.work_dir, "results.json"), results)
-    table = markdown(results)
-    with open(os.path.join(FLAGS.work_dir, "results.md"), "w") as f:
-        f.write(table)
-    print("\n" + table)
-    print(f"Results: {os.path.join(FLAGS.work_dir, 'results.json')}, results.md")
-    print(f"Wall time of this invocation: {time.perf_counter() - started:.0f} s")
+    exp.write_results(FLAGS.work_dir, results, markdown(results), started)
 
 
 if __name__ == "__main__":

@@ -606,7 +606,6 @@ def main(argv: list[str]) -> None:
     specs = model_specs(budgets)
 
     from yt8m_kd.training import strategy as strategy_lib
-    from yt8m_kd.training.loop import write_json
 
     # 1. Data: the synthetic set, its frames, and split 1 as records.
     data = make_data(FLAGS.data_dir)
@@ -668,19 +667,8 @@ def main(argv: list[str]) -> None:
         "per_seed": per_seed,
         "summary": summarize(per_seed, specs),
     }
-    os.makedirs(FLAGS.work_dir, exist_ok=True)
-    write_json(os.path.join(FLAGS.work_dir, "results.json"), results)
-    table = markdown(results)
-    with open(os.path.join(FLAGS.work_dir, "results.md"), "w") as f:
-        f.write(table)
     paths = make_plots(specs, seeds[0], FLAGS.work_dir)
-
-    print("\n" + table)
-    print(
-        f"Results: {os.path.join(FLAGS.work_dir, 'results.json')}, results.md, "
-        + ", ".join(os.path.basename(p) for p in paths)
-    )
-    print(f"Wall time of this invocation: {time.perf_counter() - started:.0f} s")
+    exp.write_results(FLAGS.work_dir, results, markdown(results), started, paths)
 
 
 if __name__ == "__main__":

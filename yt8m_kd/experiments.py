@@ -253,3 +253,20 @@ def format_pm(stats: dict | None, digits: int) -> str:
     if stats is None:
         return "n/a"
     return f"{stats['mean']:.{digits}f} ± {stats['half_range']:.{digits}f}"
+
+
+def write_results(
+    work_dir: str, results: dict, table: str, started: float, figures: Sequence[str] = ()
+) -> None:
+    """results.json and results.md in work_dir, then the table, the files and the wall time of
+    the invocation (since `started`, a time.perf_counter() value) on stdout."""
+    from yt8m_kd.training.loop import write_json
+
+    os.makedirs(work_dir, exist_ok=True)
+    write_json(os.path.join(work_dir, "results.json"), results)
+    with open(os.path.join(work_dir, "results.md"), "w") as f:
+        f.write(table)
+    print("\n" + table)
+    written = ["results.md", *(os.path.basename(p) for p in figures)]
+    print(f"Results: {os.path.join(work_dir, 'results.json')}, " + ", ".join(written))
+    print(f"Wall time of this invocation: {time.perf_counter() - started:.0f} s")
