@@ -260,17 +260,6 @@ def parse_yt8m_records(
     return {"video_id": video_id, "frames": frames, "num_frames": num_frames}
 
 
-# A SequenceExample holding only the context label 0, appended to every UCF101 record. Protobuf
-# parses concatenated messages as one merged message, and in a map (the context features) the
-# last entry of a key wins: the record is read with label 0 whatever its own label, or without
-# one. So serving never checks labels, which test clips do not have.
-_LABEL_ZERO = tf.train.SequenceExample(
-    context=tf.train.Features(
-        feature={"label": tf.train.Feature(int64_list=tf.train.Int64List(value=[0]))}
-    )
-).SerializeToString()
-
-
 def parse_ucf101_records(
     serialized: tf.Tensor, *, max_frames: int, image_size: int
 ) -> dict[str, tf.Tensor]:
@@ -282,8 +271,8 @@ def parse_ucf101_records(
     frame that is not a complete JPEG).
     """
     clips = tf.map_fn(
-        lambda record: ucf101.parse_eval_clip(record, max_frames, image_size),
-        tf.strings.join([serialized, _LABEL_ZERO]),
+        lambda record: ucf101.parse_eval_clip(record, max_frames, image_size, check_labels=False),
+        serialized,
         fn_output_signature={
             "video_id": tf.TensorSpec([], tf.string),
             "frames": tf.TensorSpec([max_frames, image_size, image_size, 3], tf.uint8),

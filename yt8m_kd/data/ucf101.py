@@ -538,6 +538,7 @@ class _ClipSettings:
     num_classes: int | None
     training: bool
     random_flip: bool = True
+    check_labels: bool = True  # serving reads records whose labels are unknown
 
 
 def _settings(
@@ -601,15 +602,10 @@ def _make_clip(
     if settings.num_classes is not None:
         label_ok &= label < settings.num_classes
     range_text = f" outside [0, {settings.num_classes})" if settings.num_classes else " (negative)"
-    checks = [
-        _check(n > 0, where, video_id, "no frames"),
-        _check(
-            label_ok,
-            where,
-            video_id,
-            tf.strings.join(["label ", tf.strings.as_string(label), range_text]),
-        ),
-    ]
+    checks = [_check(n > 0, where, video_id, "no frames")]
+    if settings.check_labels:
+        label_text = tf.strings.join(["label ", tf.strings.as_string(label), range_text])
+        checks.append(_check(label_ok, where, video_id, label_text))
     if seed is not None:
         time_seed, top_seed, left_seed, flip_seed = tf.unstack(
             tf.random.experimental.stateless_split(seed, 4)
@@ -721,16 +717,21 @@ def parse_eval_clip(
     image_size: int,
     resize_short_side: int | None = None,
     num_classes: int | None = None,
+    check_labels: bool = True,
 ) -> dict[str, tf.Tensor]:
     """The eval clip of one serialized frame record, in pure TensorFlow (usable in a SavedModel).
 
-    The same ops as `frame_dataset(..., training=False)`, so the two agree exactly.
+    The same ops as `frame_dataset(..., training=False)`, so the two agree exactly. With
+    check_labels=False a record without a label (or with any label) is read as well: serving.
 
     Returns:
       {"video_id": scalar string, "frames": [num_frames, image_size, image_size, 3] uint8,
        "num_frames": scalar int32, "labels": scalar int32}.
     """
-    settings = _settings(num_frames, image_size, resize_short_side, num_classes, training=False)
+    settings = dataclasses.replace(
+        _settings(num_frames, image_size, resize_short_side, num_classes, training=False),
+        check_labels=check_labels,
+    )
     return _record_clip(settings, serialized, tf.constant("record"), seed=None)
 
 
