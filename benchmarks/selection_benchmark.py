@@ -15,12 +15,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 from pathlib import Path
 
 import numpy as np
 
+from yt8m_kd import machine as yt8m_machine
 from yt8m_kd.distill.selection import select_samples
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -60,19 +60,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def machine_info() -> dict:
-    # Other jobs may share the machine: the load average says how busy it was when we started.
-    return {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "python": platform.python_version(),
-        "cpu_count": os.cpu_count(),
-        "load_average_1m_5m_15m": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-        "numpy": np.__version__,
-        "thread_env": {
+    return yt8m_machine.machine_info(
+        numpy=np.__version__,
+        thread_env={
             name: os.environ.get(name)
             for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
         },
-    }
+    )
 
 
 def time_selection(args: argparse.Namespace, num_candidates: int) -> dict:

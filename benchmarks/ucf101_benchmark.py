@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -34,6 +33,7 @@ import av
 import numpy as np
 import tensorflow as tf
 
+from yt8m_kd import machine as yt8m_machine
 from yt8m_kd.data import ucf101, ucf101_synthetic
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -71,17 +71,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def machine_info() -> dict:
-    return {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "python": platform.python_version(),
-        "cpu_count": os.cpu_count(),
-        "load_average_1m_5m_15m": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-        "tensorflow": tf.__version__,
-        "pyav": av.__version__,
-        "ffmpeg": ".".join(str(v) for v in av.library_versions["libavcodec"]),
-        "numpy": np.__version__,
-    }
+    return yt8m_machine.machine_info(
+        tensorflow=tf.__version__,
+        pyav=av.__version__,
+        ffmpeg=".".join(str(v) for v in av.library_versions["libavcodec"]),
+        numpy=np.__version__,
+    )
 
 
 def time_extraction(
