@@ -12,17 +12,18 @@ teacher_cache.json, which is also printed. A cache already in --output_dir is re
 
 from __future__ import annotations
 
+import json
 import os
 
-# Keep TensorFlow's start-up notices out of the output.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
-
-import json
-
+import keras
+import tensorflow as tf
 from absl import flags
 
 from yt8m_kd import cli
 from yt8m_kd import flags as yflags
+from yt8m_kd.data import yt8m
+from yt8m_kd.distill.teacher_cache import write_teacher_cache
+from yt8m_kd.training.restore import restore_run
 
 flags.DEFINE_string("teacher_run_dir", None, "Run directory of the teacher (launchers/train.py).")
 flags.DEFINE_string(
@@ -36,8 +37,8 @@ flags.DEFINE_string(
     "teacher run's --train_split_file).",
 )
 flags.DEFINE_string("checkpoint", None, "Teacher checkpoint (default: the run's latest).")
-flags.DEFINE_integer("batch_size", 64, "Videos per teacher batch.")
-flags.DEFINE_integer("records_per_shard", 10000, "Videos per cache shard.")
+flags.DEFINE_integer("batch_size", 64, "Videos per teacher batch.", lower_bound=1)
+flags.DEFINE_integer("records_per_shard", 10000, "Videos per cache shard.", lower_bound=1)
 flags.DEFINE_boolean("skip_bad_records", False, "Skip and count malformed records.")
 flags.DEFINE_boolean("progress_bar", True, "Show a progress bar.")
 FLAGS = flags.FLAGS
@@ -50,14 +51,9 @@ def _absolute(path: str) -> str:
 
 def _validate_flags() -> list[str]:
     """Checks the flags before any work; returns the data patterns."""
-    import tensorflow as tf
-
     for name in ("teacher_run_dir", "data_pattern", "output_dir"):
         if not FLAGS[name].value:
             raise yflags.FlagError(f"--{name} is required")
-    for name in ("batch_size", "records_per_shard"):
-        if FLAGS[name].value <= 0:
-            raise yflags.FlagError(f"--{name}={FLAGS[name].value} must be positive")
     if not tf.io.gfile.exists(os.path.join(FLAGS.teacher_run_dir, "flags.txt")):
         raise yflags.FlagError(
             f"--teacher_run_dir={FLAGS.teacher_run_dir} is not a run directory (no flags.txt)"
@@ -72,14 +68,8 @@ def _validate_flags() -> list[str]:
 def main(argv: list[str]) -> None:
     del argv
     patterns = _validate_flags()
-    import keras
-
-    from yt8m_kd.data import yt8m
-    from yt8m_kd.distill.teacher_cache import write_teacher_cache
-    from yt8m_kd.training.runs import restore_run
-
     run = restore_run(FLAGS.teacher_run_dir, FLAGS.checkpoint)
-    run_flags, model_config = run.run_flags, run.model_config
+    model_config = run.model_config
     if model_config.k_frames != 0:
         raise yflags.FlagError(
             f"--teacher_run_dir={FLAGS.teacher_run_dir} trained a {model_config.k_frames}-frame "
@@ -90,7 +80,7 @@ def main(argv: list[str]) -> None:
     dataset = run.frame_dataset(
         patterns[0] if len(patterns) == 1 else patterns,
         # UCF101 frames directories are read with a split file; records need none.
-        split_file=FLAGS.split_file or run_flags.train_split_file,
+        split_file=FLAGS.split_file or run.data_config.train_split_file,
         batch_size=FLAGS.batch_size,
         skip_bad_records=FLAGS.skip_bad_records,
         bad_record_counter=counter,
@@ -108,7 +98,7 @@ def main(argv: list[str]) -> None:
         "checkpoint": _absolute(run.checkpoint),
         "data_pattern": ",".join(_absolute(pattern) for pattern in patterns),
         "max_frames": run.max_frames,
-        "feature_names": list(run_flags.feature_names),
+        "feature_names": list(run.data_config.feature_names),
     }
     try:
         result = write_teacher_cache(

@@ -63,7 +63,7 @@ def make_data(data_dir: str, model_config) -> tuple[str, str]:
 def cache_teacher(teacher_dir: str, train_pattern: str) -> str:
     """Runs the teacher once over the training videos and stores its logits and repr per video."""
     from yt8m_kd.distill.teacher_cache import write_teacher_cache
-    from yt8m_kd.training.runs import restore_run
+    from yt8m_kd.training.restore import restore_run
 
     run = restore_run(teacher_dir)
     dataset = run.frame_dataset(train_pattern, batch_size=128)

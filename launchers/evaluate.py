@@ -9,17 +9,18 @@ Writes <run_dir>/eval_metrics.json (or --output_json) and prints the metrics as 
 
 from __future__ import annotations
 
-import os
-
-# Keep TensorFlow's start-up notices out of the output.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
-
+import dataclasses
 import json
+import os
 
 from absl import flags
 
 from yt8m_kd import cli
 from yt8m_kd import flags as yflags
+from yt8m_kd.data import videos, yt8m
+from yt8m_kd.files import write_json
+from yt8m_kd.training.loop import evaluate
+from yt8m_kd.training.restore import restore_run
 
 flags.DEFINE_string("run_dir", None, "Run directory written by launchers/train.py.")
 flags.DEFINE_string("eval_data_pattern", None, "Records to evaluate on (default: the run's).")
@@ -34,20 +35,17 @@ def main(argv: list[str]) -> None:
     del argv
     if not FLAGS.run_dir:
         raise yflags.FlagError("--run_dir is required")
-    from yt8m_kd.data import videos, yt8m
-    from yt8m_kd.training.loop import evaluate, write_json
-    from yt8m_kd.training.runs import restore_run
-
     run = restore_run(FLAGS.run_dir, FLAGS.checkpoint)
-    run_flags, model_config = run.run_flags, run.model_config
+    data = run.data_config
     if FLAGS.eval_data_pattern:
-        run_flags.eval_data_pattern = FLAGS.eval_data_pattern
-    yflags.validate_eval_flags(run_flags)
+        data = dataclasses.replace(data, eval_data_pattern=FLAGS.eval_data_pattern)
+    yflags.validate_run_config(run.config.replace(data=data))
+    yflags.require_files("eval_data_pattern", data.eval_data_pattern)
 
     counter = yt8m.BadRecordCounter()
     dataset = run.frame_dataset(
-        run_flags.eval_data_pattern,
-        split_file=run_flags.eval_split_file,
+        data.eval_data_pattern,
+        split_file=data.eval_split_file,
         batch_size=FLAGS.eval_batch_size,
         skip_bad_records=FLAGS.skip_bad_records,
         bad_record_counter=counter,
@@ -56,10 +54,10 @@ def main(argv: list[str]) -> None:
         "checkpoint": run.checkpoint,
         "eval": evaluate(
             run.model,
-            model_config,
+            run.model_config,
             dataset,
             single_label=run.single_label,
-            class_names=videos.class_names(run.data_config),
+            class_names=videos.class_names(data),
         ),
         "bad_records": counter.counts(),
     }

@@ -15,17 +15,15 @@ export_dir and renamed into place when complete; an existing export_dir is refus
 
 from __future__ import annotations
 
+import json
 import os
 
-# Keep TensorFlow's start-up notices out of the output.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
-
-import json
-
+import tensorflow as tf
 from absl import flags
 
 from yt8m_kd import cli
 from yt8m_kd import flags as yflags
+from yt8m_kd.export import export_saved_model, load_export_metadata
 
 flags.DEFINE_string("run_dir", None, "Run directory written by launchers/train.py.")
 flags.DEFINE_string("checkpoint", None, "Checkpoint path (default: the run's latest).")
@@ -41,8 +39,6 @@ FLAGS = flags.FLAGS
 
 def _validate_flags() -> str:
     """Checks the flags before any work; returns the export directory."""
-    import tensorflow as tf
-
     if not FLAGS.run_dir:
         raise yflags.FlagError("--run_dir is required")
     if not tf.io.gfile.exists(os.path.join(FLAGS.run_dir, "flags.txt")):
@@ -60,7 +56,6 @@ def _validate_flags() -> str:
 def main(argv: list[str]) -> None:
     del argv
     export_dir = _validate_flags()
-    from yt8m_kd.export import export_saved_model, load_export_metadata
 
     try:
         export_dir = export_saved_model(

@@ -162,7 +162,7 @@ def train_run(spec: ModelSpec, fv: flags.FlagValues, run_dir: str, strategy) -> 
 def measure_inference(run_dir: str, eval_batches: list, eval_pattern: str) -> float:
     """Inference ms per video of a run's latest checkpoint; measured once, then read back."""
     from yt8m_kd import timing
-    from yt8m_kd.training.runs import latest_checkpoint, restore_run
+    from yt8m_kd.training.restore import latest_checkpoint, restore_run
 
     setup = {
         "checkpoint": os.path.abspath(latest_checkpoint(run_dir)),

@@ -24,18 +24,18 @@ Prints a JSON summary.
 
 from __future__ import annotations
 
-import os
-
-# Keep TensorFlow's start-up notices out of the output.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
-
 import collections
 import json
+import os
 
+import tensorflow as tf
 from absl import flags
 
-from yt8m_kd import cli
+from yt8m_kd import cli, inference
 from yt8m_kd import flags as yflags
+from yt8m_kd.data import yt8m
+from yt8m_kd.export import data_family, load_export_metadata
+from yt8m_kd.training.restore import restore_run
 
 flags.DEFINE_string("run_dir", None, "Run directory written by launchers/train.py.")
 flags.DEFINE_string("checkpoint", None, "With --run_dir: checkpoint path (default: the latest).")
@@ -44,9 +44,12 @@ flags.DEFINE_string(
     "input_data_pattern", None, "Records to predict (comma-separated globs of TFRecord files)."
 )
 flags.DEFINE_string("output_file", "predictions.csv", "Where to write the CSV.")
-flags.DEFINE_integer("batch_size", 256, "Videos per batch.")
+flags.DEFINE_integer("batch_size", 256, "Videos per batch.", lower_bound=1)
 flags.DEFINE_integer(
-    "top_k", None, "Classes per video in the CSV (default: 20 for YouTube-8M, 5 for UCF101)."
+    "top_k",
+    None,
+    "Classes per video in the CSV (default: 20 for YouTube-8M, 5 for UCF101).",
+    lower_bound=1,
 )
 flags.DEFINE_string(
     "class_index_file",
@@ -64,8 +67,6 @@ FLAGS = flags.FLAGS
 
 def _validate_flags() -> list[str]:
     """Checks the flags before any work; returns the data patterns."""
-    import tensorflow as tf
-
     if bool(FLAGS.run_dir) == bool(FLAGS.saved_model):
         raise yflags.FlagError("give one of --run_dir and --saved_model")
     if FLAGS.run_dir and not tf.io.gfile.exists(os.path.join(FLAGS.run_dir, "flags.txt")):
@@ -82,9 +83,6 @@ def _validate_flags() -> list[str]:
     for pattern in patterns:
         if not tf.io.gfile.glob(pattern):
             raise yflags.FlagError(f"--input_data_pattern={pattern} matches no file")
-    for name in ("batch_size", "top_k"):
-        if FLAGS[name].value is not None and FLAGS[name].value <= 0:
-            raise yflags.FlagError(f"--{name}={FLAGS[name].value} must be positive")
     if FLAGS.class_index_file and not tf.io.gfile.exists(FLAGS.class_index_file):
         raise yflags.FlagError(f"--class_index_file={FLAGS.class_index_file} does not exist")
     return patterns
@@ -101,9 +99,6 @@ def _class_names(read, source) -> list[str]:
 def main(argv: list[str]) -> None:
     del argv
     patterns = _validate_flags()
-    from yt8m_kd import inference
-    from yt8m_kd.data import yt8m
-    from yt8m_kd.export import data_family, load_export_metadata
 
     options = {
         "batch_size": FLAGS.batch_size,
@@ -111,8 +106,6 @@ def main(argv: list[str]) -> None:
         "skip_bad_records": FLAGS.skip_bad_records,
     }
     if FLAGS.run_dir:
-        from yt8m_kd.training.runs import restore_run
-
         counter = yt8m.BadRecordCounter()
         run = restore_run(FLAGS.run_dir, FLAGS.checkpoint)
         family = data_family(run)

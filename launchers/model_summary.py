@@ -26,9 +26,10 @@ yt8m_flags.define_all_flags(FLAGS)
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    yt8m_flags.validate_common_flags(FLAGS)
-    config = yt8m_flags.model_config_from_flags(FLAGS)
-    size = model_size(build_video_model(config), config, FLAGS.max_frames)
+    run_config = yt8m_flags.run_config_from_flags(FLAGS)
+    yt8m_flags.validate_run_config(run_config)
+    config = run_config.model
+    size = model_size(build_video_model(config), config, run_config.data.max_frames)
     print(f"trainable_params={size['trainable_params']}")
     print(f"non_trainable_params={size['non_trainable_params']}")
     # 4 significant digits: the tiny presets cost well under 0.001 GFLOP.

@@ -99,40 +99,37 @@ class _Launcher:
 
 
 # ------------------------------------------------------------------ teacher run and teacher cache
-def tiny_configs(preset: str, tiny_yt8m: TinyData, **overrides):
-    """(ModelConfig, TrainConfig, DataConfig) of a models/ preset at the tiny data's size."""
+def tiny_run_config(preset: str, tiny_yt8m: TinyData, **overrides):
+    """The RunConfig of a models/ preset at the tiny data's size, flags overridden by name."""
     from yt8m_kd import flags as yflags
 
-    return yflags.configs_from_flagfile(
+    return yflags.read_flagfile(
         str(REPO_ROOT / "models" / preset),
-        train_data_pattern=tiny_yt8m.train_pattern,
-        max_frames=MAX_FRAMES,
-        batch_size=8,
-        progress_bar=False,
-        **overrides,
+        **{
+            "train_data_pattern": tiny_yt8m.train_pattern,
+            "max_frames": MAX_FRAMES,
+            "batch_size": 8,
+            "progress_bar": False,
+            **overrides,
+        },
     )
+
+
+def tiny_configs(preset: str, tiny_yt8m: TinyData, **overrides):
+    """(ModelConfig, TrainConfig, DataConfig) of a models/ preset at the tiny data's size."""
+    config = tiny_run_config(preset, tiny_yt8m, **overrides)
+    return config.model, config.train, config.data
 
 
 @pytest.fixture(scope="session")
 def teacher_run(tiny_yt8m, tmp_path_factory):
     """A briefly trained tiny teacher run directory (flags.txt + checkpoint)."""
-    from yt8m_kd import flags as yflags
     from yt8m_kd.training import strategy as strategy_lib
-    from yt8m_kd.training.loop import Trainer
+    from yt8m_kd.training.runs import train_or_reuse
 
     run_dir = str(tmp_path_factory.mktemp("teacher"))
-    model_config, train_config, data_config = tiny_configs(
-        "tiny_teacher.flags", tiny_yt8m, max_steps=5, checkpoint_every_steps=5
-    )
-    fv = yflags.flagfile_values(
-        str(REPO_ROOT / "models" / "tiny_teacher.flags"),
-        max_frames=MAX_FRAMES,
-        train_data_pattern=tiny_yt8m.train_pattern,
-        run_dir=run_dir,
-    )
-    yflags.write_flags_file(fv, run_dir)
-    strategy = strategy_lib.make_strategy("one_device")
-    Trainer(model_config, train_config, data_config, run_dir, strategy).fit()
+    config = tiny_run_config("tiny_teacher.flags", tiny_yt8m, max_steps=5, checkpoint_every_steps=5)
+    train_or_reuse(config, run_dir, strategy_lib.make_strategy("one_device"))
     return run_dir
 
 
@@ -140,7 +137,7 @@ def teacher_run(tiny_yt8m, tmp_path_factory):
 def teacher_cache(teacher_run, tiny_yt8m, tmp_path_factory):
     """The teacher's outputs over the tiny training set (a teacher cache directory)."""
     from yt8m_kd.distill.teacher_cache import write_teacher_cache
-    from yt8m_kd.training.runs import restore_run
+    from yt8m_kd.training.restore import restore_run
 
     run = restore_run(teacher_run)
     dataset = run.frame_dataset(tiny_yt8m.train_pattern, batch_size=8)
@@ -176,31 +173,20 @@ def mirrored_vs_one_device(data_root, steps: int, out_dir, teacher_run: str | No
 def distilled_student_run(tiny_yt8m, teacher_cache, tmp_path_factory):
     """A briefly trained random-k (k=6) student run distilled from the teacher cache, with a
     narrower repr than the teacher's, so that its checkpoint also holds a projection head."""
-    from yt8m_kd import flags as yflags
     from yt8m_kd.training import strategy as strategy_lib
-    from yt8m_kd.training.distillation import DistillationTrainer
+    from yt8m_kd.training.runs import train_or_reuse
 
     run_dir = str(tmp_path_factory.mktemp("distilled_student"))
-    fv = yflags.flagfile_values(
-        str(REPO_ROOT / "models" / "tiny_distilled_k6.flags"),
-        max_frames=MAX_FRAMES,
-        train_data_pattern=tiny_yt8m.train_pattern,
-        run_dir=run_dir,
-        batch_size=8,
+    config = tiny_run_config(
+        "tiny_distilled_k6.flags",
+        tiny_yt8m,
         max_steps=4,
         checkpoint_every_steps=4,
-        progress_bar=False,
         hidden_size=32,
         frame_selection="random",
         teacher_cache=teacher_cache,
     )
-    yflags.write_flags_file(fv, run_dir)
-    model_config, train_config, data_config = yflags.configs_from_values(fv)
-    strategy = strategy_lib.make_strategy("one_device")
-    distill_config = yflags.distill_config_from_flags(fv)
-    DistillationTrainer(
-        model_config, train_config, data_config, run_dir, strategy, distill_config
-    ).fit()
+    train_or_reuse(config, run_dir, strategy_lib.make_strategy("one_device"))
     return run_dir
 
 

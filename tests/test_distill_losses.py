@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from yt8m_kd.configs import DistillationWeights
 from yt8m_kd.distill import losses
 
 LN2, LN3, LN4 = math.log(2.0), math.log(3.0), math.log(4.0)
@@ -166,7 +167,7 @@ def _multi_label_batch():
 
 
 def test_distillation_weights_defaults_and_frozen():
-    weights = losses.DistillationWeights()
+    weights = DistillationWeights()
     assert (weights.w_pred, weights.w_rep, weights.w_kl, weights.temperature) == (
         0.01,
         0.001,
@@ -176,11 +177,11 @@ def test_distillation_weights_defaults_and_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         weights.w_pred = 1.0
     with pytest.raises(ValueError):
-        losses.DistillationWeights(temperature=0.0)
+        DistillationWeights(temperature=0.0)
 
 
 def test_distillation_losses_total_with_default_weights():
-    out = losses.distillation_losses(**_multi_label_batch(), weights=losses.DistillationWeights())
+    out = losses.distillation_losses(**_multi_label_batch(), weights=DistillationWeights())
     assert set(out) == {"label_loss", "l_pred", "l_rep", "l_kl", "distill_loss", "total"}
     for value in out.values():
         assert value.shape == (2,) and value.dtype == tf.float32
@@ -198,12 +199,12 @@ def test_distillation_losses_total_with_default_weights():
 
 def test_distillation_losses_without_representations_or_rep_weight():
     batch = _multi_label_batch()
-    weights = losses.DistillationWeights()
+    weights = DistillationWeights()
     for changes in ({"teacher_repr": None}, {"student_repr": None}):
         out = losses.distillation_losses(**{**batch, **changes}, weights=weights)
         np.testing.assert_array_equal(out["l_rep"], [0.0, 0.0])
         np.testing.assert_allclose(out["total"], [2.0794415 + 0.00125, 2.0794415 + 0.0018])
-    out = losses.distillation_losses(**batch, weights=losses.DistillationWeights(w_rep=0.0))
+    out = losses.distillation_losses(**batch, weights=DistillationWeights(w_rep=0.0))
     np.testing.assert_array_equal(out["l_rep"], [0.0, 0.0])
 
 
@@ -215,7 +216,7 @@ def test_distillation_losses_single_label_with_kl():
         teacher_logits=_f32([4.0 * np.log([0.5, 0.25, 0.25])]),  # p = [.5, .25, .25] at T = 4
         student_repr=None,
         teacher_repr=None,
-        weights=losses.DistillationWeights(w_pred=0.0, w_rep=0.0, w_kl=1.0, temperature=4.0),
+        weights=DistillationWeights(w_pred=0.0, w_rep=0.0, w_kl=1.0, temperature=4.0),
     )
     # label: ln 3 = 1.098612; l_kl: 0.942264 (test_softmax_kl_at_t4_by_hand_and_against_numpy).
     # l_pred (no temperature) is logged though its weight is 0: exp(4 log p) = [1/16, 1/256, 1/256],
@@ -230,7 +231,7 @@ def test_distillation_losses_single_label_with_kl():
 
 def test_no_gradient_reaches_the_teacher():
     batch = _multi_label_batch()
-    weights = losses.DistillationWeights(w_kl=1.0)
+    weights = DistillationWeights(w_kl=1.0)
     watched = [
         batch[k] for k in ("teacher_logits", "teacher_repr", "student_logits", "student_repr")
     ]
@@ -255,7 +256,7 @@ def test_no_gradient_reaches_the_teacher():
 
 def test_bfloat16_inputs_give_float32_losses():
     batch = {k: tf.cast(v, tf.bfloat16) for k, v in _multi_label_batch().items()}
-    weights = losses.DistillationWeights(w_kl=1.0)
+    weights = DistillationWeights(w_kl=1.0)
     out = losses.distillation_losses(**batch, weights=weights)
     for value in out.values():
         assert value.dtype == tf.float32
@@ -270,7 +271,7 @@ def test_distillation_losses_compile_under_xla(single_label):
     batch = _multi_label_batch()
     if single_label:
         batch["labels"] = tf.constant([0, 2])
-    weights = losses.DistillationWeights(w_kl=0.5)
+    weights = DistillationWeights(w_kl=0.5)
 
     @tf.function(jit_compile=True)
     def compiled(batch):

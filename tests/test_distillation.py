@@ -7,9 +7,9 @@ import pytest
 import tensorflow as tf
 from conftest import mirrored_vs_one_device, tiny_configs
 
-from yt8m_kd.distill.losses import DistillationWeights
+from yt8m_kd.configs import DistillationWeights, DistillConfig
 from yt8m_kd.training import strategy as strategy_lib
-from yt8m_kd.training.distillation import DistillationTrainer, DistillConfig
+from yt8m_kd.training.distillation import DistillationTrainer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODELS = os.path.join(ROOT, "models")

@@ -19,8 +19,8 @@ from conftest import MAX_FRAMES, NUM_CLASSES, REPO_ROOT, serve_in_fresh_process
 from yt8m_kd import export as export_lib
 from yt8m_kd.data import yt8m
 from yt8m_kd.data.synthetic import make_example
-from yt8m_kd.training.loop import make_predict_fn
-from yt8m_kd.training.runs import restore_run
+from yt8m_kd.modeling.predict import make_predict_fn
+from yt8m_kd.training.restore import restore_run
 
 BATCH_SIZE = 11  # 32 records: batches of 11, 11 and 10, one across the two files
 

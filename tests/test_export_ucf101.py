@@ -6,6 +6,7 @@ CSV names the top-5 classes; a run restores without its backbone weights file.""
 from __future__ import annotations
 
 import collections
+import dataclasses
 import json
 import os
 import shutil
@@ -20,8 +21,8 @@ from conftest import REPO_ROOT, serve_in_fresh_process
 from yt8m_kd import export as export_lib
 from yt8m_kd import inference
 from yt8m_kd.data import ucf101, yt8m
-from yt8m_kd.training.loop import make_predict_fn
-from yt8m_kd.training.runs import restore_run
+from yt8m_kd.modeling.predict import make_predict_fn
+from yt8m_kd.training.restore import restore_run
 
 CLASS_NAMES = (
     "Archery",
@@ -76,14 +77,13 @@ def student_run(ucf101_records, tmp_path_factory) -> str:
     trained for 20 steps."""
     from yt8m_kd import flags as yflags
     from yt8m_kd.training import strategy as strategy_lib
-    from yt8m_kd.training.loop import Trainer
+    from yt8m_kd.training.runs import train_or_reuse
 
     run_dir = str(tmp_path_factory.mktemp("ucf101_student"))
-    fv = yflags.flagfile_values(
+    config = yflags.read_flagfile(
         str(REPO_ROOT / "models" / "ucf101_student.flags"),
         train_data_pattern=ucf101_records["pattern"],
         class_index_file=ucf101_records["class_index_file"],
-        run_dir=run_dir,
         frame_selection="random",
         batch_size=4,
         max_steps=20,
@@ -92,11 +92,7 @@ def student_run(ucf101_records, tmp_path_factory) -> str:
         shuffle_buffer=8,
         progress_bar=False,
     )
-    yflags.write_flags_file(fv, run_dir)
-    model_config, train_config, data_config = yflags.configs_from_values(fv)
-    Trainer(
-        model_config, train_config, data_config, run_dir, strategy_lib.make_strategy("one_device")
-    ).fit()
+    train_or_reuse(config, run_dir, strategy_lib.make_strategy("one_device"))
     return run_dir
 
 
@@ -306,7 +302,9 @@ def test_export_without_the_class_index_file(student_run, ucf101_records, tmp_pa
     run = restore_run(student_run)
     gone = tmp_path / "gone.txt"
     shutil.copy(ucf101_records["class_index_file"], gone)
-    run.run_flags["class_index_file"].value = str(gone)
+    run.config = run.config.replace(
+        data=dataclasses.replace(run.config.data, class_index_file=str(gone))
+    )
     gone.unlink()
     assert export_lib.ExportSpec.from_run(run).class_names is None
     other = tmp_path / "classInd.txt"
@@ -479,7 +477,9 @@ def test_csv_needs_class_names(student_run, student_export, ucf101_records, tmp_
     given = inference.export_class_names(str(nameless), ucf101_records["class_index_file"])
     assert given == list(CLASS_NAMES)
     run = restore_run(student_run)
-    run.run_flags["class_index_file"].value = None
+    run.config = run.config.replace(
+        data=dataclasses.replace(run.config.data, class_index_file=None)
+    )
     with pytest.raises(ValueError, match="names no classes"):
         inference.run_class_names(run)
     with pytest.raises(ValueError, match="not supported when predicting 'ucf101' records"):

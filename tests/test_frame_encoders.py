@@ -15,13 +15,13 @@ import tensorflow as tf
 from absl import flags
 
 from yt8m_kd import flags as yflags
+from yt8m_kd.configs import ModelConfig
+from yt8m_kd.flags import read_flagfile
 from yt8m_kd.modeling import (
     BACKBONES,
     FrameEncoderVideoModel,
     MaskedMeanPooling,
-    ModelConfig,
     NeXtVLADVideoModel,
-    build_model_from_flagfile,
     build_video_model,
     count_flops_per_video,
     frame_encoders,
@@ -65,6 +65,11 @@ PREPROCESS_INPUT = {
     "efficientnet_b0": keras.applications.efficientnet.preprocess_input,
     "resnet50": keras.applications.resnet50.preprocess_input,
 }
+
+
+def build_model_from_flagfile(path: str, **overrides):
+    """The model of a models/ preset, flags overridden by name."""
+    return build_video_model(read_flagfile(path, **overrides).model)
 
 
 def _images(rng, *shape):
@@ -435,7 +440,6 @@ import numpy as np, tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import keras
-from yt8m_kd.modeling import ModelConfig, build_video_model
 
 config = ModelConfig(backbone="mobilenet_v3_small", image_size=32, num_classes=5, cluster_size=4,
                      groups=4, expansion=1, hidden_size=16, gating_reduction=4, drop_rate=0.0,
@@ -551,9 +555,9 @@ def test_defaults_keep_frame_feature_models():
 
 def test_flags_fill_the_image_fields(tmp_path):
     fv = flags.FlagValues()
-    yflags.define_model_flags(fv)
+    yflags.define_all_flags(fv)
     fv(["prog"])
-    assert yflags.model_config_from_flags(fv) == ModelConfig()
+    assert yflags.run_config_from_flags(fv).model == ModelConfig()
     fv(
         [
             "prog",
@@ -565,7 +569,7 @@ def test_flags_fill_the_image_fields(tmp_path):
             "--classifier=softmax",
         ]
     )
-    config = yflags.model_config_from_flags(fv)
+    config = yflags.run_config_from_flags(fv).model
     assert (config.backbone, config.image_size, config.backbone_weights) == (
         "resnet50",
         112,

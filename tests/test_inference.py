@@ -15,8 +15,8 @@ from conftest import NUM_CLASSES
 from yt8m_kd import inference
 from yt8m_kd.data.synthetic import make_example
 from yt8m_kd.export import export_saved_model
-from yt8m_kd.training.loop import make_predict_fn
-from yt8m_kd.training.runs import restore_run
+from yt8m_kd.modeling.predict import make_predict_fn
+from yt8m_kd.training.restore import restore_run
 
 PAIR = r"\d+ [-+.e\d]+"
 ROW = re.compile(rf"^[^,]+,{PAIR}( {PAIR}){{19}}$")  # an id and 20 pairs

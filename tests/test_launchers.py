@@ -114,12 +114,12 @@ def test_short_run_leaves_a_complete_run_directory(short_run):
     run_dir, result = short_run
 
     # flags.txt re-parses to the flags of the run.
-    run_flags = yflags.parse_flagfile(str(run_dir / "flags.txt"))
-    assert run_flags.max_steps == 6
-    assert run_flags.batch_size == 8
-    assert run_flags.max_frames == 60
-    assert run_flags.checkpoint_every_steps == 3
-    assert run_flags.run_dir == str(run_dir)
+    run_config = yflags.read_run_config(str(run_dir))
+    assert run_config.train.max_steps == 6
+    assert run_config.train.batch_size == 8
+    assert run_config.data.max_frames == 60
+    assert run_config.train.checkpoint_every_steps == 3
+    assert f"--run_dir={run_dir}" in (run_dir / "flags.txt").read_text().splitlines()
 
     # Checkpoints at the 3rd and 6th step, the latest being the 6th.
     checkpoints = run_dir / "checkpoints"
@@ -180,7 +180,7 @@ def test_checkpoint_holds_every_model_weight(short_run):
     from yt8m_kd.modeling import build_video_model
 
     run_dir, _ = short_run
-    config = yflags.model_config_from_flags(yflags.parse_flagfile(str(run_dir / "flags.txt")))
+    config = yflags.read_run_config(str(run_dir)).model
     checkpoint = tf.train.latest_checkpoint(str(run_dir / "checkpoints"))
     models = []
     for seed in (1, 2):  # two different random initialisations
@@ -226,6 +226,6 @@ def test_second_run_resumes_from_the_latest_checkpoint(
     assert metrics["train"]["steps"] == 3
     checkpoints = run_dir / "checkpoints"
     assert tf.train.latest_checkpoint(str(checkpoints)) == str(checkpoints / "ckpt-9")
-    assert yflags.parse_flagfile(str(run_dir / "flags.txt")).max_steps == 9
+    assert yflags.read_run_config(str(run_dir)).train.max_steps == 9
     # The resumed run logs its own steps after the first run's.
     assert 9 in _scalars(run_dir / "train")["loss"]

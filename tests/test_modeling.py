@@ -10,17 +10,16 @@ import keras
 import numpy as np
 import pytest
 
+from yt8m_kd.configs import ModelConfig
+from yt8m_kd.flags import read_flagfile
 from yt8m_kd.modeling import (
     ContextGating,
     Dequantize,
     LogisticClassifier,
     MixtureOfExpertsClassifier,
-    ModelConfig,
     NeXtVLAD,
     NeXtVLADVideoModel,
-    build_model_from_flagfile,
     build_video_model,
-    config_from_flagfile,
     count_flops_per_video,
 )
 
@@ -38,6 +37,11 @@ TINY = ModelConfig(
     drop_rate=0.5,
 )
 FEATURES = sum(TINY.feature_sizes)
+
+
+def build_model_from_flagfile(path: str, **overrides):
+    """The model of a models/ preset, flags overridden by name."""
+    return build_video_model(read_flagfile(path, **overrides).model)
 
 
 def _num_params(weights) -> int:
@@ -270,10 +274,10 @@ def test_build_model_from_tiny_presets():
     )
     assert wider.model_config.num_classes == 10
     assert _outputs(wider, frames, [6, 3])["logits"].shape == (2, 10)
-    assert config_from_flagfile(str(MODELS / "teacher.flags")) == ModelConfig(
+    assert read_flagfile(str(MODELS / "teacher.flags")).model == ModelConfig(
         l2_penalty=1e-5, k_frames=0
     )
-    assert config_from_flagfile(str(MODELS / "student_k30.flags")).k_frames == 30
+    assert read_flagfile(str(MODELS / "student_k30.flags")).model.k_frames == 30
 
     missing = str(MODELS / "no_such_model.flags")
     with pytest.raises(FileNotFoundError, match="no_such_model.flags"):

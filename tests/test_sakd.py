@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from yt8m_kd.configs import SCHEDULES, SAKDConfig
 from yt8m_kd.distill import sakd
 
 SENTINEL = -7.0  # padding value that no interruption may touch
@@ -45,7 +46,7 @@ def test_schedule_hand_numbers_and_ends():
     assert sakd.interruption_rate(5, 10) == pytest.approx(
         0.4641132687, abs=1e-9
     )  # 1 - exp(0.9 ln 0.5)
-    for schedule in sakd.SCHEDULES:
+    for schedule in SCHEDULES:
         assert sakd.interruption_rate(0, 10, schedule) == pytest.approx(0.0, abs=1e-12)
         assert sakd.interruption_rate(10, 10, schedule) == pytest.approx(1.0, abs=1e-12)
         # n is clipped to [0, N].
@@ -254,7 +255,7 @@ def test_sample_adaptive_loss_hand_computed():
 
 # ---------------------------------------------------------------------------------- config
 def test_config_defaults_are_the_spec_constants():
-    config = sakd.SAKDConfig()
+    config = SAKDConfig()
     assert (config.ratio, config.selection_interval, config.schedule, config.eta) == (
         0.1,
         5,
@@ -283,4 +284,4 @@ def test_config_defaults_are_the_spec_constants():
 )
 def test_config_rejects_bad_values(field, value):
     with pytest.raises(ValueError, match=field if field != "memory" else "lambda"):
-        sakd.SAKDConfig(**{field: value})
+        SAKDConfig(**{field: value})

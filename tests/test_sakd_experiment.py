@@ -7,7 +7,7 @@ import pytest
 from conftest import REPO_ROOT
 
 from yt8m_kd import flags as yflags
-from yt8m_kd.distill.sakd import SAKDConfig
+from yt8m_kd.configs import SAKDConfig
 
 SETTINGS = ["vanilla", "sakd_r10_i1", "sakd_r10_i5", "sakd_r50_i1", "sakd_r50_i5"]
 SAKD_FLAGS = {

@@ -7,9 +7,8 @@ import pytest
 import tensorflow as tf
 from conftest import tiny_configs
 
-from yt8m_kd.distill.sakd import SAKDConfig
+from yt8m_kd.configs import DistillConfig, SAKDConfig
 from yt8m_kd.training import strategy as strategy_lib
-from yt8m_kd.training.distillation import DistillConfig
 from yt8m_kd.training.sakd_trainer import SAKDTrainer
 
 BATCH = 8

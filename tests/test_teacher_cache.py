@@ -16,8 +16,8 @@ import tensorflow as tf
 
 from yt8m_kd.data import yt8m
 from yt8m_kd.distill.teacher_cache import TeacherCache, write_teacher_cache
-from yt8m_kd.training.loop import model_inputs
-from yt8m_kd.training.runs import restore_run
+from yt8m_kd.modeling.predict import model_inputs
+from yt8m_kd.training.restore import restore_run
 
 # The sizes of conftest's tiny_yt8m data and of models/tiny_teacher.flags.
 NUM_CLASSES = 32

@@ -3,10 +3,10 @@
 import numpy as np
 import tensorflow as tf
 
+from yt8m_kd.configs import ModelConfig, TrainConfig
 from yt8m_kd.distill import losses
-from yt8m_kd.modeling import ModelConfig
-from yt8m_kd.training.config import TrainConfig
-from yt8m_kd.training.loop import learning_rate_schedule, model_inputs
+from yt8m_kd.modeling.predict import model_inputs
+from yt8m_kd.training.loop import learning_rate_schedule
 
 
 def test_sigmoid_cross_entropy_is_summed_over_classes():

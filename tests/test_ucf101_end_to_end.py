@@ -229,10 +229,10 @@ def test_avi_to_distilled_students_and_evaluation(tiny_set, launcher, tmp_path):
         _assert_same_evaluation(result["eval"], trained["eval"])
 
 
-def _teacher_values(data: dict, run_dir: str, **overrides):
+def _teacher_config(data: dict, **overrides):
     from yt8m_kd import flags as yflags
 
-    return yflags.flagfile_values(
+    return yflags.read_flagfile(
         str(REPO_ROOT / "models" / "ucf101_teacher.flags"),
         num_classes=len(CLASSES),
         batch_size=8,
@@ -241,7 +241,6 @@ def _teacher_values(data: dict, run_dir: str, **overrides):
         checkpoint_every_steps=3,
         eval_every_steps=0,
         progress_bar=False,
-        run_dir=run_dir,
         **data,
     )
 
@@ -260,18 +259,19 @@ def test_training_from_a_frames_directory_matches_records(tiny_set, frames_and_r
     from yt8m_kd import flags as yflags
     from yt8m_kd.data import videos
     from yt8m_kd.training import strategy as strategy_lib
-    from yt8m_kd.training.loop import Trainer, evaluate
+    from yt8m_kd.training.loop import evaluate
+    from yt8m_kd.training.runs import make_trainer
 
     strategy = strategy_lib.make_strategy("one_device")
-    from_records = _teacher_values(
+    records_dir, frames_dir = str(tmp_path / "records_run"), str(tmp_path / "frames_run")
+    from_records = _teacher_config(
         {
             "train_data_pattern": frames_and_records["train_pattern"],
             "eval_data_pattern": frames_and_records["eval_pattern"],
             "class_index_file": tiny_set.class_index_file,
         },
-        str(tmp_path / "records_run"),
     )
-    from_frames = _teacher_values(
+    from_frames = _teacher_config(
         {
             "train_data_pattern": frames_and_records["frames"],
             "eval_data_pattern": frames_and_records["frames"],
@@ -279,12 +279,9 @@ def test_training_from_a_frames_directory_matches_records(tiny_set, frames_and_r
             "eval_split_file": tiny_set.split_file("test", 1),
             "class_index_file": tiny_set.class_index_file,
         },
-        str(tmp_path / "frames_run"),
     )
-    records_trainer = Trainer(
-        *yflags.configs_from_values(from_records), from_records.run_dir, strategy
-    )
-    trainer = Trainer(*yflags.configs_from_values(from_frames), from_frames.run_dir, strategy)
+    records_trainer = make_trainer(from_records, records_dir, strategy)
+    trainer = make_trainer(from_frames, frames_dir, strategy)
 
     expected, found = _clips(records_trainer.eval_dataset()), _clips(trainer.eval_dataset())
     assert len(expected) == NUM_TEST and found.keys() == expected.keys()
@@ -292,7 +289,7 @@ def test_training_from_a_frames_directory_matches_records(tiny_set, frames_and_r
         for key, value in clip.items():
             np.testing.assert_array_equal(found[video_id][key], value, err_msg=key)
 
-    yflags.write_flags_file(from_frames, from_frames.run_dir)
+    yflags.write_run_config(from_frames, frames_dir)
     metrics = trainer.fit()
     assert metrics["step"] == 3 and np.isfinite(metrics["train"]["loss"])
     _check_accuracy_metrics(metrics["eval"])

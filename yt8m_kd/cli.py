@@ -1,16 +1,35 @@
-"""Glue shared by the launchers: turn expected failures into one clear line on stderr."""
+"""What every launcher shares: quiet logs, one line per stage, and one line per expected failure.
+
+Import this module before TensorFlow: it keeps TensorFlow's C++ start-up notices (INFO) out of the
+output. `run(main)` is `absl.app.run` with the absl/TensorFlow INFO lines off unless the command
+line asks for them with `--verbosity=0` (warnings and errors always show), and with every
+expected failure (a bad flag, a missing file, a bad record) reported as one `prog: error: ...`
+line and exit status 1.
+"""
 
 from __future__ import annotations
 
-import functools
 import os
-import sys
-from collections.abc import Callable
 
-from absl import app, flags
+# Before TensorFlow is imported anywhere: C++ INFO off, warnings and errors on.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
-from yt8m_kd.data.yt8m import error_message
-from yt8m_kd.flags import FlagError
+import functools  # noqa: E402
+import sys  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+
+import tensorflow as tf  # noqa: E402
+from absl import app, flags  # noqa: E402
+
+from yt8m_kd.configs import FlagError  # noqa: E402
+from yt8m_kd.data.ucf101 import SplitFileError  # noqa: E402
+from yt8m_kd.data.yt8m import error_message  # noqa: E402
+
+
+def stage(message: str) -> None:
+    """One progress line of a launcher ("== teacher: ..."), on stderr beside the progress bars, so
+    that stdout keeps the results."""
+    print(message, file=sys.stderr, flush=True)
 
 
 def guarded(main: Callable[[list[str]], None]) -> Callable[[list[str]], None]:
@@ -19,10 +38,6 @@ def guarded(main: Callable[[list[str]], None]) -> Callable[[list[str]], None]:
 
     @functools.wraps(main)
     def wrapper(argv: list[str]) -> None:
-        import tensorflow as tf
-
-        from yt8m_kd.data.ucf101 import SplitFileError
-
         program = os.path.basename(sys.argv[0])
         expected = (
             FlagError,
@@ -48,6 +63,16 @@ def _parse_flags(argv: list[str]) -> list[str]:
         sys.exit(f"{os.path.basename(argv[0])}: error: {e}")
 
 
+def _quiet_unless_asked(argv: list[str]) -> None:
+    """INFO logs of absl and TensorFlow (checkpoint callbacks, SavedModel notices, ...) off by
+    default; `--verbosity` on the command line decides otherwise."""
+    if not any(arg.startswith(("--verbosity", "-v=", "--v=")) for arg in argv):
+        flags.FLAGS.set_default("verbosity", -1)  # absl: -1 is WARNING, 0 INFO
+        tf.get_logger().setLevel("WARNING")
+
+
 def run(main: Callable[[list[str]], None]) -> None:
-    """`app.run` for the launchers: every expected failure ends in one `prog: error: ...` line."""
+    """`app.run` for the launchers: quiet by default, and every expected failure ends in one
+    `prog: error: ...` line."""
+    _quiet_unless_asked(sys.argv)
     app.run(guarded(main), flags_parser=_parse_flags)

@@ -200,7 +200,7 @@ def ensure_teacher_cache(
     directory (records need none).
     """
     from yt8m_kd.distill.teacher_cache import METADATA_FILE, write_teacher_cache
-    from yt8m_kd.training.runs import latest_checkpoint, restore_run
+    from yt8m_kd.training.restore import latest_checkpoint, restore_run
 
     checkpoint = os.path.abspath(latest_checkpoint(teacher_dir))
     data_pattern = os.path.abspath(train_pattern)

@@ -30,7 +30,7 @@ training code's evaluation: parsing as the family's frame_dataset does it (YouTu
 `video_id`; features concatenated per frame in feature_names order, cut after max_frames,
 zero-padded to max_frames; UCF101: `ucf101.parse_eval_clip` per record, which decodes only the T
 segment-centre JPEGs, resizes and takes the centre crop), dequantization (the model's first op),
-a student's k-frame selection, and the sigmoid or softmax (`yt8m_kd.training.loop.make_predict_fn`
+a student's k-frame selection, and the sigmoid or softmax (`yt8m_kd.modeling.predict.make_predict_fn`
 is what is traced). Only the restored model is exported: no teacher, projection head or
 optimizer. A record the model cannot read fails the call with an InvalidArgumentError naming its
 id (YouTube-8M: no frames, a feature list missing, frame counts that differ between feature
@@ -38,7 +38,7 @@ lists, a frame of the wrong size, also naming its position in the request; UCF10
 frame that is not a complete JPEG). Labels are not read, so test records without labels are fine.
 
 A random-k student (`frame_selection=random`) draws a video's frames from a seed of the video's
-own (`yt8m_kd.training.loop.evaluation_seeds`): in serving_default a fingerprint of its id, so a
+own (`yt8m_kd.modeling.predict.evaluation_seeds`): in serving_default a fingerprint of its id, so a
 video gets the scores evaluation gives it, whatever its position in the request or the request's
 size; serve_frames has no ids and fingerprints each video's valid frames instead (the same
 scores for the same frames wherever they are; other frames than serving_default draws for that
@@ -74,8 +74,8 @@ import tensorflow as tf
 from absl import logging
 
 from yt8m_kd.data import ucf101
-from yt8m_kd.training.loop import make_predict_fn
-from yt8m_kd.training.runs import RestoredRun, restore_run
+from yt8m_kd.modeling.predict import make_predict_fn
+from yt8m_kd.training.restore import RestoredRun, restore_run
 
 # The starter code's SavedModel returns the top 20 classes (reference/yt8m-format-and-metrics.md);
 # so does the Kaggle CSV.
@@ -146,7 +146,7 @@ class ExportSpec:
             return cls(
                 **common,
                 top_k=min(TOP_K, config.num_classes),
-                feature_names=tuple(run.run_flags.feature_names),
+                feature_names=run.data_config.feature_names,
                 feature_sizes=tuple(int(s) for s in config.feature_sizes),
             )
         names = _class_names(class_index_file or run.data_config.class_index_file)
@@ -182,7 +182,7 @@ def _class_names(path: str | None) -> tuple[str, ...] | None:
 
 def data_family(run: RestoredRun) -> str:
     """The run's data family: its --dataset flag where runs have one, else "yt8m"."""
-    return run.run_flags["dataset"].value if "dataset" in run.run_flags else "yt8m"
+    return run.data_config.dataset
 
 
 # ------------------------------------------------------------------------------- record parsing

@@ -39,7 +39,7 @@ Two sources of predictions, both yielding one `PredictionBatch` per batch of rec
 
 Row order follows the reader: a run's reader interleaves files, a SavedModel's reads them one after
 the other; the rows are the same (a random-k student draws each video's frames from a seed of the
-video's id, whatever the batch: `yt8m_kd.training.loop.evaluation_seeds`).
+video's id, whatever the batch: `yt8m_kd.modeling.predict.evaluation_seeds`).
 
 Memory: batches flow from the reader through the model into the file one at a time; nothing
 holds more than a batch of predictions. The CSV is written to `<output>.partial` and renamed to the
@@ -65,8 +65,8 @@ from yt8m_kd.export import (
     data_family,
     load_export_metadata,
 )
-from yt8m_kd.training.loop import make_predict_fn
-from yt8m_kd.training.runs import RestoredRun
+from yt8m_kd.modeling.predict import make_predict_fn
+from yt8m_kd.training.restore import RestoredRun
 
 CSV_HEADER = "VideoId,LabelConfidencePairs"
 # Classes per video when top_k is not given: the Kaggle CSV's 20, UCF101's top 5.

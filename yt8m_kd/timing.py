@@ -22,8 +22,8 @@ from collections.abc import Iterable
 import keras
 import tensorflow as tf
 
-from yt8m_kd.modeling import ModelConfig
-from yt8m_kd.training.loop import make_predict_fn
+from yt8m_kd.configs import ModelConfig
+from yt8m_kd.modeling.predict import make_predict_fn
 
 
 def _shape_key(batch: dict[str, tf.Tensor]) -> tuple:

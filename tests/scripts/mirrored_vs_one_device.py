@@ -17,7 +17,8 @@ strategy_lib.split_cpu(2)
 
 
 from yt8m_kd import flags as yflags  # noqa: E402
-from yt8m_kd.training.distillation import DistillationTrainer, DistillConfig  # noqa: E402
+from yt8m_kd.configs import DistillConfig  # noqa: E402
+from yt8m_kd.training.distillation import DistillationTrainer  # noqa: E402
 from yt8m_kd.training.loop import Trainer  # noqa: E402
 
 MODELS = os.path.join(os.path.dirname(__file__), "..", "..", "models")
@@ -25,7 +26,7 @@ MODELS = os.path.join(os.path.dirname(__file__), "..", "..", "models")
 
 def train(strategy_name: str, data_dir: str, run_dir: str, steps: int, teacher: str | None) -> dict:
     preset = "tiny_student_k6.flags" if teacher else "tiny_teacher.flags"
-    model_config, train_config, data_config = yflags.configs_from_flagfile(
+    config = yflags.read_flagfile(
         os.path.join(MODELS, preset),
         train_data_pattern=os.path.join(data_dir, "train-*"),
         max_frames=60,
@@ -36,7 +37,7 @@ def train(strategy_name: str, data_dir: str, run_dir: str, steps: int, teacher: 
         checkpoint_every_steps=1000,
         progress_bar=False,
     )
-    configs = (model_config, train_config, data_config, run_dir)
+    configs = (config.model, config.train, config.data, run_dir)
     strategy = strategy_lib.make_strategy(strategy_name)
     if teacher:
         trainer = DistillationTrainer(*configs, strategy, DistillConfig(teacher_run_dir=teacher))

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-SELECTION_METHODS = ("uniform", "random", "first", "middle", "last", "first_middle_last")
+from yt8m_kd.configs import SELECTION_METHODS
 
 
 def _check_arguments(k: int, method: str) -> None:

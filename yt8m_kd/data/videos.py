@@ -1,6 +1,6 @@
 """The input pipeline of a run, whichever data family it trains on.
 
-Two families share one batch contract (DESIGN.md) and one training loop:
+Two families share one batch contract (docs/design.md) and one training loop:
 
   yt8m    YouTube-8M frame features (`yt8m.frame_dataset`): multi-hot labels [B, C], uint8
           features [B, T, D]; training and evaluation read the records the same way.
@@ -18,17 +18,9 @@ from collections.abc import Callable
 
 import tensorflow as tf
 
+from yt8m_kd.configs import DATASETS, DataConfig, ModelConfig
 from yt8m_kd.data import ucf101, yt8m
 from yt8m_kd.data.yt8m import BadRecordCounter
-from yt8m_kd.modeling.config import ModelConfig
-from yt8m_kd.training.config import DataConfig
-
-DATASETS = ("yt8m", "ucf101")
-
-
-def is_single_label(data_config: DataConfig) -> bool:
-    """UCF101 has one class per video (softmax); YouTube-8M several (independent sigmoids)."""
-    return data_config.dataset == "ucf101"
 
 
 def class_names(data_config: DataConfig) -> list[str] | None:

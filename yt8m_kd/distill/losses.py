@@ -11,10 +11,11 @@ and compile under XLA.
 
 from __future__ import annotations
 
-import dataclasses
 import numbers
 
 import tensorflow as tf
+
+from yt8m_kd.configs import DistillationWeights
 
 
 def _float32(x) -> tf.Tensor:
@@ -154,28 +155,6 @@ def kl_distillation_loss(
 
 
 # ------------------------------------------------------------------------------ the combination
-@dataclasses.dataclass(frozen=True)
-class DistillationWeights:
-    """Weights of the distillation terms added to the label loss.
-
-    Defaults: `L_CE + 0.01 L_pred + 0.001 L_rep`, the weighting the public re-implementation of
-    Bhardwaj et al. found to work where the unweighted sum fails (reference/nextvlad.md). The KL
-    term is off by default; for single-label data SAKD uses it with T = 4 (reference/sakd.md).
-    """
-
-    w_pred: float = 0.01
-    w_rep: float = 0.001
-    w_kl: float = 0.0
-    temperature: float = 4.0
-
-    def __post_init__(self):
-        for name in ("w_pred", "w_rep", "w_kl"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.temperature <= 0:
-            raise ValueError(f"temperature must be positive, got {self.temperature}")
-
-
 def distillation_losses(
     *,
     labels: tf.Tensor,

@@ -19,95 +19,24 @@ as a frame (the spec's "drop (zero) frames").
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import numbers
 
 import numpy as np
 import tensorflow as tf
 
-SCHEDULES = ("polynomial", "linear", "cosine")
-MAPPINGS = ("paper", "released")
-
-# Exponent of the polynomial schedule, reference/sakd.md "Constants reported".
-POLYNOMIAL_POWER = 0.9
+from yt8m_kd.configs import (
+    POLYNOMIAL_POWER,
+    check_mapping,
+    check_memory,
+    check_schedule,
+)
 
 # floor(beta * n) is taken in float64 with this slack so that binary representation error does not
 # lose a frame: 0.29 * 100 is 28.999999999999996 in float64, and we drop 29 frames, not 28. A beta
 # passed as a float32 tensor carries float32 rounding (0.29 is 0.2899999917), which this slack does
 # not undo: pass a Python float or a float64 tensor where the exact count matters.
 _FLOOR_SLACK = 1e-9
-
-
-# ---------------------------------------------------------------------------- configuration
-@dataclasses.dataclass(frozen=True)
-class SAKDConfig:
-    """Every constant of reference/sakd.md, with the spec's defaults.
-
-    Attributes:
-      ratio: share r of the training set selected for the epochs between two selections (10% for
-        video, "Constants reported").
-      selection_interval: epochs between two difficulty passes and selections (5 is "Ours*", the
-        spec's default; 1 reproduces "Ours").
-      schedule: interruption-rate schedule over epochs, one of `SCHEDULES` (polynomial is the
-        paper's best).
-      eta: interruption threshold: drop frames while beta < eta, shuffle from beta >= eta on.
-      memory: lambda in `alpha = lambda * alpha_old + (1 - lambda) * current` (0.1).
-      gamma: quality/diversity trade-off of the selection kernel
-        `L = gamma * S + (1 - gamma) * diag(1 - d_hat)` (0.5, equal weight).
-      mapping: difficulty -> strength, "paper" (`1 - d_hat`, the spec) or "released" (the
-        released code's `beta * d_hat`, for comparison only).
-      power: exponent of the polynomial schedule `1 - (1 - n/N)^power` (0.9).
-    """
-
-    ratio: float = 0.1
-    selection_interval: int = 5
-    schedule: str = "polynomial"
-    eta: float = 0.5
-    memory: float = 0.1
-    gamma: float = 0.5
-    mapping: str = "paper"
-    power: float = POLYNOMIAL_POWER
-
-    def __post_init__(self):
-        if not 0.0 < self.ratio <= 1.0:
-            raise ValueError(f"ratio must be in (0, 1], got {self.ratio}")
-        if (
-            isinstance(self.selection_interval, bool)
-            or not isinstance(self.selection_interval, numbers.Integral)
-            or self.selection_interval < 1
-        ):
-            raise ValueError(
-                f"selection_interval must be an int >= 1, got {self.selection_interval!r}"
-            )
-        _check_schedule(self.schedule)
-        if not 0.0 <= self.eta <= 1.0:
-            raise ValueError(f"eta must be in [0, 1], got {self.eta}")
-        _check_memory(self.memory)
-        if not 0.0 <= self.gamma <= 1.0:
-            raise ValueError(f"gamma must be in [0, 1], got {self.gamma}")
-        _check_mapping(self.mapping)
-        if not self.power > 0:
-            raise ValueError(f"power must be positive, got {self.power}")
-
-
-def _check_schedule(schedule: str) -> None:
-    if schedule not in SCHEDULES:
-        raise ValueError(
-            f"unknown interruption schedule {schedule!r}; valid schedules: {', '.join(SCHEDULES)}"
-        )
-
-
-def _check_mapping(mapping: str) -> None:
-    if mapping not in MAPPINGS:
-        raise ValueError(
-            f"unknown strength mapping {mapping!r}; valid mappings: {', '.join(MAPPINGS)}"
-        )
-
-
-def _check_memory(memory: float) -> None:
-    if not 0.0 <= memory < 1.0:
-        raise ValueError(f"memory (lambda) must be in [0, 1), got {memory}")
 
 
 # ------------------------------------------------------------------------ interruption rate
@@ -133,7 +62,7 @@ def interruption_rate(
     Raises:
       ValueError: unknown schedule, or a Python num_epochs <= 0.
     """
-    _check_schedule(schedule)
+    check_schedule(schedule)
     if isinstance(num_epochs, numbers.Real) and num_epochs <= 0:
         raise ValueError(f"num_epochs must be positive, got {num_epochs}")
     if isinstance(epoch, numbers.Real) and isinstance(num_epochs, numbers.Real):
@@ -351,8 +280,8 @@ def update_strength(
       ValueError: unknown mapping, memory outside [0, 1), shapes that differ, or mapping
         "released" without a beta in [0, 1].
     """
-    _check_mapping(mapping)
-    _check_memory(memory)
+    check_mapping(mapping)
+    check_memory(memory)
     alpha_old = np.asarray(alpha_old, dtype=np.float64)
     d_hat = np.asarray(d_hat, dtype=np.float64)
     if alpha_old.shape != d_hat.shape:

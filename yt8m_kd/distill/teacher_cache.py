@@ -44,9 +44,10 @@ from collections.abc import Callable
 import numpy as np
 import tensorflow as tf
 
+from yt8m_kd.configs import ModelConfig
 from yt8m_kd.data.yt8m import BadRecordCounter
-from yt8m_kd.modeling import ModelConfig
-from yt8m_kd.training.loop import model_inputs, write_json
+from yt8m_kd.files import write_json
+from yt8m_kd.modeling.predict import model_inputs
 
 METADATA_FILE = "teacher_cache.json"
 SHARD_PREFIX = "teacher-"

@@ -25,8 +25,9 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from yt8m_kd.configs import BACKBONES as BACKBONE_NAMES
+from yt8m_kd.configs import POOLINGS, ModelConfig
 from yt8m_kd.modeling.classifiers import ContextGating
-from yt8m_kd.modeling.config import ModelConfig
 from yt8m_kd.modeling.nextvlad import NeXtVLAD
 from yt8m_kd.modeling.normalization import GlobalBatchNormalization
 from yt8m_kd.modeling.video_models import (
@@ -36,8 +37,6 @@ from yt8m_kd.modeling.video_models import (
     _nextvlad_flops,
     make_classifier,
 )
-
-POOLINGS = ("nextvlad", "mean")
 
 # The smallest input keras.applications CNNs accept (their `obtain_input_shape` minimum).
 MIN_IMAGE_SIZE = 32
@@ -102,6 +101,8 @@ BACKBONES: dict[str, Backbone] = {
     "efficientnet_b0": Backbone(_apps.EfficientNetB0, _apps.efficientnet.preprocess_input),
     "resnet50": Backbone(_apps.ResNet50, _apps.resnet50.preprocess_input),
 }
+# The flags offer the names of yt8m_kd.configs; every one of them must be built here.
+assert tuple(BACKBONES) == BACKBONE_NAMES, (tuple(BACKBONES), BACKBONE_NAMES)
 
 # Keras' ImageNet EfficientNet files store the ImageNet standard deviations where the Normalization
 # layer expects variances, and Keras compensates with an extra Rescaling layer that it adds only for

@@ -13,12 +13,12 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from yt8m_kd.configs import ModelConfig
 from yt8m_kd.modeling.classifiers import (
     ContextGating,
     LogisticClassifier,
     MixtureOfExpertsClassifier,
 )
-from yt8m_kd.modeling.config import ModelConfig
 from yt8m_kd.modeling.nextvlad import NeXtVLAD
 from yt8m_kd.modeling.normalization import GlobalBatchNormalization
 

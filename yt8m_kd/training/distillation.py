@@ -9,36 +9,15 @@ video (`--teacher_cache`), which is what makes trying many students against one 
 
 from __future__ import annotations
 
-import dataclasses
-
 import keras
 import tensorflow as tf
 from absl import logging
 
 from yt8m_kd.distill import losses
 from yt8m_kd.distill.teacher_cache import TeacherCache
-from yt8m_kd.training.loop import Trainer, model_inputs
-from yt8m_kd.training.runs import restore_run
-
-
-@dataclasses.dataclass(frozen=True)
-class DistillConfig:
-    """Where the teacher comes from, and the loss weights.
-
-    Attributes:
-      teacher_run_dir: a finished teacher run (flags.txt + checkpoints/); the online teacher.
-      teacher_checkpoint: a checkpoint of that run other than its latest.
-      teacher_cache_dir: a teacher cache (launchers/cache_teacher.py); when given, the teacher is
-        never run and teacher_run_dir is not needed.
-      weights: w_pred, w_rep, w_kl and the KL temperature.
-    """
-
-    teacher_run_dir: str | None = None
-    teacher_checkpoint: str | None = None
-    teacher_cache_dir: str | None = None
-    weights: losses.DistillationWeights = dataclasses.field(
-        default_factory=losses.DistillationWeights
-    )
+from yt8m_kd.modeling.predict import model_inputs
+from yt8m_kd.training.loop import Trainer
+from yt8m_kd.training.restore import restore_run
 
 
 class DistillationTrainer(Trainer):

@@ -7,7 +7,6 @@ One loop serves OneDevice, Mirrored and MultiWorkerMirrored strategies (DESIGN.m
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable
@@ -17,26 +16,12 @@ import tensorflow as tf
 from absl import logging
 
 from yt8m_kd import metrics as metrics_lib
-from yt8m_kd.data import sampling, videos, yt8m
+from yt8m_kd.configs import DataConfig, ModelConfig, TrainConfig
+from yt8m_kd.data import videos, yt8m
 from yt8m_kd.distill import losses
-from yt8m_kd.modeling import ModelConfig, build_video_model, model_size
-from yt8m_kd.training.config import DataConfig, TrainConfig
-
-# Random-k selection inside a step draws from this stateless seed, offset by the step and replica
-# so that every step and replica differ while a rerun of the same step is identical.
-_SELECTION_SEED = 7919
-
-
-def model_inputs(
-    batch: dict[str, tf.Tensor], model_config: ModelConfig, seed: tf.Tensor | None = None
-) -> dict[str, tf.Tensor]:
-    """The model's inputs for a batch: all frames for a teacher, k selected frames for a student."""
-    frames, num_frames = batch["frames"], batch["num_frames"]
-    if model_config.k_frames > 0:
-        frames, num_frames = sampling.select_frames(
-            frames, num_frames, model_config.k_frames, model_config.frame_selection, seed=seed
-        )
-    return {"frames": frames, "num_frames": num_frames}
+from yt8m_kd.files import write_json
+from yt8m_kd.modeling import build_video_model, model_size
+from yt8m_kd.modeling.predict import SELECTION_SEED, make_predict_fn, model_inputs
 
 
 def learning_rate_schedule(config: TrainConfig) -> keras.optimizers.schedules.LearningRateSchedule:
@@ -48,55 +33,6 @@ def learning_rate_schedule(config: TrainConfig) -> keras.optimizers.schedules.Le
         decay_rate=config.learning_rate_decay,
         staircase=True,
     )
-
-
-def probabilities(logits: tf.Tensor, single_label: bool) -> tf.Tensor:
-    """Class probabilities: a softmax over the classes of single-label data (UCF101), an
-    independent sigmoid per class of multi-label data (YouTube-8M), as the label losses assume."""
-    return tf.nn.softmax(logits, axis=-1) if single_label else tf.sigmoid(logits)
-
-
-def evaluation_seeds(batch: dict[str, tf.Tensor]) -> tf.Tensor:
-    """[B, 2] int64 stateless seeds, one per video, for a random-k student at evaluation.
-
-    A video's seed is a fingerprint (farmhash64) of its `video_id`; a batch without ids (the
-    frames alone: the serve_frames signature, timing) fingerprints each video's valid frames
-    instead, padding zeroed so that what lies past num_frames changes nothing. Either way the k
-    frames a video gets depend on the video (and the padded length T) only, never on its position
-    in the batch or on the batch size. Videos without an id (all "") share one seed.
-    """
-    if "video_id" in batch:
-        content = batch["video_id"]  # [B] string
-    else:
-        frames = tf.convert_to_tensor(batch["frames"])  # [B, T, ...]
-        num_frames = tf.cast(batch["num_frames"], tf.int32)
-        valid = tf.range(tf.shape(frames)[1])[tf.newaxis, :] < num_frames[:, tf.newaxis]
-        for _ in range(frames.shape.rank - 2):  # broadcast over the per-frame dimensions
-            valid = valid[..., tf.newaxis]
-        content = tf.where(valid, frames, tf.zeros_like(frames))
-    fingerprint = tf.bitcast(tf.fingerprint(content), tf.int64)  # [B, 8] uint8 -> [B]
-    stream = tf.fill(tf.shape(fingerprint), tf.constant(_SELECTION_SEED, tf.int64))
-    return tf.stack([stream, fingerprint], axis=1)
-
-
-def make_predict_fn(
-    model: keras.Model, model_config: ModelConfig, single_label: bool = False
-) -> Callable:
-    """A tf.function batch -> class probabilities [B, C], inference mode.
-
-    A random-k student draws each video's frames from a seed of its own (`evaluation_seeds`), so
-    that evaluation is repeatable and a video's scores do not depend on the batch it is in.
-    (Training draws from one seed per step and replica instead: new frames every step.)
-    """
-    random_k = model_config.k_frames > 0 and model_config.frame_selection == "random"
-
-    @tf.function(reduce_retracing=True)
-    def predict(batch):
-        seed = evaluation_seeds(batch) if random_k else None
-        outputs = model(model_inputs(batch, model_config, seed), training=False)
-        return probabilities(outputs["logits"], single_label)
-
-    return predict
 
 
 def evaluate(
@@ -150,6 +86,7 @@ class Trainer:
         run_dir: str,
         strategy: tf.distribute.Strategy,
     ):
+        self._created = time.perf_counter()
         self.model_config = model_config
         self.config = train_config
         self.data_config = data_config
@@ -184,10 +121,13 @@ class Trainer:
         self.train_writer = tf.summary.create_file_writer(os.path.join(run_dir, "train"))
         self.eval_writer = tf.summary.create_file_writer(os.path.join(run_dir, "eval"))
         # Forward and backward pass, XLA-compiled when asked (the all-reduce stays outside).
+        jit_compile = train_config.jit_compile
+        if jit_compile is None:  # on with one GPU (docs/design.md, "Training loop")
+            jit_compile = bool(tf.config.list_logical_devices("GPU")) and (
+                strategy.num_replicas_in_sync == 1
+            )
         self._gradients_fn = (
-            tf.function(self._gradients, jit_compile=True)
-            if train_config.jit_compile
-            else self._gradients
+            tf.function(self._gradients, jit_compile=True) if jit_compile else self._gradients
         )
         self._train_step = self._make_train_step()
         self._saved_step = -1
@@ -230,7 +170,7 @@ class Trainer:
     # ----------------------------------------------------------------------------------- data
     @property
     def single_label(self) -> bool:
-        return videos.is_single_label(self.data_config)
+        return self.data_config.single_label
 
     def _train_dataset(self, start_step: int) -> tf.distribute.DistributedDataset:
         data, cfg = self.data_config, self.config
@@ -301,7 +241,7 @@ class Trainer:
         context = tf.distribute.get_replica_context()
         seed = tf.stack(
             [
-                tf.cast(_SELECTION_SEED + 1000 * cfg.seed, tf.int64)
+                tf.cast(SELECTION_SEED + 1000 * cfg.seed, tf.int64)
                 + tf.cast(context.replica_id_in_sync_group, tf.int64),
                 tf.cast(self.optimizer.iterations, tf.int64),
             ]
@@ -344,7 +284,7 @@ class Trainer:
         latest = self.manager.latest_checkpoint
         if latest:
             self.checkpoint.restore(latest).assert_existing_objects_matched()
-            logging.info("Restored %s: resuming at step %d", latest, self.step)
+            logging.warning("Restored %s: resuming at step %d", latest, self.step)
         self._saved_step = self.step
         return self.step
 
@@ -409,7 +349,9 @@ class Trainer:
         return last
 
     def run_eval(self) -> dict:
-        """Evaluates the model now; every evaluation is kept in `eval_history` (metrics.json)."""
+        """Evaluates the model now; every evaluation is kept in `eval_history` (metrics.json),
+        with its wall seconds."""
+        started = time.perf_counter()
         if self._predict is None:
             self._predict = make_predict_fn(self.model, self.model_config, self.single_label)
             self._class_names = videos.class_names(self.data_config)
@@ -423,7 +365,9 @@ class Trainer:
         )
         # Per-class accuracies only in the final evaluation (metrics.json "eval").
         scalars = {name: value for name, value in metrics.items() if not isinstance(value, dict)}
-        self.eval_history.append({"step": self.step, **scalars})
+        self.eval_history.append(
+            {"step": self.step, **scalars, "seconds": time.perf_counter() - started}
+        )
         return metrics
 
     def _write_train_summaries(self, step: int, values: dict) -> None:
@@ -449,16 +393,12 @@ class Trainer:
             results["eval_history"] = self.eval_history
             self._write_eval_summaries(self.step, results["eval"])
         results["bad_records"] = self.bad_records.counts()
+        # Wall seconds since the trainer was made (model building, training, evaluations), and
+        # of the evaluations alone.
+        results["eval_seconds"] = sum(e["seconds"] for e in self.eval_history)
+        results["wall_time_s"] = time.perf_counter() - self._created
         if self.is_chief:
             write_json(os.path.join(self.run_dir, "metrics.json"), results)
         else:  # a worker's throwaway checkpoint copies
             tf.io.gfile.rmtree(self.manager.directory)
         return results
-
-
-def write_json(path: str, value: dict) -> None:
-    """Writes JSON atomically: a crash mid-write leaves the old file, never half a file."""
-    tmp = path + ".tmp"
-    with tf.io.gfile.GFile(tmp, "w") as f:
-        json.dump(value, f, indent=2, sort_keys=True)
-    tf.io.gfile.rename(tmp, path, overwrite=True)

@@ -29,10 +29,11 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from yt8m_kd.configs import SAKDConfig
 from yt8m_kd.data import videos, yt8m
 from yt8m_kd.distill import losses, sakd, selection
+from yt8m_kd.modeling.predict import model_inputs
 from yt8m_kd.training.distillation import DistillationTrainer
-from yt8m_kd.training.loop import model_inputs
 
 
 class SAKDState(tf.Module):
@@ -67,7 +68,7 @@ class SAKDTrainer(DistillationTrainer):
         run_dir,
         strategy,
         distill_config,
-        sakd_config: sakd.SAKDConfig,
+        sakd_config: SAKDConfig,
         num_epochs: int,
     ):
         if not distill_config.teacher_cache_dir:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import keras
 import tensorflow as tf
 
-STRATEGIES = ("one_device", "mirrored", "multi_worker")
+from yt8m_kd.configs import STRATEGIES, FlagError, TrainConfig
 
 
 def split_cpu(num_logical_cpus: int) -> None:
@@ -42,3 +43,26 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
             return tf.distribute.MirroredStrategy(devices)
         cross_device_ops = None if gpus else tf.distribute.ReductionToOneDevice()
         return tf.distribute.MirroredStrategy(devices, cross_device_ops=cross_device_ops)
+
+
+def setup_devices(config: TrainConfig) -> tf.distribute.Strategy:
+    """The devices of a run, first thing in its process: logical CPUs (--num_logical_cpus), the
+    strategy (--strategy), and bfloat16 compute (--mixed_precision; default: on with a GPU).
+
+    Raises:
+      FlagError: a global batch that the replicas cannot share evenly.
+    """
+    split_cpu(config.num_logical_cpus)
+    strategy = make_strategy(config.strategy)
+    if config.batch_size % strategy.num_replicas_in_sync:
+        raise FlagError(
+            f"--batch_size={config.batch_size} is not divisible by the "
+            f"{strategy.num_replicas_in_sync} replicas of --strategy={config.strategy}"
+        )
+    mixed = config.mixed_precision
+    if mixed is None:
+        mixed = bool(tf.config.list_logical_devices("GPU"))
+    if mixed:
+        # bfloat16 has float32's range: no loss scaling is needed.
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    return strategy

@@ -1,0 +1,23 @@
+"""Small JSON files of a run (metrics.json, manifests), local or on any tf.io.gfile file system."""
+
+from __future__ import annotations
+
+import json
+
+import tensorflow as tf
+
+
+def read_json(path: str) -> dict | None:
+    """The JSON object in `path` (local or gs://), or None when there is no such file."""
+    if not tf.io.gfile.exists(path):
+        return None
+    with tf.io.gfile.GFile(path) as f:
+        return json.load(f)
+
+
+def write_json(path: str, value: dict) -> None:
+    """Writes JSON atomically: a crash mid-write leaves the old file, never half a file."""
+    tmp = path + ".tmp"
+    with tf.io.gfile.GFile(tmp, "w") as f:
+        json.dump(value, f, indent=2, sort_keys=True)
+    tf.io.gfile.rename(tmp, path, overwrite=True)
