@@ -1,6 +1,6 @@
 """Time SAKD's chunked greedy selection (`select_samples`) against the number of candidates N.
 
-The spec (reference/sakd.md, point 3) asks for a cost linear in N: YouTube-8M train has 3.9M
+The spec (docs/sakd.md, point 3) asks for a cost linear in N: YouTube-8M train has 3.9M
 videos. For each N this draws random [N, dim] float32 features and a random difficulty in [0, 1],
 times `select_samples` (best of --repeats) and writes one JSON file with the machine, the settings,
 the timings, and seconds(N) / seconds(N_smallest) next to N / N_smallest: the two columns should

@@ -1,6 +1,6 @@
 """YouTube-8M evaluation metrics in pure numpy: GAP, mAP, Hit@1, PERR and top-k accuracy.
 
-Every formula follows /work/shared/reference/yt8m-format-and-metrics.md (sections "GAP" and
+Every formula follows docs/yt8m-format-and-metrics.md (sections "GAP" and
 "Other metrics"), which records the definitions of the public YouTube-8M starter code.
 
 Two ways to evaluate:

@@ -1,6 +1,6 @@
 """Synthetic YouTube-8M frame records with learnable, temporally sparse class evidence.
 
-The records are in the exact YouTube-8M frame-level format (reference/yt8m-format-and-metrics.md), so
+The records are in the exact YouTube-8M frame-level format (docs/yt8m-format-and-metrics.md), so
 the real input pipeline reads them. The generative process, in the dequantized feature space
 ([-2, 2] per dimension):
 

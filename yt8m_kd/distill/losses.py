@@ -48,7 +48,7 @@ def is_multi_label(labels) -> bool:
 def sigmoid_cross_entropy(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
     """Multi-label cross-entropy, summed over classes: [B, C] -> [B].
 
-    reference/yt8m-format-and-metrics.md, "CrossEntropyLoss": per video
+    docs/yt8m-format-and-metrics.md, "CrossEntropyLoss": per video
     `sum_c -[y log p + (1 - y) log(1 - p)]`, summed (not averaged) over classes as in the starter
     and NeXtVLAD code. We compute it from logits with TensorFlow's stable formula instead of adding
     eps to p; the two agree to within eps-sized terms.
@@ -62,7 +62,7 @@ def sigmoid_cross_entropy(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
 def softmax_cross_entropy(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
     """Single-label cross-entropy `-log softmax(z)_y`: labels [B] class ids, logits [B, C] -> [B].
 
-    The standard classification loss of the student in SAKD on UCF101 (reference/sakd.md, the
+    The standard classification loss of the student in SAKD on UCF101 (docs/sakd.md, the
     "vanilla loss"), computed from logits (log-softmax), not from eps-clipped probabilities.
     """
     logits = _float32(logits)
@@ -90,7 +90,7 @@ def prediction_loss(
     """L_pred: `sum_c (p_t,c - p_s,c)^2` per sample, [B, C] -> [B].
 
     Bhardwaj, Srinivasan, Khapra, "Efficient Video Classification Using Fewer Frames" (CVPR 2019;
-    reference/nextvlad.md, last section): squared error between the teacher's and the student's
+    docs/nextvlad.md, last section): squared error between the teacher's and the student's
     predicted class probabilities. Probabilities are sigmoids for multi-label data and a softmax
     for single-label data. The teacher is a fixed target: no gradient flows into it.
     """
@@ -105,7 +105,7 @@ def prediction_loss(
 def representation_loss(teacher_repr: tf.Tensor, student_repr: tf.Tensor) -> tf.Tensor:
     """L_rep: `sum_h (r_t,h - r_s,h)^2` per sample, [B, H] -> [B].
 
-    Bhardwaj et al. (CVPR 2019; reference/nextvlad.md, last section): squared error between the
+    Bhardwaj et al. (CVPR 2019; docs/nextvlad.md, last section): squared error between the
     teacher's and the student's video representations (for NeXtVLAD, the gated hidden vector).
     The widths must be equal; when they differ the training loop projects the student's
     representation first. No gradient flows into the teacher.
@@ -125,7 +125,7 @@ def kl_distillation_loss(
     """Temperature-softened KL(teacher || student) times T^2, per sample: [B, C] -> [B].
 
     Single-label: `T^2 * KL(softmax(z_t / T) || softmax(z_s / T))` (Hinton, Vinyals, Dean,
-    "Distilling the Knowledge in a Neural Network", 2015; the KD loss of SAKD, reference/sakd.md,
+    "Distilling the Knowledge in a Neural Network", 2015; the KD loss of SAKD, docs/sakd.md,
     with T = 4). The T^2 keeps the gradient scale independent of T (Hinton et al., section 2).
 
     Multi-label: each class is its own Bernoulli, so the KL is the binary one summed over classes,
@@ -167,9 +167,9 @@ def distillation_losses(
     """Every per-sample term of the student's loss, each a float32 [B] vector.
 
     Returns "label_loss", "l_pred", "l_rep", "l_kl", "distill_loss" = w_pred l_pred +
-    w_rep l_rep + w_kl l_kl (the part SAKD weighs against the label loss, reference/sakd.md), and
+    w_rep l_rep + w_kl l_kl (the part SAKD weighs against the label loss, docs/sakd.md), and
     "total" = label_loss + distill_loss (Bhardwaj et al.'s `L_CE + L_pred + L_rep` with weights,
-    reference/nextvlad.md). Multi- or single-label is read from the rank of `labels`. l_kl when
+    docs/nextvlad.md). Multi- or single-label is read from the rank of `labels`. l_kl when
     w_kl == 0, and l_rep when w_rep == 0 or either representation is None, are not computed and
     read as zeros.
     """

@@ -1,10 +1,10 @@
 """SAKD building blocks: interruption, difficulty, strength and the sample-adaptive loss.
 
 Sample-level Adaptive Knowledge Distillation (Li, Ping, Wang, Song, ACM MM 2025), built to
-reference/sakd.md, "The spec for this project". Each function cites the line it implements.
+docs/sakd.md, "The spec for this project". Each function cites the line it implements.
 
 Two kinds of functions live here:
-- TensorFlow functions on padded batches (the batch contract of DESIGN.md: `frames` [B, T, ...],
+- TensorFlow functions on padded batches (the batch contract of docs/design.md: `frames` [B, T, ...],
   `num_frames` [B]): the temporal interruption applied to the student's input during a difficulty
   pass, and the per-sample loss. They trace under `tf.function`, run in a `tf.data` map, and draw
   their randomness from an explicit shape-[2] integer seed (stateless ops), so a seed fixes the
@@ -45,7 +45,7 @@ def interruption_rate(
 ):
     """The interruption rate beta(n) in [0, 1] at epoch n of N.
 
-    reference/sakd.md, "Constants reported": polynomial `1 - (1 - n/N)^0.9` (the paper's best),
+    docs/sakd.md, "Constants reported": polynomial `1 - (1 - n/N)^0.9` (the paper's best),
     linear `n/N`, cosine `0.5 (1 - cos(pi n / N))`. n is clipped to [0, N], so beta(0) = 0 and
     beta(N) = 1 for every schedule.
 
@@ -122,7 +122,7 @@ def _check_beta(beta) -> None:
 def drop_frames(frames: tf.Tensor, num_frames: tf.Tensor, beta, seed) -> tf.Tensor:
     """Zeroes floor(beta * n) of each video's n valid frames, chosen uniformly at random.
 
-    reference/sakd.md, "Constants reported": "while beta < eta, drop (zero) floor(beta * T) random
+    docs/sakd.md, "Constants reported": "while beta < eta, drop (zero) floor(beta * T) random
     frames"; the spec, step 1: among the sample's valid frames, not the padding. Each video counts
     with its own n (T of the spec is that video's length), and exactly floor(beta * n) distinct
     valid frames become zeros; every other frame, padding included, is returned unchanged.
@@ -159,7 +159,7 @@ def drop_frames(frames: tf.Tensor, num_frames: tf.Tensor, beta, seed) -> tf.Tens
 def shuffle_frames(frames: tf.Tensor, num_frames: tf.Tensor, seed) -> tf.Tensor:
     """Swaps a random half of each video's valid frames with the other half, pair by pair.
 
-    reference/sakd.md, "Constants reported": from beta >= eta on, "shuffle: swap a random half of
+    docs/sakd.md, "Constants reported": from beta >= eta on, "shuffle: swap a random half of
     the frames with the other half"; the spec, step 1: among the valid frames, not the padding.
 
     Exactly what happens to a video with n valid frames, m = floor(n / 2): the valid positions are
@@ -193,7 +193,7 @@ def temporal_interruption(
 ) -> tf.Tensor:
     """The student's interrupted input of a difficulty pass: drop below eta, shuffle from eta on.
 
-    reference/sakd.md, "Constants reported" (threshold eta = 0.5) and the spec, step 1: while
+    docs/sakd.md, "Constants reported" (threshold eta = 0.5) and the spec, step 1: while
     beta < eta, `drop_frames(frames, num_frames, beta, seed)`; once beta >= eta,
     `shuffle_frames(frames, num_frames, seed)`. `num_frames` is unchanged either way.
 
@@ -257,11 +257,11 @@ def update_strength(
     """The per-sample distillation strength after a difficulty pass, with memory of the old one.
 
     The spec, step 2: `alpha = lambda * alpha_old + (1 - lambda) * current` with lambda = `memory`
-    (reference/sakd.md, "Memory lambda = 0.1") and `current`:
+    (docs/sakd.md, "Memory lambda = 0.1") and `current`:
     - mapping "paper": `1 - d_hat`, so easy-to-transfer samples (low d_hat) move toward 1 (the KD
       loss dominates) and difficult ones toward 0 (the label loss dominates).
     - mapping "released": `beta * d_hat`, the released code's mapping (a higher difficulty gives a
-      higher KD weight, the opposite of the paper's words; reference/sakd.md "Where the released
+      higher KD weight, the opposite of the paper's words; docs/sakd.md "Where the released
       code differs"). For comparison only. It needs the current interruption rate `beta`. The
       memory is applied as for the paper mapping so that the flag changes one thing; pass
       memory=0 for the bare `alpha = beta * d_hat`.

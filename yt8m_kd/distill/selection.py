@@ -1,6 +1,6 @@
 """SAKD sample selection: low distillation difficulty and high diversity, by greedy DPP MAP.
 
-reference/sakd.md, "The spec for this project", point 3: select `ratio * N` samples with the kernel
+docs/sakd.md, "The spec for this project", point 3: select `ratio * N` samples with the kernel
 
     L = gamma * S + (1 - gamma) * diag(1 - d_hat)
 
@@ -102,7 +102,7 @@ def _normalise(features: np.ndarray) -> np.ndarray:
 def quality_diversity_kernel(features, d_hat, gamma: float = 0.5) -> np.ndarray:
     """The SAKD selection kernel `gamma * S + (1 - gamma) * diag(1 - d_hat)`, [M, M] float64.
 
-    reference/sakd.md, spec point 3. Builds the full matrix, so it is meant for small M (tests,
+    docs/sakd.md, spec point 3. Builds the full matrix, so it is meant for small M (tests,
     inspection); `greedy_map_selection` works from the features without it.
 
     Args:
@@ -230,7 +230,7 @@ def select_samples(
     chunk_size: int = 2048,
     seed: int = 0,
 ) -> np.ndarray:
-    """SAKD sample selection (reference/sakd.md, spec point 3): round(ratio * N) sample indices.
+    """SAKD sample selection (docs/sakd.md, spec point 3): round(ratio * N) sample indices.
 
     The N candidates are shuffled with `seed` and split into ceil(N / chunk_size) chunks of nearly
     equal size (at most chunk_size each). Each chunk contributes its proportional share of the

@@ -18,7 +18,7 @@ Usage:
   cache = TeacherCache.load("caches/teacher")  # outside strategy.scope()
   cache.check_compatible(model_config.num_classes, repr_size=None)
   dataset = cache.join(frame_dataset(pattern, batch_size=...))
-  # batches now also hold teacher_logits [B, C] and teacher_repr [B, H] (DESIGN.md batch contract)
+  # batches now also hold teacher_logits [B, C] and teacher_repr [B, H] (docs/design.md batch contract)
 
 Memory. `TeacherCache.load` holds the whole cache in host memory, N * (C + H) * 4 bytes for N
 videos: the 1/100 YouTube-8M training subset (about 39k videos) with the reference teacher
@@ -327,7 +327,7 @@ class TeacherCache:
         Args:
           num_classes: the student's classes; the teacher's logits must have as many.
           repr_size: the width the student's L_rep compares with the teacher's repr, or None when
-            a learned projection adapts any width (DESIGN.md, Models).
+            a learned projection adapts any width (docs/design.md, Models).
         """
         where = (
             f"the teacher cache {self.cache_dir} (teacher {self._metadata.get('teacher_run_dir')})"

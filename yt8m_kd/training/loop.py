@@ -1,6 +1,6 @@
-"""The custom training loop of DESIGN.md: `strategy.run` steps, CheckpointManager, tf.summary.
+"""The custom training loop of docs/design.md: `strategy.run` steps, CheckpointManager, tf.summary.
 
-One loop serves OneDevice, Mirrored and MultiWorkerMirrored strategies (DESIGN.md says why not
+One loop serves OneDevice, Mirrored and MultiWorkerMirrored strategies (docs/design.md says why not
 `model.fit`). A run directory holds `checkpoints/`, `train/` and `eval/` TensorBoard events, and
 `metrics.json`; the launcher adds `flags.txt`.
 """
@@ -26,7 +26,7 @@ from yt8m_kd.modeling.predict import SELECTION_SEED, make_predict_fn, model_inpu
 
 def learning_rate_schedule(config: TrainConfig) -> keras.optimizers.schedules.LearningRateSchedule:
     """Staircase exponential decay counted in examples, as the reference trains NeXtVLAD:
-    lr = base * decay ** floor(step * batch_size / decay_examples) (reference/nextvlad.md)."""
+    lr = base * decay ** floor(step * batch_size / decay_examples) (docs/nextvlad.md)."""
     return keras.optimizers.schedules.ExponentialDecay(
         config.base_learning_rate,
         decay_steps=config.learning_rate_decay_examples / config.batch_size,

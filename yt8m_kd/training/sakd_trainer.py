@@ -1,4 +1,4 @@
-"""SAKD training (Li et al., ACM MM 2025), the spec at the end of reference/sakd.md.
+"""SAKD training (Li et al., ACM MM 2025), the spec at the end of docs/sakd.md.
 
 Every `selection_interval` epochs (counting from epoch 0):
   1. difficulty pass over the whole training set: the student sees temporally interrupted frames
@@ -118,7 +118,7 @@ class SAKDTrainer(DistillationTrainer):
         student = self.model(model_inputs(batch, self.model_config, seed), training=True)
         per_sample = self._per_sample_losses(batch, student, batch["teacher_logits"])
         alpha = tf.gather(self.state.strength, batch["index"])
-        # L_i = (1 - alpha_i) L_label_i + alpha_i L_distill_i (reference/sakd.md, spec 2)
+        # L_i = (1 - alpha_i) L_label_i + alpha_i L_distill_i (docs/sakd.md, spec 2)
         adaptive = sakd.sample_adaptive_loss(
             per_sample["label_loss"], per_sample["distill_loss"], alpha
         )
