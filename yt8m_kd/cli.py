@@ -19,7 +19,7 @@ import sys  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 
 import tensorflow as tf  # noqa: E402
-from absl import app, flags  # noqa: E402
+from absl import app, flags, logging  # noqa: E402
 
 from yt8m_kd.configs import FlagError  # noqa: E402
 from yt8m_kd.data.ucf101 import SplitFileError  # noqa: E402
@@ -67,7 +67,7 @@ def _quiet_unless_asked(argv: list[str]) -> None:
     """INFO logs of absl and TensorFlow (checkpoint callbacks, SavedModel notices, ...) off by
     default; `--verbosity` on the command line decides otherwise."""
     if not any(arg.startswith(("--verbosity", "-v=", "--v=")) for arg in argv):
-        flags.FLAGS.set_default("verbosity", -1)  # absl: -1 is WARNING, 0 INFO
+        logging.set_verbosity(logging.WARNING)
         tf.get_logger().setLevel("WARNING")
 
 
