@@ -34,7 +34,7 @@ import numpy as np
 import tensorflow as tf
 
 from yt8m_kd import machine as yt8m_machine
-from yt8m_kd.data import ucf101, ucf101_synthetic
+from yt8m_kd.data import ucf101, ucf101_prepare, ucf101_synthetic
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -84,7 +84,7 @@ def time_extraction(
 ) -> dict:
     runs = []
     for repeat in range(repeats):  # each run into a fresh folder: nothing is skipped
-        summary = ucf101.extract_videos(
+        summary = ucf101_prepare.extract_videos(
             dataset.video_dir,
             f"{out_dir}_{repeat}",
             short_side=short_side,
@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> None:
 
         split_file = dataset.split_file("train", 1)
         start = time.perf_counter()
-        packed = ucf101.write_split_records(
+        packed = ucf101_prepare.write_split_records(
             frames_dir,
             split_file,
             dataset.class_index_file,

@@ -7,7 +7,7 @@ Resumable: run it again after an interruption and finished videos are skipped (a
 appears only once all its frames are written); a half-extracted video is redone. A video that
 cannot be decoded is logged and counted, and the run goes on. The last line is a summary
 (videos extracted, skipped, failed with their names, frames written, seconds). Details:
-yt8m_kd.data.ucf101.extract_videos.
+yt8m_kd.data.ucf101_prepare.extract_videos.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 from absl import flags
 
 from yt8m_kd import cli
-from yt8m_kd.data import ucf101
+from yt8m_kd.data import ucf101_prepare
 
 _VIDEO_DIR = flags.DEFINE_string(
     "video_dir", None, "The UCF-101 folder: one sub-folder of .avi files per class.", required=True
@@ -47,7 +47,7 @@ _PROGRESS_BAR = flags.DEFINE_bool("progress_bar", True, "Show a progress bar.")
 
 def main(argv: list[str]) -> None:
     del argv
-    summary = ucf101.extract_videos(
+    summary = ucf101_prepare.extract_videos(
         _VIDEO_DIR.value,
         _OUTPUT_DIR.value,
         fps=_FPS.value,
@@ -56,7 +56,7 @@ def main(argv: list[str]) -> None:
         num_workers=_NUM_WORKERS.value,
         progress=_PROGRESS_BAR.value,
     )
-    print(ucf101.format_extraction_summary(summary), flush=True)
+    print(ucf101_prepare.format_extraction_summary(summary), flush=True)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 from absl import flags, logging
 
 from yt8m_kd import cli
+from yt8m_kd.configs import FlagError
 from yt8m_kd.data import ucf101_synthetic
 
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where the set goes.", required=True)
@@ -47,8 +48,6 @@ _SEED = flags.DEFINE_integer("seed", 0, "Seeds every video, with its class, grou
 
 def main(argv: list[str]) -> None:
     del argv
-    from yt8m_kd.flags import FlagError
-
     if _MIN_FRAMES.value > _MAX_FRAMES.value:
         raise FlagError(
             f"--min_frames={_MIN_FRAMES.value} exceeds --max_frames={_MAX_FRAMES.value}"

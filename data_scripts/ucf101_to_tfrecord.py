@@ -7,7 +7,7 @@
 
 writes <output_dir>/trainlist01-00000-of-00016.tfrecord ... (--split_name changes the prefix).
 Membership and labels come from the split file; each record holds the video's id, label,
-class name and its JPEG frames unchanged (schema: yt8m_kd/data/ucf101.py). A listed video
+class name and its JPEG frames unchanged (schema: yt8m_kd/data/ucf101_prepare.py). A listed video
 without frames is an error naming it, or with --skip_missing a warning, counted in the summary.
 """
 
@@ -22,7 +22,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 from absl import flags
 
 from yt8m_kd import cli
-from yt8m_kd.data import ucf101
+from yt8m_kd.data import ucf101_prepare, ucf101_splits
 
 _FRAMES_DIR = flags.DEFINE_string(
     "frames_dir", None, "The frames root written by extract_ucf101_frames.py.", required=True
@@ -45,7 +45,7 @@ _PROGRESS_BAR = flags.DEFINE_bool("progress_bar", True, "Show a progress bar.")
 def main(argv: list[str]) -> None:
     del argv
     try:
-        summary = ucf101.write_split_records(
+        summary = ucf101_prepare.write_split_records(
             _FRAMES_DIR.value,
             _SPLIT_FILE.value,
             _CLASS_INDEX_FILE.value,
@@ -55,7 +55,7 @@ def main(argv: list[str]) -> None:
             skip_missing=_SKIP_MISSING.value,
             progress=_PROGRESS_BAR.value,
         )
-    except ucf101.SplitFileError as e:
+    except ucf101_splits.SplitFileError as e:
         sys.exit(f"{os.path.basename(sys.argv[0])}: error: {e}")
     text = (
         f"{summary['split']}: {summary['videos']} videos ({summary['frames']} frames) in "

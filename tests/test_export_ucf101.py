@@ -20,7 +20,7 @@ from conftest import REPO_ROOT, serve_in_fresh_process
 
 from yt8m_kd import export as export_lib
 from yt8m_kd import inference
-from yt8m_kd.data import ucf101, yt8m
+from yt8m_kd.data import ucf101, ucf101_prepare, yt8m
 from yt8m_kd.modeling.predict import make_predict_fn
 from yt8m_kd.training.restore import restore_run
 
@@ -62,7 +62,7 @@ def ucf101_records(tmp_path_factory):
                 name = CLASS_NAMES[label]
                 frames = [_jpeg(rng) for _ in range(int(rng.integers(3, 15)))]
                 video_id = f"v_{name}_g{shard + 1:02d}_c{i + 1:02d}"
-                writer.write(ucf101.make_record(video_id, label, name, frames))
+                writer.write(ucf101_prepare.make_record(video_id, label, name, frames))
         files.append(path)
     return {
         "class_index_file": str(class_index),
@@ -246,13 +246,13 @@ def test_parsing_matches_the_eval_pipeline(ucf101_records):
 
 def test_bad_record_in_a_request_is_named(ucf101_records):
     rng = np.random.default_rng(1)
-    good = ucf101.make_record("v_Good_g01_c01", 0, "Archery", [_jpeg(rng)] * 3)
+    good = ucf101_prepare.make_record("v_Good_g01_c01", 0, "Archery", [_jpeg(rng)] * 3)
     cut = _jpeg(rng)[:-40]  # a truncated JPEG
     for video_id, frames, words in (
         ("v_Cut_g01_c01", [_jpeg(rng), cut], "frame 2 is not a complete JPEG"),
         ("v_Empty_g01_c01", [], "no frames"),
     ):
-        bad = ucf101.make_record(video_id, 0, "Archery", frames)
+        bad = ucf101_prepare.make_record(video_id, 0, "Archery", frames)
         with pytest.raises(tf.errors.InvalidArgumentError) as error:
             _parse([good, bad])
         message = yt8m.error_message(error.value)
@@ -493,7 +493,7 @@ def test_csv_needs_class_names(student_run, student_export, ucf101_records, tmp_
 def test_saved_model_bad_record_is_named_or_skipped(student_export, ucf101_records, tmp_path):
     records = _records(ucf101_records["files"][:1])
     rng = np.random.default_rng(2)
-    bad = ucf101.make_record("v_Bad_g09_c01", 0, "Archery", [_jpeg(rng), b"not a jpeg"])
+    bad = ucf101_prepare.make_record("v_Bad_g09_c01", 0, "Archery", [_jpeg(rng), b"not a jpeg"])
     path = str(tmp_path / "bad.tfrecord")
     with tf.io.TFRecordWriter(path) as writer:
         for record in records[:2] + [bad] + records[2:]:

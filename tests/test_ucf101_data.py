@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from yt8m_kd.data import sampling, ucf101
+from yt8m_kd.data import sampling, ucf101, ucf101_prepare, ucf101_splits
 from yt8m_kd.data import ucf101_synthetic as synth
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -39,7 +39,7 @@ def synthetic_set(tmp_path_factory) -> synth.SyntheticUcf101:
 @pytest.fixture(scope="module")
 def frames_dir(synthetic_set, tmp_path_factory) -> str:
     out = str(tmp_path_factory.mktemp("frames"))
-    summary = ucf101.extract_videos(synthetic_set.video_dir, out, progress=False)
+    summary = ucf101_prepare.extract_videos(synthetic_set.video_dir, out, progress=False)
     assert summary["extracted"] == len(synthetic_set.videos) and summary["failed"] == 0
     return out
 
@@ -47,7 +47,7 @@ def frames_dir(synthetic_set, tmp_path_factory) -> str:
 @pytest.fixture(scope="module")
 def records(synthetic_set, frames_dir, tmp_path_factory) -> dict:
     out = str(tmp_path_factory.mktemp("records"))
-    return ucf101.write_split_records(
+    return ucf101_prepare.write_split_records(
         frames_dir,
         synthetic_set.split_file("train", 1),
         synthetic_set.class_index_file,
@@ -75,7 +75,7 @@ def test_read_class_index_accepts_crlf_and_blank_lines(tmp_path):
     path = _write(
         tmp_path / "classInd.txt", "1 ApplyEyeMakeup\r\n2 ApplyLipstick\r\n\r\n3 Archery\r\n"
     )
-    assert ucf101.read_class_index(path) == ["ApplyEyeMakeup", "ApplyLipstick", "Archery"]
+    assert ucf101_splits.read_class_index(path) == ["ApplyEyeMakeup", "ApplyLipstick", "Archery"]
 
 
 @pytest.mark.parametrize(
@@ -89,16 +89,16 @@ def test_read_class_index_accepts_crlf_and_blank_lines(tmp_path):
 )
 def test_read_class_index_names_file_and_line(tmp_path, text, line, fragment):
     path = _write(tmp_path / "classInd.txt", text)
-    with pytest.raises(ucf101.SplitFileError) as error:
-        ucf101.read_class_index(path)
+    with pytest.raises(ucf101_splits.SplitFileError) as error:
+        ucf101_splits.read_class_index(path)
     assert f"{path}, line {line}:" in str(error.value)
     assert fragment in str(error.value)
 
 
 def test_read_class_index_empty_file(tmp_path):
     path = _write(tmp_path / "classInd.txt", "\n")
-    with pytest.raises(ucf101.SplitFileError, match="no classes"):
-        ucf101.read_class_index(path)
+    with pytest.raises(ucf101_splits.SplitFileError, match="no classes"):
+        ucf101_splits.read_class_index(path)
 
 
 def test_read_split_train_and_test_lists(tmp_path):
@@ -113,17 +113,17 @@ def test_read_split_train_and_test_lists(tmp_path):
         "ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi\n\n"
         "HandstandPushups/v_HandStandPushups_g01_c01.avi\n",
     )
-    assert ucf101.read_split(train, classes) == [
+    assert ucf101_splits.read_split(train, classes) == [
         ("ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi", 0),
         ("HandstandPushups/v_HandStandPushups_g08_c01.avi", 1),
     ]
     # Test lists carry no label: it is the folder (which, as in UCF101, may be spelled
     # differently from the file name).
-    assert ucf101.read_split(test, classes) == [
+    assert ucf101_splits.read_split(test, classes) == [
         ("ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi", 0),
         ("HandstandPushups/v_HandStandPushups_g01_c01.avi", 1),
     ]
-    assert ucf101.video_stem("HandstandPushups/v_HandStandPushups_g01_c01.avi") == (
+    assert ucf101_splits.video_stem("HandstandPushups/v_HandStandPushups_g01_c01.avi") == (
         "v_HandStandPushups_g01_c01"
     )
 
@@ -145,8 +145,8 @@ def test_read_split_train_and_test_lists(tmp_path):
 )
 def test_read_split_errors_name_file_and_line(tmp_path, line, fragment):
     path = _write(tmp_path / "trainlist01.txt", f"A/v_A_g02_c01.avi 1\n\n{line}\n")
-    with pytest.raises(ucf101.SplitFileError) as error:
-        ucf101.read_split(path, ["A", "B"])
+    with pytest.raises(ucf101_splits.SplitFileError) as error:
+        ucf101_splits.read_split(path, ["A", "B"])
     assert f"{path}, line 3: " in str(error.value)
     assert fragment in str(error.value)
 
@@ -192,7 +192,7 @@ def test_synthetic_set_has_the_official_layout(synthetic_set):
         assert test_groups == {split} and train_groups == {1, 2, 3} - {split}
         listed = [line.split()[0] for line in train + test]
         assert sorted(listed) == sorted(expected)  # every video exactly once per split
-        parsed = ucf101.read_split(synthetic_set.split_file("test", split), names)
+        parsed = ucf101_splits.read_split(synthetic_set.split_file("test", split), names)
         assert all(names[label] == path.split("/")[0] for path, label in parsed)
 
 
@@ -281,15 +281,15 @@ def _decode(path) -> np.ndarray:
 
 def test_extraction_writes_every_frame_in_order(synthetic_set, frames_dir):
     for relative, n in zip(synthetic_set.videos, synthetic_set.num_frames, strict=True):
-        folder = ucf101.frames_folder(frames_dir, relative)
+        folder = ucf101_splits.frames_folder(frames_dir, relative)
         assert _frame_names(folder) == [f"frame_{i:05d}.jpg" for i in range(1, n + 1)]
-    assert not list(Path(frames_dir).glob(f"*/*{ucf101.PARTIAL_SUFFIX}"))
+    assert not list(Path(frames_dir).glob(f"*/*{ucf101_splits.PARTIAL_SUFFIX}"))
     # The square is where the generator put it, frame by frame (time order and pixels survive).
     name = "SlideRight"
     clip = synth.render_clip(
         name, np.random.default_rng([SEED, synth.CLASS_NAMES.index(name), 1, 1])
     )
-    folder = ucf101.frames_folder(frames_dir, f"{name}/v_{name}_g01_c01.avi")
+    folder = ucf101_splits.frames_folder(frames_dir, f"{name}/v_{name}_g01_c01.avi")
     decoded = np.stack([_decode(os.path.join(folder, f)) for f in _frame_names(folder)])
     assert decoded.shape == clip.frames.shape
     np.testing.assert_allclose(_square_centres(decoded), _square_centres(clip.frames), atol=1.0)
@@ -299,27 +299,27 @@ def test_extraction_fps_and_short_side(synthetic_set, frames_dir, tmp_path):
     relative = synthetic_set.videos[0]
     n = synthetic_set.num_frames[0]
     only = [relative]
-    full = ucf101.frames_folder(frames_dir, relative)
+    full = ucf101_splits.frames_folder(frames_dir, relative)
 
-    half = ucf101.extract_videos(
+    half = ucf101_prepare.extract_videos(
         synthetic_set.video_dir, str(tmp_path / "half"), fps=12.5, videos=only, progress=False
     )
-    folder = ucf101.frames_folder(str(tmp_path / "half"), relative)
+    folder = ucf101_splits.frames_folder(str(tmp_path / "half"), relative)
     assert half["frames_written"] == (n + 1) // 2 == len(os.listdir(folder))
     for j, name in enumerate(_frame_names(folder)):  # frame j is source frame 2j, same bytes
         assert (
             Path(folder, name).read_bytes() == Path(full, f"frame_{2 * j + 1:05d}.jpg").read_bytes()
         )
 
-    double = ucf101.extract_videos(
+    double = ucf101_prepare.extract_videos(
         synthetic_set.video_dir, str(tmp_path / "double"), fps=50, videos=only, progress=False
     )
     assert double["frames_written"] == 2 * n
 
-    small = ucf101.extract_videos(
+    small = ucf101_prepare.extract_videos(
         synthetic_set.video_dir, str(tmp_path / "small"), short_side=24, videos=only, progress=False
     )
-    folder = ucf101.frames_folder(str(tmp_path / "small"), relative)
+    folder = ucf101_splits.frames_folder(str(tmp_path / "small"), relative)
     assert small["frames_written"] == n
     assert _decode(os.path.join(folder, "frame_00001.jpg")).shape == (24, 32, 3)
 
@@ -335,7 +335,9 @@ def test_corrupt_videos_are_logged_counted_and_skipped(synthetic_set, tmp_path, 
     (videos / "Broken" / "v_Broken_g01_c02.avi").write_bytes(whole[: len(whole) // 2])
 
     with caplog.at_level(logging.ERROR):
-        summary = ucf101.extract_videos(str(videos), str(tmp_path / "frames"), progress=False)
+        summary = ucf101_prepare.extract_videos(
+            str(videos), str(tmp_path / "frames"), progress=False
+        )
     assert summary["failed"] == 2 and summary["extracted"] == 3
     assert summary["failed_videos"] == [
         "Broken/v_Broken_g01_c01.avi",
@@ -346,14 +348,14 @@ def test_corrupt_videos_are_logged_counted_and_skipped(synthetic_set, tmp_path, 
         assert any(name in record.getMessage() for record in caplog.records)
     assert os.listdir(tmp_path / "frames" / "Broken") == []  # no half-written folders
     assert "2 failed (Broken/v_Broken_g01_c01.avi, Broken/v_Broken_g01_c02.avi)" in (
-        ucf101.format_extraction_summary(summary)
+        ucf101_prepare.format_extraction_summary(summary)
     )
 
 
 def test_interrupted_extraction_resumes(synthetic_set, tmp_path, monkeypatch):
     out = tmp_path / "frames"
     videos = list(synthetic_set.videos[:4])
-    real_decode = ucf101.decode_video
+    real_decode = ucf101_prepare.decode_video
     calls = []
 
     def interrupted_decode(path, fps=None, short_side=None):
@@ -363,22 +365,24 @@ def test_interrupted_extraction_resumes(synthetic_set, tmp_path, monkeypatch):
                 raise KeyboardInterrupt  # Ctrl-C in the middle of the third video
             yield image
 
-    monkeypatch.setattr(ucf101, "decode_video", interrupted_decode)
+    monkeypatch.setattr(ucf101_prepare, "decode_video", interrupted_decode)
     with pytest.raises(KeyboardInterrupt):
-        ucf101.extract_videos(synthetic_set.video_dir, str(out), videos=videos, progress=False)
-    monkeypatch.setattr(ucf101, "decode_video", real_decode)
-    done = [ucf101.frames_folder(str(out), relative) for relative in videos[:2]]
+        ucf101_prepare.extract_videos(
+            synthetic_set.video_dir, str(out), videos=videos, progress=False
+        )
+    monkeypatch.setattr(ucf101_prepare, "decode_video", real_decode)
+    done = [ucf101_splits.frames_folder(str(out), relative) for relative in videos[:2]]
     assert all(os.path.isdir(folder) for folder in done)
-    assert not os.path.exists(ucf101.frames_folder(str(out), videos[2]))
-    assert not os.path.exists(ucf101.frames_folder(str(out), videos[3]))
+    assert not os.path.exists(ucf101_splits.frames_folder(str(out), videos[2]))
+    assert not os.path.exists(ucf101_splits.frames_folder(str(out), videos[3]))
 
     # A kill -9 leaves a .partial folder behind; it never counts as done.
-    partial = ucf101.frames_folder(str(out), videos[3]) + ucf101.PARTIAL_SUFFIX
+    partial = ucf101_splits.frames_folder(str(out), videos[3]) + ucf101_splits.PARTIAL_SUFFIX
     os.makedirs(partial)
     Path(partial, "frame_00001.jpg").write_bytes(b"half")
     stamps = {path: os.stat(path).st_mtime_ns for folder in done for path in Path(folder).iterdir()}
 
-    summary = ucf101.extract_videos(
+    summary = ucf101_prepare.extract_videos(
         synthetic_set.video_dir, str(out), videos=videos, progress=False
     )
     assert (summary["skipped"], summary["extracted"], summary["failed"]) == (2, 2, 0)
@@ -386,7 +390,7 @@ def test_interrupted_extraction_resumes(synthetic_set, tmp_path, monkeypatch):
     assert {path: os.stat(path).st_mtime_ns for path in stamps} == stamps  # not rewritten
     assert not os.path.exists(partial)
     for relative, n in zip(videos, synthetic_set.num_frames, strict=False):
-        assert len(os.listdir(ucf101.frames_folder(str(out), relative))) == n
+        assert len(os.listdir(ucf101_splits.frames_folder(str(out), relative))) == n
 
 
 # ------------------------------------------------------------------------------------ records
@@ -395,7 +399,7 @@ def test_records_round_trip(synthetic_set, frames_dir, records):
         "trainlist01-00000-of-00002.tfrecord",
         "trainlist01-00001-of-00002.tfrecord",
     ]
-    listed = ucf101.read_split(synthetic_set.split_file("train", 1), synth.CLASS_NAMES)
+    listed = ucf101_splits.read_split(synthetic_set.split_file("train", 1), synth.CLASS_NAMES)
     assert records["videos"] == len(listed) == 16
     found = {}
     for shard, path in enumerate(records["shards"]):
@@ -416,10 +420,10 @@ def test_records_round_trip(synthetic_set, frames_dir, records):
                 [bytes(f) for f in sequences["frames"].numpy()],
             )
     for position, (relative, label) in enumerate(listed):
-        shard, record_label, class_name, frames = found[ucf101.video_stem(relative)]
+        shard, record_label, class_name, frames = found[ucf101_splits.video_stem(relative)]
         assert shard == position % 2  # dealt in turn
         assert record_label == label and class_name == synth.CLASS_NAMES[label]
-        folder = ucf101.frames_folder(frames_dir, relative)
+        folder = ucf101_splits.frames_folder(frames_dir, relative)
         assert frames == [Path(folder, f).read_bytes() for f in _frame_names(folder)]
     assert records["frames"] == sum(len(f[3]) for f in found.values())
 
@@ -428,12 +432,12 @@ def test_records_missing_frames_error_or_skip(synthetic_set, frames_dir, tmp_pat
     frames = tmp_path / "frames"
     shutil.copytree(frames_dir, frames)
     gone = "SlideUp/v_SlideUp_g02_c01.avi"
-    shutil.rmtree(ucf101.frames_folder(str(frames), gone))
+    shutil.rmtree(ucf101_splits.frames_folder(str(frames), gone))
     args = (str(frames), synthetic_set.split_file("train", 1), synthetic_set.class_index_file)
     with pytest.raises(FileNotFoundError, match=re.escape(gone)):
-        ucf101.write_split_records(*args, str(tmp_path / "a"))
+        ucf101_prepare.write_split_records(*args, str(tmp_path / "a"))
     assert os.listdir(tmp_path / "a") == []  # no half-written shards
-    summary = ucf101.write_split_records(*args, str(tmp_path / "b"), skip_missing=True)
+    summary = ucf101_prepare.write_split_records(*args, str(tmp_path / "b"), skip_missing=True)
     assert summary["missing"] == 1 and summary["missing_videos"] == [gone]
     assert summary["videos"] == 15
 
@@ -481,9 +485,9 @@ def test_eval_batches_shapes_and_determinism(records, synthetic_set):
         for key in clip:
             np.testing.assert_array_equal(clip[key], second[video_id][key])
     lengths = dict(zip(synthetic_set.videos, synthetic_set.num_frames, strict=True))
-    labels = dict(ucf101.read_split(synthetic_set.split_file("train", 1), synth.CLASS_NAMES))
+    labels = dict(ucf101_splits.read_split(synthetic_set.split_file("train", 1), synth.CLASS_NAMES))
     for relative, label in labels.items():
-        assert first[ucf101.video_stem(relative).encode()]["labels"] == label
+        assert first[ucf101_splits.video_stem(relative).encode()]["labels"] == label
         assert lengths[relative] >= T
 
 
@@ -492,7 +496,7 @@ def test_short_videos_are_zero_padded(records, synthetic_set, frames_dir):
     clips = _batches(_eval_records(records, synthetic_set, num_frames=long_t))
     lengths = dict(zip(synthetic_set.videos, synthetic_set.num_frames, strict=True))
     for relative, n in lengths.items():
-        clip = clips.get(ucf101.video_stem(relative).encode())
+        clip = clips.get(ucf101_splits.video_stem(relative).encode())
         if clip is None:  # a test-split video
             continue
         assert clip["num_frames"] == n
@@ -500,8 +504,8 @@ def test_short_videos_are_zero_padded(records, synthetic_set, frames_dir):
         assert clip["frames"][:n].reshape(n, -1).max(axis=1).min() > 0
     # All frames in order: frame i of the clip is frame i of the video, centre-cropped.
     relative = "SlideDown/v_SlideDown_g02_c01.avi"
-    clip = clips[ucf101.video_stem(relative).encode()]
-    folder = ucf101.frames_folder(frames_dir, relative)
+    clip = clips[ucf101_splits.video_stem(relative).encode()]
+    folder = ucf101_splits.frames_folder(frames_dir, relative)
     centres = [
         _square_centres(_decode(os.path.join(folder, f))[None])[0] for f in _frame_names(folder)
     ]
@@ -555,7 +559,7 @@ def _pattern_record(path: Path, num_frames: int = 10) -> None:
     image = np.broadcast_to(x * 4, (48, 64, 3)).astype(np.uint8)
     jpeg = tf.io.encode_jpeg(image, quality=100).numpy()
     with tf.io.TFRecordWriter(str(path)) as writer:
-        writer.write(ucf101.make_record("v_Ramp_g01_c01", 0, "Ramp", [jpeg] * num_frames))
+        writer.write(ucf101_prepare.make_record("v_Ramp_g01_c01", 0, "Ramp", [jpeg] * num_frames))
 
 
 def test_training_crop_and_flip_are_shared_by_the_frames_of_a_clip(tmp_path):
@@ -654,7 +658,9 @@ def test_bad_records_name_file_and_video(tmp_path, synthetic_set, frames, label,
     kinds = {"good": good, "random": np.random.default_rng(0).bytes(600), "truncated": good[:-40]}
     path = tmp_path / "bad.tfrecord"
     with tf.io.TFRecordWriter(str(path)) as writer:
-        writer.write(ucf101.make_record("v_Bad_g01_c01", label, "Bad", [kinds[f] for f in frames]))
+        writer.write(
+            ucf101_prepare.make_record("v_Bad_g01_c01", label, "Bad", [kinds[f] for f in frames])
+        )
     message = _first_error(
         ucf101.frame_dataset(
             str(path),

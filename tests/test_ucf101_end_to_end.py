@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from conftest import REPO_ROOT
 
-from yt8m_kd.data import ucf101
+from yt8m_kd.data import ucf101_prepare, ucf101_splits
 from yt8m_kd.data import ucf101_synthetic as synth
 
 CLASSES = ("SlideDown", "SlideUp", "FlashTopLeftFirst", "FlashBottomRightFirst")
@@ -51,10 +51,10 @@ def frames_and_records(tiny_set, tmp_path_factory) -> dict[str, str]:
     """The set's frames and its split-1 records, made in-process by the library."""
     out = tmp_path_factory.mktemp("ucf101_tiny_data")
     frames = str(out / "frames")
-    summary = ucf101.extract_videos(tiny_set.video_dir, frames, progress=False)
+    summary = ucf101_prepare.extract_videos(tiny_set.video_dir, frames, progress=False)
     assert summary["extracted"] == len(tiny_set.videos) and summary["failed"] == 0
     for kind in ("train", "test"):
-        ucf101.write_split_records(
+        ucf101_prepare.write_split_records(
             frames,
             tiny_set.split_file(kind, 1),
             tiny_set.class_index_file,
@@ -209,8 +209,8 @@ def test_avi_to_distilled_students_and_evaluation(tiny_set, launcher, tmp_path):
     # r = 50% of the 48 training clips, 24 a selection: 3 steps an epoch, 2 epochs.
     assert sakd_metrics["sakd"]["epochs"] == 2 and sakd_metrics["step"] == 2 * (24 // 8)
     train_ids = {
-        ucf101.video_stem(path)
-        for path, _ in ucf101.read_split(str(lists / "trainlist01.txt"), CLASSES)
+        ucf101_splits.video_stem(path)
+        for path, _ in ucf101_splits.read_split(str(lists / "trainlist01.txt"), CLASSES)
     }
     for epoch in (0, 1):
         selected = (sakd / "sakd" / f"selection_epoch{epoch:04d}.txt").read_text().split()

@@ -22,7 +22,7 @@ import tensorflow as tf  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 
 from yt8m_kd.configs import FlagError  # noqa: E402
-from yt8m_kd.data.ucf101 import SplitFileError  # noqa: E402
+from yt8m_kd.data.ucf101_splits import SplitFileError  # noqa: E402
 from yt8m_kd.data.yt8m import error_message  # noqa: E402
 
 

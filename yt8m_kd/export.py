@@ -14,10 +14,10 @@ Signatures (B videos, C classes, K top classes, T = max_frames):
 
 Per data family (the run's --dataset):
 
-  yt8m    records: YouTube-8M frame-feature SequenceExamples (reference/yt8m-format-and-metrics.md)
+  yt8m    records: YouTube-8M frame-feature SequenceExamples (docs/yt8m-format-and-metrics.md)
           frames [B, T', D] uint8, D = sum(feature_sizes); K = min(20, C), as the starter code's
           SavedModel; probabilities: a sigmoid per class (multi-label)
-  ucf101  records: UCF101 frame records (`yt8m_kd.data.ucf101`: context `id`, feature list
+  ucf101  records: UCF101 frame records (`yt8m_kd.data.ucf101_prepare`: context `id`, feature list
           `frames` of encoded JPEGs); frames [B, T', S, S, 3] uint8 RGB, S = image_size (the
           clips of `ucf101.frame_dataset(training=False)`); K = min(5, C), the top-5 of UCF101
           accuracy and of the inference CSV (all C are in `probabilities`); probabilities: a
@@ -58,9 +58,9 @@ the old one deleted, so export_dir holds either the old or the new model at ever
 after a crash between the two renames, nothing, with the old model at `.old`). This relies on the
 file system renaming directories atomically (local disks do; on gs:// a rename is a copy).
 
-Data families. `parse_records` turns serialized records into the batch dict of DESIGN.md for the
-family of the export (`parse_yt8m_records`, `parse_ucf101_records`), and `_frames_spec` gives the
-shape of `frames` in serve_frames; a new family adds one function to each.
+Data families. `parse_records` turns serialized records into the batch dict of docs/design.md for
+the family of the export (`parse_yt8m_records`, `parse_ucf101_records`), and `_frames_spec` gives
+the shape of `frames` in serve_frames; a new family adds one function to each.
 """
 
 from __future__ import annotations
@@ -73,11 +73,11 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-from yt8m_kd.data import ucf101
+from yt8m_kd.data import ucf101, ucf101_splits
 from yt8m_kd.modeling.predict import make_predict_fn
 from yt8m_kd.training.restore import RestoredRun, restore_run
 
-# The starter code's SavedModel returns the top 20 classes (reference/yt8m-format-and-metrics.md);
+# The starter code's SavedModel returns the top 20 classes (docs/yt8m-format-and-metrics.md);
 # so does the Kaggle CSV.
 TOP_K = 20
 # UCF101 results are top-1 and top-5 accuracy; its CSV lists the top 5.
@@ -177,7 +177,7 @@ def _class_names(path: str | None) -> tuple[str, ...] | None:
     if not tf.io.gfile.exists(path):
         logging.warning("class index file %s does not exist: the export names no classes", path)
         return None
-    return tuple(ucf101.read_class_index(path))
+    return tuple(ucf101_splits.read_class_index(path))
 
 
 def data_family(run: RestoredRun) -> str:

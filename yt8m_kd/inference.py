@@ -9,7 +9,7 @@ YouTube-8M, or the top-5 class names of UCF101.
   batches = run_predictions(run, "records/testlist01-*.tfrecord", batch_size=32)
   write_class_name_csv(batches, "predictions.csv", run_class_names(run))
 
-YouTube-8M (reference/yt8m-format-and-metrics.md): the header `VideoId,LabelConfidencePairs`, then
+YouTube-8M (docs/yt8m-format-and-metrics.md): the header `VideoId,LabelConfidencePairs`, then
 a row per video, `id,label score label score ...`, its top 20 classes by score, descending, each
 pair printed with "%i %g".
 
@@ -57,7 +57,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from yt8m_kd.data import ucf101, yt8m
+from yt8m_kd.data import ucf101_splits, yt8m
 from yt8m_kd.export import (
     SERVING_SIGNATURE,
     TOP_K,
@@ -275,7 +275,7 @@ def run_class_names(run: RestoredRun, class_index_file: str | None = None) -> li
     path = class_index_file or run.data_config.class_index_file
     if path and not tf.io.gfile.exists(path):
         raise FileNotFoundError(f"class index file {path} does not exist")
-    names = ucf101.read_class_index(path) if path else None
+    names = ucf101_splits.read_class_index(path) if path else None
     return _checked_names(names, run.model_config.num_classes, path or "the run")
 
 
@@ -283,7 +283,7 @@ def export_class_names(export_dir: str, class_index_file: str | None = None) -> 
     """The C class names of a UCF101 export: from class_index_file, else its metadata."""
     metadata = load_export_metadata(export_dir)
     if class_index_file:
-        names, source = ucf101.read_class_index(class_index_file), class_index_file
+        names, source = ucf101_splits.read_class_index(class_index_file), class_index_file
     else:
         names, source = metadata.get("class_names"), f"the export {export_dir}"
     return _checked_names(names, metadata["num_classes"], source)

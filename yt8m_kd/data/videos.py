@@ -19,14 +19,14 @@ from collections.abc import Callable
 import tensorflow as tf
 
 from yt8m_kd.configs import DATASETS, DataConfig, ModelConfig
-from yt8m_kd.data import ucf101, yt8m
+from yt8m_kd.data import ucf101, ucf101_splits, yt8m
 from yt8m_kd.data.yt8m import BadRecordCounter
 
 
 def class_names(data_config: DataConfig) -> list[str] | None:
     """UCF101's class names from classInd.txt, when the run has one."""
     if data_config.dataset == "ucf101" and data_config.class_index_file:
-        return ucf101.read_class_index(data_config.class_index_file)
+        return ucf101_splits.read_class_index(data_config.class_index_file)
     return None
 
 
