@@ -6,9 +6,11 @@ experiments/fewer_frames/seed0/distilled_k6 --labels="plain k=6,distilled k=6"
 
 writes `<metric>_vs_step`, `train_losses` and `<metric>_vs_gflops` (.png and .svg) to
 --output_dir (by default `plots/` beside the first run directory) and prints their paths, one per
-line. The metric is GAP when the runs have it, else top-1 accuracy (UCF101), or --metric. A run
-that lacks what one figure needs (no evaluation yet) is left out of it with a warning on stderr;
-a run directory that does not exist, or holds no event files and no metrics.json, is an error.
+line; with --csv also `scalars.csv`, every scalar the runs logged, one row per value (columns
+run,split,tag,step,value: `yt8m_kd.run_logs.to_csv`), its path printed last. The metric is GAP
+when the runs have it, else top-1 accuracy (UCF101), or --metric. A run that lacks what one
+figure needs (no evaluation yet) is left out of it with a warning on stderr; a run directory that
+does not exist, or holds no event files and no metrics.json, is an error.
 """
 
 from __future__ import annotations
@@ -37,6 +39,11 @@ flags.DEFINE_string(
 )
 flags.DEFINE_integer(
     "smoothing", 1, "Moving-average window of the loss curves, in logged points (1 = none)."
+)
+flags.DEFINE_boolean(
+    "csv",
+    False,
+    "Also write the runs' scalars to <output_dir>/scalars.csv (run,split,tag,step,value).",
 )
 flags.mark_flag_as_required("run_dirs")
 
@@ -67,6 +74,8 @@ def main(argv: list[str]) -> None:
     for png, svg in result.paths.values():
         print(png)
         print(svg)
+    if FLAGS.csv:
+        print(run_logs.to_csv(runs, os.path.join(output_dir, "scalars.csv")))
 
 
 if __name__ == "__main__":

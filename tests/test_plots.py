@@ -3,6 +3,7 @@ refuse what they cannot draw."""
 
 import os
 
+import pandas as pd
 import pytest
 
 from yt8m_kd import plots, run_logs
@@ -176,15 +177,43 @@ def as_columns(points):
     return list(steps), list(values)
 
 
+def tidy(train, eval_scalars, run=None):
+    """The expected scalars frame, built here row by row (not by run_logs): train rows, then
+    eval rows, each by tag and step; with `run`, a "run" column first."""
+    rows = [
+        (split, tag, step, value)
+        for split, scalars in (("train", train), ("eval", eval_scalars))
+        for tag in sorted(scalars)
+        for step, value in sorted(scalars[tag])
+    ]
+    frame = pd.DataFrame(rows, columns=["split", "tag", "step", "value"])
+    if run is not None:
+        frame.insert(0, "run", run)
+    return frame.astype({"step": "int64", "value": "float64"})
+
+
 def test_read_run_gives_exactly_what_was_written(fake_runs):
     run = run_logs.read_run(fake_runs["distilled_k6"])
     assert run.label == "distilled_k6"
-    assert run.train == DISTILLED_TRAIN  # the histogram is not a scalar: not there
-    assert run.eval == {"gap": EVAL_GAP["distilled_k6"]}
+    # the histogram is not a scalar: not there
+    pd.testing.assert_frame_equal(
+        run.scalars, tidy(DISTILLED_TRAIN, {"gap": EVAL_GAP["distilled_k6"]})
+    )
+    assert run.tags("train") == sorted(DISTILLED_TRAIN) and run.tags("eval") == ["gap"]
     assert run.metrics["model"]["gflops_per_video"] == GFLOPS["distilled_k6"]
     assert run.gflops_per_video == GFLOPS["distilled_k6"]
     assert run.final_metric("gap") == 0.625
-    assert list(run.loss_curves()) == [
+    pd.testing.assert_series_equal(
+        run.metric_curve("gap"),
+        pd.Series(
+            [v for _, v in EVAL_GAP["distilled_k6"]],
+            index=pd.Index(STEPS, dtype="int64", name="step"),
+            name="gap",
+        ),
+    )
+    assert run.curve("eval", "map").empty
+    losses = run.loss_curves()
+    assert list(losses.columns) == [
         "loss",
         "label_loss",
         "distill_loss",
@@ -193,9 +222,63 @@ def test_read_run_gives_exactly_what_was_written(fake_runs):
         "l_kl",
         "regularization_loss",
     ]  # not grad_norm
+    assert losses.index.name == "step"
+    assert {tag: list(losses[tag].items()) for tag in losses} == {
+        tag: points for tag, points in DISTILLED_TRAIN.items() if tag != "grad_norm"
+    }
     plain = run_logs.read_run(fake_runs["plain_k6"])
-    assert plain.train == PLAIN_TRAIN
-    assert plain.eval == {"gap": EVAL_GAP["plain_k6"], "map": [(s, 0.125) for s in STEPS]}
+    plain_eval = {"gap": EVAL_GAP["plain_k6"], "map": [(s, 0.125) for s in STEPS]}
+    pd.testing.assert_frame_equal(plain.scalars, tidy(PLAIN_TRAIN, plain_eval))
+    wide = plain.wide("eval")  # one column per tag, by step
+    assert list(wide.columns) == ["gap", "map"] and list(wide.index) == list(STEPS)
+    assert wide.to_dict("list") == {tag: [v for _, v in pts] for tag, pts in plain_eval.items()}
+
+
+def test_scalars_frame_of_plain_data():
+    frame = run_logs.scalars_frame(
+        {
+            "eval": {"gap": [(20, 0.5), (10, 0.25)]},
+            "train": {"loss": [(10, 4.0), (20, 3.0), (10, 3.5)], "grad_norm": [(10, 1.0)]},
+        }
+    )  # splits in their order, tags and steps sorted, a step given twice keeps the later value
+    expected = tidy(
+        {"grad_norm": [(10, 1.0)], "loss": [(10, 3.5), (20, 3.0)]},
+        {"gap": [(10, 0.25), (20, 0.5)]},
+    )
+    pd.testing.assert_frame_equal(frame, expected)
+    empty = run_logs.scalars_frame({})
+    assert list(empty.columns) == list(run_logs.SCALAR_COLUMNS) and empty.empty
+    assert empty.dtypes.to_dict() == frame.dtypes.to_dict()
+    with pytest.raises(ValueError, match="unknown splits test"):
+        run_logs.scalars_frame({"test": {}})
+
+
+def test_tables_of_several_runs(fake_runs, tmp_path):
+    runs = run_logs.read_runs([fake_runs["teacher"], fake_runs["plain_k6"]], ["t", "p"])
+    teacher_train = {"loss": PLAIN_TRAIN["loss"], "label_loss": PLAIN_TRAIN["label_loss"]}
+    plain_eval = {"gap": EVAL_GAP["plain_k6"], "map": [(s, 0.125) for s in STEPS]}
+    expected = pd.concat(
+        [
+            tidy(teacher_train, {"gap": EVAL_GAP["teacher"]}, run="t"),
+            tidy(PLAIN_TRAIN, plain_eval, run="p"),
+        ],
+        ignore_index=True,
+    )
+    pd.testing.assert_frame_equal(run_logs.scalars_table(runs), expected)
+
+    path = run_logs.to_csv(runs, str(tmp_path / "sub" / "scalars.csv"))
+    assert path == str(tmp_path / "sub" / "scalars.csv")
+    with open(path) as f:
+        lines = f.read().splitlines()
+    assert lines[:2] == ["run,split,tag,step,value", "t,train,label_loss,10,4.25"]
+    assert len(lines) == 1 + len(expected)
+    pd.testing.assert_frame_equal(pd.read_csv(path), expected)
+
+    final = run_logs.final_table(runs)
+    assert final.index.name == "run" and list(final.index) == ["t", "p"]
+    assert list(final.columns) == ["gap", "map", "gflops_per_video"]
+    assert final.loc["t", "gap"] == 0.875 and pd.isna(final.loc["t", "map"])
+    assert final.loc["p"].to_dict() == {"gap": 0.5625, "map": 0.125, "gflops_per_video": 0.001}
 
 
 def test_read_run_of_a_trained_run(teacher_run):
@@ -204,11 +287,12 @@ def test_read_run_of_a_trained_run(teacher_run):
     run = run_logs.read_run(teacher_run)
     metrics = run.metrics
     assert {"loss", "label_loss", "regularization_loss", "grad_norm", "learning_rate"} <= set(
-        run.train
+        run.tags("train")
     )
-    assert list(run.loss_curves()) == ["loss", "label_loss", "regularization_loss"]
+    assert list(run.loss_curves().columns) == ["loss", "label_loss", "regularization_loss"]
     for tag in ("loss", "label_loss", "grad_norm"):
-        ((step, value),) = run.train[tag]  # 5 steps, logged every 25 or at the last step
+        # 5 steps, logged every 25 or at the last step
+        ((step, value),) = run.curve("train", tag).items()
         assert step == metrics["step"] == 5
         assert value == pytest.approx(metrics["train"][tag], rel=1e-6)
     assert run.gflops_per_video == pytest.approx(metrics["model"]["gflops_per_video"])
@@ -241,8 +325,10 @@ def test_tf1_simple_values_and_a_resumed_run(tmp_path):
     last.write_bytes(last.read_bytes()[:-5])  # killed while writing step 6
 
     run = run_logs.read_run(str(tmp_path / "run"))
-    assert run.train == {"loss": [(1, 3.0), (2, 2.5), (3, 1.5), (4, 1.25), (5, 1.0)]}
-    assert run.eval == {} and run.metrics == {}
+    pd.testing.assert_frame_equal(
+        run.scalars, tidy({"loss": [(1, 3.0), (2, 2.5), (3, 1.5), (4, 1.25), (5, 1.0)]}, {})
+    )
+    assert run.tags("eval") == [] and run.metrics == {}
 
 
 def test_read_run_names_a_missing_or_empty_run_dir(tmp_path):
@@ -259,8 +345,7 @@ def run_log(label, eval_metrics=(), final=None):
     return run_logs.RunLog(
         run_dir=f"/runs/{label}",
         label=label,
-        train={},
-        eval={name: [(1, 0.5)] for name in eval_metrics},
+        scalars=run_logs.scalars_frame({"eval": {name: [(1, 0.5)] for name in eval_metrics}}),
         metrics={"eval": final} if final else {},
     )
 
@@ -354,8 +439,27 @@ def test_moving_average():
     assert list(plots.moving_average([1.0, 2.0, 3.0, 4.0], 2)) == [1.0, 1.5, 2.5, 3.5]
     assert list(plots.moving_average([1.0, 2.0, 6.0], 5)) == [1.0, 1.5, 3.0]
     assert list(plots.moving_average([1.0, 2.0], 1)) == [1.0, 2.0]
+    # trailing: a point never sees a later one; a curve keeps its steps
+    curve = pd.Series([9.0, 1.0, 2.0, 3.0], index=pd.Index([10, 20, 30, 40], name="step"))
+    smoothed = plots.moving_average(curve, 3)
+    assert list(smoothed.items()) == [(10, 9.0), (20, 5.0), (30, 4.0), (40, 2.0)]
     with pytest.raises(ValueError):
         plots.moving_average([1.0], 0)
+
+
+def test_curves_are_series_or_pairs():
+    pairs = [(30, 0.5), (10, 0.25), (20, 0.75)]
+    series = pd.Series([0.75, 0.5, 0.25], index=[20, 30, 10])
+    wide_column = pd.Series([0.25, None, 0.75, 0.5], index=[10, 15, 20, 30])  # NaN: not logged
+    for curve in (pairs, series, wide_column):
+        assert list(plots.as_curve(curve).items()) == [(10, 0.25), (20, 0.75), (30, 0.5)]
+    figure = plots.metric_vs_step_figure({"pairs": pairs, "series": series, "wide": wide_column})
+    (axes,) = figure.axes
+    assert drawn_lines(axes) == {
+        label: ([10, 20, 30], [0.25, 0.75, 0.5]) for label in ("pairs", "series", "wide")
+    }
+    with pytest.raises(ValueError, match="curves without points: empty"):
+        plots.metric_vs_step_figure({"empty": pd.Series([], dtype="float64")})
 
 
 def test_smoothed_losses_keep_the_logged_values_faint(tmp_path):
@@ -381,7 +485,7 @@ def test_a_run_without_evaluations_is_left_out_of_the_metric_figures(
 
 
 def test_nothing_to_plot_is_an_error(tmp_path):
-    run = run_logs.RunLog("/runs/x", "x", train={}, eval={}, metrics={"step": 0})
+    run = run_logs.RunLog("/runs/x", "x", scalars=run_logs.scalars_frame({}), metrics={"step": 0})
     with pytest.raises(run_logs.RunLogError, match="nothing to plot"):
         plots.plot_runs([run], str(tmp_path))
     assert not list(tmp_path.iterdir())
@@ -389,17 +493,22 @@ def test_nothing_to_plot_is_an_error(tmp_path):
 
 def test_plot_launcher_end_to_end(fake_runs, teacher_run, launcher):
     run_dirs = [fake_runs["plain_k6"], fake_runs["distilled_k6"], teacher_run]
+    labels = ["plain", "distilled", "tiny teacher"]
     result = launcher.run(
-        "plot.py", f"--run_dirs={','.join(run_dirs)}", "--labels=plain,distilled,tiny teacher"
+        "plot.py", f"--run_dirs={','.join(run_dirs)}", f"--labels={','.join(labels)}", "--csv"
     )
     assert result.returncode == 0, result.stderr[-2000:]
     output_dir = os.path.join(os.path.dirname(run_dirs[0]), "plots")  # beside the first run
     stems = ("gap_vs_step", "train_losses", "gap_vs_gflops")
-    assert result.stdout.split() == [
+    assert result.stdout.splitlines() == [
         os.path.join(output_dir, f"{stem}.{ext}") for stem in stems for ext in ("png", "svg")
-    ]
-    for path in result.stdout.split():
+    ] + [os.path.join(output_dir, "scalars.csv")]
+    for path in result.stdout.splitlines():
         assert os.path.getsize(path) > 0
+    pd.testing.assert_frame_equal(
+        pd.read_csv(os.path.join(output_dir, "scalars.csv"), keep_default_na=False),
+        run_logs.scalars_table(run_logs.read_runs(run_dirs, labels)),
+    )
     assert f"plot.py: warning: tiny teacher ({teacher_run}) left out of gap_vs_step" in (
         result.stderr
     )

@@ -1,13 +1,17 @@
 """Plots of experiment results: a metric against training step and against forward cost, and
 the training loss terms.
 
-Functions of plain data (no TensorFlow). `*_figure` functions draw one figure and return it, for
-a caller (or a test) to look at its lines; `plot_*` functions draw the same figure and save it as
-PNG (Agg) and SVG next to each other, `path_stem + ".png"` and `path_stem + ".svg"`, returning
-the two paths. `plot_runs` draws the three figures of a set of run directories read by
-`yt8m_kd.run_logs`. Figures are `matplotlib.figure.Figure` objects rather than pyplot ones, so
-nothing here touches pyplot's global state or needs a display. The SVG gets a fixed hash salt and
-no date, so the same data give the same file.
+Functions of data in memory (no TensorFlow). A curve is a pandas Series of values indexed by
+training step, as `yt8m_kd.run_logs` gives them (`RunLog.metric_curve`, a column of
+`RunLog.loss_curves`), or a sequence of (step, value) pairs; either is sorted by step here.
+`*_figure` functions draw one figure and return it, for a caller (or a test) to look at its
+lines; `plot_*` functions draw the same figure and save it as PNG (Agg) and SVG next to each
+other, `path_stem + ".png"` and `path_stem + ".svg"`, returning the two paths. `plot_runs` draws
+the three figures of a set of run directories read by `yt8m_kd.run_logs`. Loss curves are
+smoothed with `moving_average`, pandas' trailing `rolling(window, min_periods=1).mean()`.
+Figures are `matplotlib.figure.Figure` objects rather than pyplot ones, so nothing here touches
+pyplot's global state or needs a display. The SVG gets a fixed hash salt and no date, so the same
+data give the same file.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import re
 from collections.abc import Mapping, Sequence
 
 import matplotlib
-import numpy as np
+import pandas as pd
 from matplotlib.figure import Figure
 
 from yt8m_kd import run_logs
@@ -28,6 +32,26 @@ from yt8m_kd import run_logs
 _FIGSIZE = (7.0, 4.5)
 _DPI = 150
 _DODGE = 1.1  # x factor between points of equal GFLOPs
+
+# A curve: values indexed by step, or (step, value) pairs.
+Curve = pd.Series | Sequence[tuple[int, float]]
+
+
+def as_curve(points: Curve) -> pd.Series:
+    """A curve as a float Series indexed by step ("step"), sorted by step, without NaN (the
+    steps at which a column of a wide frame was not logged)."""
+    if isinstance(points, pd.Series):
+        curve = points.astype("float64").dropna()
+        curve.index = curve.index.rename("step")
+    else:
+        points = list(points)
+        steps = [step for step, _ in points]
+        curve = pd.Series(
+            [value for _, value in points],
+            index=pd.Index(steps, dtype="int64", name="step"),
+            dtype="float64",
+        )
+    return curve.sort_index(kind="stable")
 
 
 def _save(figure: Figure, path_stem: str) -> tuple[str, str]:
@@ -42,7 +66,7 @@ def _save(figure: Figure, path_stem: str) -> tuple[str, str]:
 
 
 def plot_metric_vs_step(
-    curves: Mapping[str, Sequence[tuple[int, float]]],
+    curves: Mapping[str, Curve],
     path_stem: str,
     *,
     metric: str = "GAP",
@@ -55,7 +79,7 @@ def plot_metric_vs_step(
 
 
 def metric_vs_step_figure(
-    curves: Mapping[str, Sequence[tuple[int, float]]],
+    curves: Mapping[str, Curve],
     *,
     metric: str = "GAP",
     title: str = "Held-out metric during training",
@@ -64,7 +88,7 @@ def metric_vs_step_figure(
     """One line per run: `metric` against training step.
 
     Args:
-      curves: label -> [(step, value), ...] (sorted by step here).
+      curves: label -> curve (a Series by step, or [(step, value), ...]).
       metric: the y-axis name.
       title: the figure title.
       styles: label -> keyword arguments of `Axes.plot` (color, linestyle, marker, ...), e.g.
@@ -79,16 +103,16 @@ def metric_vs_step_figure(
     """
     if not curves:
         raise ValueError("no curve to plot")
-    empty = [label for label, points in curves.items() if not points]
+    curves = {label: as_curve(points) for label, points in curves.items()}
+    empty = [label for label, curve in curves.items() if curve.empty]
     if empty:
         raise ValueError(f"curves without points: {', '.join(empty)}")
     styles = styles or {}
     figure = Figure(figsize=_FIGSIZE)
     axes = figure.add_subplot()
-    for label, points in curves.items():
-        steps, values = zip(*sorted(points), strict=True)
+    for label, curve in curves.items():
         style = {"marker": "o", "markersize": 3, **styles.get(label, {})}
-        axes.plot(steps, values, label=label, **style)
+        axes.plot(curve.index.to_numpy(), curve.to_numpy(), label=label, **style)
     axes.set_xlabel("training step")
     axes.set_ylabel(metric)
     axes.set_title(title)
@@ -207,24 +231,21 @@ _PANEL_COLUMNS = 3
 _MARKERS_UP_TO = 30  # points per curve; a longer curve is drawn as a plain line
 
 
-def moving_average(values: Sequence[float], window: int) -> np.ndarray:
-    """Trailing moving average: point i is the mean of points max(0, i - window + 1) .. i, so the
-    first points average what there is, and no point looks ahead of its step.
+def moving_average(values: pd.Series | Sequence[float], window: int) -> pd.Series:
+    """Trailing moving average, `Series.rolling(window, min_periods=1).mean()`: point i is the
+    mean of points max(0, i - window + 1) .. i, so the first points average what there is, and
+    no point looks ahead of its step. A Series keeps its index (its steps).
 
     Raises:
       ValueError: window < 1.
     """
     if window < 1:
         raise ValueError(f"the smoothing window must be >= 1, got {window}")
-    values = np.asarray(values, dtype=np.float64)
-    sums = np.cumsum(np.concatenate([[0.0], values]))
-    ends = np.arange(1, len(values) + 1)
-    starts = np.maximum(ends - window, 0)
-    return (sums[ends] - sums[starts]) / (ends - starts)
+    return pd.Series(values, dtype="float64").rolling(window, min_periods=1).mean()
 
 
 def loss_components_figure(
-    components: Mapping[str, Mapping[str, Sequence[tuple[int, float]]]],
+    components: Mapping[str, Mapping[str, Curve]],
     *,
     smoothing: int = 1,
     title: str = "Training losses",
@@ -236,8 +257,8 @@ def loss_components_figure(
     and a run has the same colour in every panel and one entry in the legend under the panels.
 
     Args:
-      components: term (e.g. "loss", "label_loss", "l_pred") -> run label -> [(step, value),
-        ...] (sorted by step here); panels in this order.
+      components: term (e.g. "loss", "label_loss", "l_pred") -> run label -> curve (a Series
+        by step, or [(step, value), ...]); panels in this order.
       smoothing: window of a trailing moving average, in logged points; 1 draws the values as
         logged. Above 1, the logged values stay as a faint line behind the smoothed one.
       title: the figure title.
@@ -255,10 +276,14 @@ def loss_components_figure(
         raise ValueError("no loss term to plot")
     if smoothing < 1:
         raise ValueError(f"the smoothing window must be >= 1, got {smoothing}")
+    components = {
+        name: {label: as_curve(points) for label, points in curves.items()}
+        for name, curves in components.items()
+    }
     for name, curves in components.items():
         if not curves:
             raise ValueError(f"loss term {name} has no run")
-        empty = [label for label, points in curves.items() if not points]
+        empty = [label for label, curve in curves.items() if curve.empty]
         if empty:
             raise ValueError(f"{name}: runs without points: {', '.join(empty)}")
     order = list(dict.fromkeys(label for curves in components.values() for label in curves))
@@ -274,15 +299,17 @@ def loss_components_figure(
     panels = figure.subplots(rows, columns, sharex=True, squeeze=False).ravel()
     handles = {}
     for axes, (name, curves) in zip(panels, components.items(), strict=False):
-        for label, points in curves.items():
-            steps, values = (np.asarray(v) for v in zip(*sorted(points), strict=True))
+        for label, curve in curves.items():
+            steps = curve.index.to_numpy()
             style = {"linewidth": 1.2, **styles[label]}
             if len(steps) <= _MARKERS_UP_TO:
                 style = {"marker": "o", "markersize": 2.5, **style}
             if smoothing > 1:
-                axes.plot(steps, values, **{**style, "alpha": 0.25, "label": f"_{label} logged"})
-                values = moving_average(values, smoothing)
-            (handles[label],) = axes.plot(steps, values, **{**style, "label": label})
+                axes.plot(
+                    steps, curve.to_numpy(), **{**style, "alpha": 0.25, "label": f"_{label} logged"}
+                )
+                curve = moving_average(curve, smoothing)
+            (handles[label],) = axes.plot(steps, curve.to_numpy(), **{**style, "label": label})
         axes.set_title(name, fontsize="medium")
         axes.grid(True, alpha=0.3)
         axes.tick_params(labelsize="small")
@@ -305,7 +332,7 @@ def loss_components_figure(
 
 
 def plot_loss_components(
-    components: Mapping[str, Mapping[str, Sequence[tuple[int, float]]]],
+    components: Mapping[str, Mapping[str, Curve]],
     path_stem: str,
     *,
     smoothing: int = 1,
@@ -397,7 +424,7 @@ def plot_runs(
         curves = {}
         for run in runs:
             curve = run.metric_curve(metric)
-            if curve:
+            if not curve.empty:
                 curves[run.label] = curve
             else:
                 left_out(run, "metric_vs_step", f"no {metric} evaluation")
@@ -425,17 +452,18 @@ def plot_runs(
                 styles={p["label"]: {"color": colours[p["label"]]} for p in points},
             )
 
-    components: dict[str, dict[str, list[tuple[int, float]]]] = {}
+    components: dict[str, dict[str, pd.Series]] = {}
     for run in runs:
-        curves = run.loss_curves()
-        if not curves:
+        losses = run.loss_curves()
+        if losses.columns.empty:
             left_out(run, "losses", "no training loss logged")
-        for name, points in curves.items():
-            if points:
-                components.setdefault(name, {})[run.label] = points
+        for name in losses.columns:
+            curve = losses[name].dropna()
+            if not curve.empty:
+                components.setdefault(name, {})[run.label] = curve
     names = sorted(components, key=run_logs.loss_order)
     for name in names:
-        if all(value == 0 for curve in components[name].values() for _, value in curve):
+        if all((curve == 0).all() for curve in components[name].values()):
             notes.append(f"{name} is 0 at every logged step of every run (not computed): not drawn")
             del components[name]
     if components:

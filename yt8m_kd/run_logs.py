@@ -1,8 +1,27 @@
-"""Reading run directories back: TensorBoard scalars of `train/` and `eval/`, and `metrics.json`.
+"""Reading run directories back: TensorBoard scalars of `train/` and `eval/` as a tidy
+`pandas.DataFrame`, and `metrics.json`.
 
-A run directory (DESIGN.md, "Outputs a run leaves") holds event files that the training loop
-writes with `tf.summary.scalar`, and `metrics.json` once the run has finished. `read_run` turns
-one into a `RunLog` of plain Python data that `yt8m_kd.plots` draws.
+A run directory (docs/design.md, "Outputs a run leaves in its directory") holds event files that
+the training loop writes with `tf.summary.scalar`, and `metrics.json` once the run has finished.
+`read_run` turns one into a `RunLog`, whose `scalars` are one row per logged value:
+
+    split   tag          step  value
+    train   label_loss     10  4.25
+    train   loss           10  4.5
+    ...
+    eval    gap            10  0.3125
+
+(`SCALAR_COLUMNS`; rows by split, train first, then tag, then step). That long form is what
+grouping and plotting libraries take as it is, e.g. in a notebook
+
+    runs = run_logs.read_runs(["runs/plain_k6", "runs/distilled_k6"])
+    df = run_logs.scalars_table(runs)                      # + a "run" column
+    df[df.tag == "loss"].pivot(index="step", columns="run", values="value").plot()
+    run_logs.final_table(runs)                             # one row per run: final metrics, GFLOPs
+    run_logs.to_csv(runs, "scalars.csv")
+
+and `RunLog.wide(split)` gives one column per tag, indexed by step. `yt8m_kd.plots` draws the
+curves (`RunLog.metric_curve`, `RunLog.loss_curves`: pandas Series and DataFrames by step).
 
 What is an error and what is not:
 - A run directory that does not exist, or that holds neither event files (under `train/` or
@@ -22,9 +41,13 @@ import numbers
 import os
 from collections.abc import Iterable, Mapping, Sequence
 
+import pandas as pd
 from absl import logging
 
-Points = list[tuple[int, float]]
+# The columns of RunLog.scalars, and the splits (event directories of a run) in their row order.
+SCALAR_COLUMNS = ("split", "tag", "step", "value")
+SPLITS = ("train", "eval")
+_DTYPES = {"run": "str", "split": "str", "tag": "str", "step": "int64", "value": "float64"}
 
 # The metric `choose_metric` picks when asked for "auto", first one present wins: GAP for
 # YouTube-8M runs, top-1 accuracy under the names a UCF101 evaluation may give it.
@@ -59,6 +82,46 @@ def loss_order(tag: str) -> tuple:
     return (2 if tag == "regularization_loss" else 1, 0, tag)
 
 
+# ----------------------------------------------------------------------------- tidy frames
+def _frame(rows: Iterable[tuple], columns: Sequence[str]) -> pd.DataFrame:
+    """Rows as a frame of `columns` with their fixed dtypes (also when there is no row); a
+    (split, tag, step) logged twice keeps the later row; sorted by split (train first), tag and
+    step, numbered from 0."""
+    frame = pd.DataFrame(list(rows), columns=list(columns)).astype(
+        {name: _DTYPES[name] for name in columns}
+    )
+    keys = [c for c in ("run", "split", "tag", "step") if c in columns]
+    frame = frame.drop_duplicates(keys, keep="last")
+    split_rank = {split: rank for rank, split in enumerate(SPLITS)}
+    frame = frame.sort_values(
+        [c for c in keys if c != "run"],
+        key=lambda column: column.map(split_rank) if column.name == "split" else column,
+        kind="stable",
+    )
+    return frame.reset_index(drop=True)
+
+
+def scalars_frame(points: Mapping[str, Mapping[str, Iterable[tuple[int, float]]]]) -> pd.DataFrame:
+    """The tidy frame of `RunLog.scalars` from plain data: split ("train" or "eval") -> tag ->
+    [(step, value), ...]. A step given twice keeps the later value.
+
+    Raises:
+      ValueError: a split other than "train" and "eval".
+    """
+    unknown = sorted(set(points) - set(SPLITS))
+    if unknown:
+        raise ValueError(f"unknown splits {', '.join(unknown)}: splits are {', '.join(SPLITS)}")
+    return _frame(
+        (
+            (split, tag, int(step), float(value))
+            for split, tags in points.items()
+            for tag, curve in tags.items()
+            for step, value in curve
+        ),
+        SCALAR_COLUMNS,
+    )
+
+
 def _scalar(value) -> float | None:
     """A summary value as a float, or None when it is not a numeric scalar (a histogram, text).
 
@@ -76,16 +139,17 @@ def _scalar(value) -> float | None:
     return float(array)
 
 
-def read_scalars(directory: str) -> dict[str, Points]:
-    """Every scalar of the event files in `directory`: tag -> [(step, value), ...] by step.
+def read_scalars(directory: str) -> pd.DataFrame:
+    """Every scalar of the event files in `directory`: a frame of columns tag, step, value, one
+    row per (tag, step), sorted by tag and step.
 
     Files are read in the order their writers started (the time is in their names); a step
     written twice, as a resumed run rewrites the steps after its last checkpoint, keeps
-    the later value. A directory without event files gives {}.
+    the later value. A directory without event files gives a frame without rows.
     """
     import tensorflow as tf
 
-    by_tag: dict[str, dict[int, float]] = {}
+    rows = []
     paths = tf.io.gfile.glob(os.path.join(directory, "events.out.tfevents.*"))
     for path in sorted(paths, key=_event_file_order):
         try:
@@ -94,10 +158,10 @@ def read_scalars(directory: str) -> dict[str, Points]:
                 for value in event.summary.value:
                     number = _scalar(value)
                     if number is not None:
-                        by_tag.setdefault(value.tag, {})[int(event.step)] = number
+                        rows.append((value.tag, int(event.step), number))
         except tf.errors.DataLossError:
             logging.warning("%s: truncated event file, read up to the damaged record", path)
-    return {tag: sorted(steps.items()) for tag, steps in sorted(by_tag.items())}
+    return _frame(rows, ("tag", "step", "value"))
 
 
 def _event_file_order(path: str) -> list[tuple[int, int, str]]:
@@ -115,44 +179,72 @@ def _has_events(directory: str) -> bool:
     return bool(tf.io.gfile.glob(os.path.join(directory, "events.out.tfevents.*")))
 
 
-@dataclasses.dataclass(frozen=True)
+def _curve(steps, values, name: str) -> pd.Series:
+    return pd.Series(
+        values, index=pd.Index(steps, dtype="int64", name="step"), dtype="float64", name=name
+    )
+
+
+# ------------------------------------------------------------------------------- one run
+@dataclasses.dataclass(frozen=True, eq=False)
 class RunLog:
     """What one run directory recorded.
 
     Attributes:
       run_dir: the directory.
-      label: the run's name in legends (by default the directory's base name).
-      train: training scalars, tag -> [(step, value), ...] sorted by step.
-      eval: evaluation scalars, same form.
+      label: the run's name in legends and tables (by default the directory's base name).
+      scalars: the train/ and eval/ scalars, one row per logged value: columns split ("train",
+        "eval"), tag, step, value (`SCALAR_COLUMNS`), rows by split, tag and step. Make one from
+        plain data with `scalars_frame`.
       metrics: metrics.json ({} while the run has not finished).
     """
 
     run_dir: str
     label: str
-    train: dict[str, Points]
-    eval: dict[str, Points]
+    scalars: pd.DataFrame
     metrics: dict
+
+    def tags(self, split: str) -> list[str]:
+        """The tags logged under `split` ("train" or "eval"), sorted."""
+        return sorted(self.scalars.loc[self.scalars["split"] == split, "tag"].unique())
+
+    def curve(self, split: str, tag: str) -> pd.Series:
+        """The values of one tag: a float Series named `tag`, indexed by step (sorted); empty
+        when the run did not log it."""
+        rows = self.scalars[(self.scalars["split"] == split) & (self.scalars["tag"] == tag)]
+        return _curve(rows["step"].to_numpy(), rows["value"].to_numpy(), tag)
+
+    def wide(self, split: str, tags: Sequence[str] | None = None) -> pd.DataFrame:
+        """One column per tag (all of `split`'s, sorted, or `tags` in their order), indexed by
+        step; NaN where a tag was not logged at a step another tag was."""
+        rows = self.scalars[self.scalars["split"] == split]
+        frame = rows.pivot(index="step", columns="tag", values="value")
+        frame = frame.reindex(columns=list(self.tags(split) if tags is None else tags))
+        frame.columns.name = None
+        return frame.astype("float64")
 
     def eval_metric_names(self) -> set[str]:
         """Evaluation metrics the run has, from its eval events and metrics.json."""
         final = self.metrics.get("eval") or {}
-        return set(self.eval) | {
+        return set(self.tags("eval")) | {
             name
             for name, value in final.items()
             if name not in _NOT_METRICS and isinstance(value, numbers.Real)
         }
 
-    def metric_curve(self, metric: str) -> Points:
-        """[(step, value)] of an evaluation metric: the eval events, or, where the run has none
+    def metric_curve(self, metric: str) -> pd.Series:
+        """An evaluation metric by step (`curve`): the eval events, or, where the run has none
         for it, metrics.json's "eval_history"."""
-        if self.eval.get(metric):
-            return list(self.eval[metric])
-        history = self.metrics.get("eval_history") or []
-        return sorted(
+        curve = self.curve("eval", metric)
+        if len(curve):
+            return curve
+        history = sorted(
             (int(entry["step"]), float(entry[metric]))
-            for entry in history
+            for entry in self.metrics.get("eval_history") or []
             if "step" in entry and isinstance(entry.get(metric), numbers.Real)
         )
+        steps, values = zip(*history, strict=True) if history else ((), ())
+        return _curve(list(steps), list(values), metric)
 
     def final_metric(self, metric: str) -> float | None:
         """The final value of a metric: metrics.json "eval", else the last evaluation logged."""
@@ -160,7 +252,7 @@ class RunLog:
         if isinstance(value, numbers.Real):
             return float(value)
         curve = self.metric_curve(metric)
-        return curve[-1][1] if curve else None
+        return float(curve.iloc[-1]) if len(curve) else None
 
     @property
     def gflops_per_video(self) -> float | None:
@@ -168,11 +260,11 @@ class RunLog:
         value = (self.metrics.get("model") or {}).get("gflops_per_video")
         return float(value) if isinstance(value, numbers.Real) else None
 
-    def loss_curves(self) -> dict[str, Points]:
-        """The training loss terms (`is_loss_tag`) in `loss_order`: "loss" (what the gradient
-        follows) first."""
-        tags = sorted((t for t in self.train if is_loss_tag(t)), key=loss_order)
-        return {tag: list(self.train[tag]) for tag in tags}
+    def loss_curves(self) -> pd.DataFrame:
+        """The training loss terms (`is_loss_tag`), one column each in `loss_order` ("loss",
+        what the gradient follows, first), indexed by step (`wide`)."""
+        tags = sorted((t for t in self.tags("train") if is_loss_tag(t)), key=loss_order)
+        return self.wide("train", tags)
 
 
 def read_run(run_dir: str, label: str | None = None) -> RunLog:
@@ -198,11 +290,15 @@ def read_run(run_dir: str, label: str | None = None) -> RunLog:
     if has_metrics:
         with tf.io.gfile.GFile(metrics_path) as f:
             metrics = json.load(f)
+    rows = [
+        (split, *row)
+        for split, directory in (("train", train_dir), ("eval", eval_dir))
+        for row in read_scalars(directory).itertuples(index=False)
+    ]
     return RunLog(
         run_dir=run_dir,
         label=label if label is not None else run_name(run_dir),
-        train=read_scalars(train_dir),
-        eval=read_scalars(eval_dir),
+        scalars=_frame(rows, SCALAR_COLUMNS),
         metrics=metrics,
     )
 
@@ -224,6 +320,7 @@ def default_labels(run_dirs: Sequence[str]) -> list[str]:
         depth += 1
 
 
+# ------------------------------------------------------------------------------ several runs
 def read_runs(run_dirs: Sequence[str], labels: Sequence[str] | None = None) -> list[RunLog]:
     """`read_run` of each directory, labelled by `labels` or by `default_labels`.
 
@@ -241,6 +338,40 @@ def read_runs(run_dirs: Sequence[str], labels: Sequence[str] | None = None) -> l
     if repeated:
         raise RunLogError(f"labels used twice: {', '.join(repeated)}")
     return [read_run(d, label) for d, label in zip(run_dirs, labels, strict=True)]
+
+
+def scalars_table(runs: Sequence[RunLog]) -> pd.DataFrame:
+    """The scalars of several runs in one tidy frame: a "run" column (the run's label) before
+    `SCALAR_COLUMNS`, runs in the order given."""
+    rows = [
+        (run.label, *row) for run in runs for row in run.scalars.itertuples(index=False, name=None)
+    ]
+    return pd.DataFrame(rows, columns=["run", *SCALAR_COLUMNS]).astype(_DTYPES)
+
+
+def to_csv(runs: Sequence[RunLog], path: str) -> str:
+    """Writes `scalars_table(runs)` as CSV (a header line, then run,split,tag,step,value rows) to
+    `path`, making its directory; returns the path."""
+    directory = os.path.dirname(path)
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+    scalars_table(runs).to_csv(path, index=False)
+    return path
+
+
+def final_table(runs: Sequence[RunLog]) -> pd.DataFrame:
+    """One row per run, indexed by label ("run"): the final value of every evaluation metric
+    some run has (`RunLog.final_metric`; columns sorted by name, NaN where a run lacks it), then
+    "gflops_per_video" (NaN where unknown). For `tables.markdown_table`."""
+    metrics = sorted(set().union(*(run.eval_metric_names() for run in runs)))
+    rows = {
+        run.label: [run.final_metric(m) for m in metrics] + [run.gflops_per_video] for run in runs
+    }
+    frame = pd.DataFrame.from_dict(
+        rows, orient="index", columns=[*metrics, "gflops_per_video"], dtype="float64"
+    )
+    frame.index.name = "run"
+    return frame
 
 
 def choose_metric(runs: Iterable[RunLog], metric: str = "auto") -> str | None:
