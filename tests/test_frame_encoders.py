@@ -28,12 +28,8 @@ from yt8m_kd.modeling import (
     load_backbone_weights,
     model_size,
 )
-from yt8m_kd.modeling.frame_encoders import (
-    Backbone,
-    backbone_flops_per_frame,
-    make_backbone,
-    temporal_features,
-)
+from yt8m_kd.modeling.backbones import Backbone, backbone_flops_per_frame, make_backbone
+from yt8m_kd.modeling.frame_encoders import temporal_features
 
 SIZE = 32
 TINY = ModelConfig(

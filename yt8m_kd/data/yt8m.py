@@ -59,8 +59,9 @@ import tensorflow as tf
 from absl import logging
 
 # Reference dequantization, max = 2, min = -2: x * (max - min) / 255 + (max - min) / 512 + min.
-_DEQUANTIZE_RANGE = 4.0
-_DEQUANTIZE_BIAS = -1.9921875
+# The models' Dequantize layer (yt8m_kd.modeling.video_models) uses these constants too.
+DEQUANTIZE_RANGE = 4.0
+DEQUANTIZE_BIAS = -1.9921875
 
 # TFRecord framing around each record's data: uint64 length, uint32 length CRC, uint32 data CRC.
 _TFRECORD_OVERHEAD_BYTES = 16
@@ -99,10 +100,12 @@ def dequantize(x: tf.Tensor) -> tf.Tensor:
     """uint8 YouTube-8M features -> float32: x * 4/255 - 1.9921875 (0 -> -1.9921875, 255 -> 2.0078125).
 
     The reference dequantization (reference/yt8m-format-and-metrics.md). The models dequantize with
-    their own layer as their first op; this function is for tests, analysis and other code.
+    their own layer as their first op (`yt8m_kd.modeling.Dequantize`: the same constants, but a
+    multiply by 4/255 rounded to float32, so for some inputs it differs from this in the last
+    float32 bit); this function is for tests, analysis and other code.
     """
     # x * 4 is exact and / 255 correctly rounded: within one float32 ulp of the real value.
-    return tf.cast(x, tf.float32) * _DEQUANTIZE_RANGE / 255.0 + _DEQUANTIZE_BIAS
+    return tf.cast(x, tf.float32) * DEQUANTIZE_RANGE / 255.0 + DEQUANTIZE_BIAS
 
 
 class BadRecordCounter:

@@ -23,7 +23,7 @@ def _slim_l2(l2_penalty: float) -> keras.regularizers.Regularizer | None:
 
 @keras.saving.register_keras_serializable(package="yt8m_kd")
 class ContextGating(keras.layers.Layer):
-    """Squeeze-and-excitation context gating (reference/nextvlad.md, "SE context gating").
+    """Squeeze-and-excitation context gating (docs/nextvlad.md, "SE context gating").
 
     `g = ReLU(BN(h @ W1))` with W1 [H, H/r] and no bias; `g = sigmoid(g @ W2)` with W2 [H/r, H], no
     batch norm and no bias; the output is `h * g`.

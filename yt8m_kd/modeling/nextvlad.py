@@ -1,6 +1,6 @@
 """NeXtVLAD: frame-level features -> one video-level descriptor (Lin, Xiao, Fan, ECCV-W 2018).
 
-The nine steps of reference/nextvlad.md, one Keras layer. Padding frames (mask 0) contribute exactly
+The nine steps of docs/nextvlad.md, one Keras layer. Padding frames (mask 0) contribute exactly
 nothing: their group attention is 0, and in training the assignment batch norm takes its moments over
 valid frames only.
 """
