@@ -62,6 +62,7 @@ from absl import logging
 # The models' Dequantize layer (yt8m_kd.modeling.video_models) uses these constants too.
 DEQUANTIZE_RANGE = 4.0
 DEQUANTIZE_BIAS = -1.9921875
+DEQUANTIZE_SCALE = DEQUANTIZE_RANGE / 255.0
 
 # TFRecord framing around each record's data: uint64 length, uint32 length CRC, uint32 data CRC.
 _TFRECORD_OVERHEAD_BYTES = 16
@@ -97,15 +98,14 @@ _CODE = {kind: code for code, kind in enumerate(PROBLEM_KINDS, start=1)}  # 0 me
 
 
 def dequantize(x: tf.Tensor) -> tf.Tensor:
-    """uint8 YouTube-8M features -> float32: x * 4/255 - 1.9921875 (0 -> -1.9921875, 255 -> 2.0078125).
+    """uint8 YouTube-8M features -> float32: x * 4/255 - 1.9921875 (0 -> -1.9921875, 255 -> ~2.0078).
 
-    The reference dequantization (reference/yt8m-format-and-metrics.md). The models dequantize with
-    their own layer as their first op (`yt8m_kd.modeling.Dequantize`: the same constants, but a
-    multiply by 4/255 rounded to float32, so for some inputs it differs from this in the last
-    float32 bit); this function is for tests, analysis and other code.
+    The reference dequantization (docs/yt8m-format-and-metrics.md), the one place it is written:
+    the models' first layer (`yt8m_kd.modeling.Dequantize`) and SAKD's interrupted inputs call
+    it. In float32 arithmetic: a multiply by 4/255 rounded to float32, then the bias, so a value
+    is within a few float32 ulps of the real x * 4/255 - 1.9921875.
     """
-    # x * 4 is exact and / 255 correctly rounded: within one float32 ulp of the real value.
-    return tf.cast(x, tf.float32) * DEQUANTIZE_RANGE / 255.0 + DEQUANTIZE_BIAS
+    return tf.cast(x, tf.float32) * DEQUANTIZE_SCALE + DEQUANTIZE_BIAS
 
 
 class BadRecordCounter:

@@ -20,12 +20,6 @@ from yt8m_kd.modeling.nextvlad import NeXtVLAD
 from yt8m_kd.modeling.normalization import GlobalBatchNormalization
 from yt8m_kd.modeling.video_head import VideoHeadMixin, make_classifier, model_config_from_dict
 
-# YouTube-8M features are quantized to 8 bits over [-2, 2] (docs/yt8m-format-and-metrics.md); the
-# constants are yt8m_kd.data.yt8m's. The layer multiplies by 4/255 rounded to float32 where
-# `yt8m.dequantize` multiplies by 4, then divides by 255: for some inputs the two differ in the
-# last float32 bit, and a model's outputs stay bit-identical to those it had before.
-DEQUANTIZE_SCALE = yt8m.DEQUANTIZE_RANGE / 255.0
-
 
 @keras.saving.register_keras_serializable(package="yt8m_kd")
 class Dequantize(keras.layers.Layer):
@@ -49,8 +43,8 @@ class Dequantize(keras.layers.Layer):
     def call(self, inputs):
         inputs = ops.convert_to_tensor(inputs)
         if "int" in str(inputs.dtype):
-            values = ops.cast(inputs, "float32") * DEQUANTIZE_SCALE + yt8m.DEQUANTIZE_BIAS
-            return ops.cast(values, self.compute_dtype)
+            # YouTube-8M features are quantized to 8 bits over [-2, 2]: the reference formula.
+            return ops.cast(yt8m.dequantize(inputs), self.compute_dtype)
         return ops.cast(inputs, self.compute_dtype)
 
     def compute_output_shape(self, input_shape):
