@@ -14,6 +14,7 @@ a line that names the flag; checks across flags and against the file system are
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 
 import tensorflow as tf
@@ -58,365 +59,240 @@ def _defined(fv: flags.FlagValues, name: str) -> bool:
     return name in fv
 
 
+def _definers(fv: flags.FlagValues):
+    """absl's DEFINE_integer, _float, _string, _boolean, _enum and _list, bound to `fv`."""
+    return tuple(
+        functools.partial(define, flag_values=fv)
+        for define in (
+            flags.DEFINE_integer,
+            flags.DEFINE_float,
+            flags.DEFINE_string,
+            flags.DEFINE_boolean,
+            flags.DEFINE_enum,
+            flags.DEFINE_list,
+        )
+    )
+
+
 def define_model_flags(fv: flags.FlagValues) -> None:
     """Flags of ModelConfig; names are its field names."""
     if _defined(fv, "cluster_size"):
         return
+    integer, floating, string, boolean, enum, listing = _definers(fv)
     d = _DEFAULT_MODEL
-    flags.DEFINE_list(
+    listing(
         "feature_sizes",
         [str(s) for s in d.feature_sizes],
         "Per-frame size of each feature, in the order of --feature_names.",
-        flag_values=fv,
     )
-    flags.DEFINE_integer(
-        "num_classes", d.num_classes, "Number of classes.", lower_bound=1, flag_values=fv
+    integer("num_classes", d.num_classes, "Number of classes.", lower_bound=1)
+    integer("cluster_size", d.cluster_size, "NeXtVLAD clusters K.", lower_bound=1)
+    integer("groups", d.groups, "NeXtVLAD groups G.", lower_bound=1)
+    integer("expansion", d.expansion, "NeXtVLAD expansion lambda.", lower_bound=1)
+    integer("hidden_size", d.hidden_size, "Hidden FC width H.", lower_bound=1)
+    integer("gating_reduction", d.gating_reduction, "SE context gating reduction r.", lower_bound=1)
+    floating(
+        "drop_rate", d.drop_rate, "Dropout before the hidden FC.", lower_bound=0, upper_bound=1
     )
-    flags.DEFINE_integer(
-        "cluster_size", d.cluster_size, "NeXtVLAD clusters K.", lower_bound=1, flag_values=fv
-    )
-    flags.DEFINE_integer("groups", d.groups, "NeXtVLAD groups G.", lower_bound=1, flag_values=fv)
-    flags.DEFINE_integer(
-        "expansion", d.expansion, "NeXtVLAD expansion lambda.", lower_bound=1, flag_values=fv
-    )
-    flags.DEFINE_integer(
-        "hidden_size", d.hidden_size, "Hidden FC width H.", lower_bound=1, flag_values=fv
-    )
-    flags.DEFINE_integer(
-        "gating_reduction",
-        d.gating_reduction,
-        "SE context gating reduction r.",
-        lower_bound=1,
-        flag_values=fv,
-    )
-    flags.DEFINE_float(
-        "drop_rate",
-        d.drop_rate,
-        "Dropout before the hidden FC.",
-        lower_bound=0,
-        upper_bound=1,
-        flag_values=fv,
-    )
-    flags.DEFINE_enum(
+    enum(
         "classifier",
         d.classifier,
         list(CLASSIFIERS),
         "Video-level classifier: logistic or moe (multi-label, YouTube-8M), softmax (single-label, "
         "UCF101).",
-        flag_values=fv,
     )
-    flags.DEFINE_integer(
+    integer(
         "moe_num_mixtures",
         d.moe_num_mixtures,
         "Experts per class for --classifier=moe.",
         lower_bound=1,
-        flag_values=fv,
     )
-    flags.DEFINE_float(
-        "l2_penalty",
-        d.l2_penalty,
-        "l2 penalty on the classifier weights.",
-        lower_bound=0,
-        flag_values=fv,
-    )
-    flags.DEFINE_integer(
+    floating("l2_penalty", d.l2_penalty, "l2 penalty on the classifier weights.", lower_bound=0)
+    integer(
         "k_frames",
         d.k_frames,
         "Frames the model sees per video: 0 = all frames (teacher), k > 0 = a k-frame student.",
         lower_bound=0,
-        flag_values=fv,
     )
-    flags.DEFINE_enum(
+    enum(
         "frame_selection",
         d.frame_selection,
         list(SELECTION_METHODS),
         "How a student's k frames are chosen.",
-        flag_values=fv,
     )
     # Image models (UCF101): a keras.applications backbone on every frame.
-    flags.DEFINE_enum(
+    enum(
         "backbone",
         d.backbone,
         ["", *BACKBONES],
         "Image backbone run on every frame; empty = frame features (YouTube-8M).",
-        flag_values=fv,
     )
-    flags.DEFINE_integer(
-        "image_size",
-        d.image_size,
-        "Frame height = width of an image model.",
-        lower_bound=0,
-        flag_values=fv,
-    )
-    flags.DEFINE_string(
+    integer("image_size", d.image_size, "Frame height = width of an image model.", lower_bound=0)
+    string(
         "backbone_weights",
         d.backbone_weights,
         "Backbone weights: empty or none (random init), imagenet (Keras download), or a local "
         ".weights.h5 / .keras / legacy .h5 file.",
-        flag_values=fv,
     )
-    flags.DEFINE_enum(
-        "pooling", d.pooling, list(POOLINGS), "Pooling of an image model's frames.", flag_values=fv
-    )
-    flags.DEFINE_boolean(
+    enum("pooling", d.pooling, list(POOLINGS), "Pooling of an image model's frames.")
+    boolean(
         "trainable_backbone",
         d.trainable_backbone,
         "Train the backbone (False freezes its weights and batch-norm statistics).",
-        flag_values=fv,
     )
-    flags.DEFINE_boolean(
+    boolean(
         "temporal_encoding",
         d.temporal_encoding,
         "Image models: also pool a time-weighted copy of the frame features, so that frame order "
         "matters (NeXtVLAD and the mean alone are order-blind).",
-        flag_values=fv,
     )
 
 
 def define_data_flags(fv: flags.FlagValues) -> None:
     if _defined(fv, "feature_names"):
         return
-    flags.DEFINE_list(
-        "feature_names", ["rgb", "audio"], "Frame feature names in the records.", flag_values=fv
-    )
-    flags.DEFINE_integer(
-        "max_frames",
-        300,
-        "Frames kept per video; longer videos are cut.",
-        lower_bound=1,
-        flag_values=fv,
-    )
-    flags.DEFINE_string(
-        "train_data_pattern", None, "Glob of training TFRecord shards.", flag_values=fv
-    )
-    flags.DEFINE_string(
-        "eval_data_pattern", None, "Glob of evaluation TFRecord shards.", flag_values=fv
-    )
-    flags.DEFINE_boolean(
+    integer, floating, string, boolean, enum, listing = _definers(fv)
+    listing("feature_names", ["rgb", "audio"], "Frame feature names in the records.")
+    integer("max_frames", 300, "Frames kept per video; longer videos are cut.", lower_bound=1)
+    string("train_data_pattern", None, "Glob of training TFRecord shards.")
+    string("eval_data_pattern", None, "Glob of evaluation TFRecord shards.")
+    boolean(
         "skip_bad_records",
         False,
         "Skip and count malformed records and corrupt files instead of stopping.",
-        flag_values=fv,
     )
-    flags.DEFINE_integer(
-        "shuffle_buffer",
-        1024,
-        "Records in the training shuffle buffer.",
-        lower_bound=1,
-        flag_values=fv,
-    )
-    flags.DEFINE_enum(
+    integer("shuffle_buffer", 1024, "Records in the training shuffle buffer.", lower_bound=1)
+    enum(
         "dataset",
         "yt8m",
         list(DATASETS),
         "Data family: yt8m (frame-feature records, multi-label) or ucf101 (clips of JPEG frames, "
         "single-label; --max_frames is the frames sampled per clip).",
-        flag_values=fv,
     )
-    flags.DEFINE_string(
-        "class_index_file", None, "UCF101: classInd.txt (class names).", flag_values=fv
-    )
-    flags.DEFINE_string(
+    string("class_index_file", None, "UCF101: classInd.txt (class names).")
+    string(
         "train_split_file",
         None,
         "UCF101: trainlist0N.txt, when --train_data_pattern is a frames directory.",
-        flag_values=fv,
     )
-    flags.DEFINE_boolean(
+    boolean(
         "random_flip",
         True,
         "UCF101 training: flip each clip horizontally with probability 1/2. Turn it off where "
         "left and right are different classes (the synthetic set's SlideRight / SlideLeft).",
-        flag_values=fv,
     )
-    flags.DEFINE_string(
+    string(
         "eval_split_file",
         None,
         "UCF101: testlist0N.txt, when --eval_data_pattern is a frames directory.",
-        flag_values=fv,
     )
 
 
 def define_training_flags(fv: flags.FlagValues) -> None:
     if _defined(fv, "run_dir"):
         return
-    flags.DEFINE_string(
-        "run_dir", None, "Run directory: checkpoints, logs, metrics.", flag_values=fv
-    )
-    flags.DEFINE_integer(
-        "batch_size", 80, "Global batch size (all replicas).", lower_bound=1, flag_values=fv
-    )
-    flags.DEFINE_integer(
-        "eval_batch_size", 256, "Global evaluation batch size.", lower_bound=1, flag_values=fv
-    )
-    flags.DEFINE_float(
-        "base_learning_rate", 2e-4, "Adam learning rate.", lower_bound=0, flag_values=fv
-    )
-    flags.DEFINE_float(
+    integer, floating, string, boolean, enum, listing = _definers(fv)
+    string("run_dir", None, "Run directory: checkpoints, logs, metrics.")
+    integer("batch_size", 80, "Global batch size (all replicas).", lower_bound=1)
+    integer("eval_batch_size", 256, "Global evaluation batch size.", lower_bound=1)
+    floating("base_learning_rate", 2e-4, "Adam learning rate.", lower_bound=0)
+    floating(
         "learning_rate_decay",
         0.8,
         "Staircase decay factor of the learning rate.",
         lower_bound=0,
         upper_bound=1,
-        flag_values=fv,
     )
-    flags.DEFINE_integer(
+    integer(
         "learning_rate_decay_examples",
         2_000_000,
         "Examples between two learning-rate decays.",
         lower_bound=1,
-        flag_values=fv,
     )
-    flags.DEFINE_float(
-        "clip_gradient_norm",
-        1.0,
-        "Global-norm gradient clipping (0 = off).",
-        lower_bound=0,
-        flag_values=fv,
+    floating("clip_gradient_norm", 1.0, "Global-norm gradient clipping (0 = off).", lower_bound=0)
+    integer("max_steps", 1000, "Training steps.", lower_bound=1)
+    integer("checkpoint_every_steps", 500, "Steps between checkpoints.", lower_bound=1)
+    integer("keep_checkpoints", 3, "Checkpoints kept in run_dir/checkpoints.", lower_bound=1)
+    integer(
+        "eval_every_steps", 0, "Steps between evaluations (0 = only at the end).", lower_bound=0
     )
-    flags.DEFINE_integer("max_steps", 1000, "Training steps.", lower_bound=1, flag_values=fv)
-    flags.DEFINE_integer(
-        "checkpoint_every_steps", 500, "Steps between checkpoints.", lower_bound=1, flag_values=fv
-    )
-    flags.DEFINE_integer(
-        "keep_checkpoints",
-        3,
-        "Checkpoints kept in run_dir/checkpoints.",
-        lower_bound=1,
-        flag_values=fv,
-    )
-    flags.DEFINE_integer(
-        "eval_every_steps",
-        0,
-        "Steps between evaluations (0 = only at the end).",
-        lower_bound=0,
-        flag_values=fv,
-    )
-    flags.DEFINE_integer(
-        "log_every_steps",
-        50,
-        "Steps between TensorBoard scalar writes.",
-        lower_bound=1,
-        flag_values=fv,
-    )
-    flags.DEFINE_enum(
-        "strategy", "one_device", list(STRATEGIES), "tf.distribute strategy.", flag_values=fv
-    )
-    flags.DEFINE_integer(
+    integer("log_every_steps", 50, "Steps between TensorBoard scalar writes.", lower_bound=1)
+    enum("strategy", "one_device", list(STRATEGIES), "tf.distribute strategy.")
+    integer(
         "num_logical_cpus",
         0,
         "Split the CPU into this many logical devices (for MirroredStrategy on CPU; 0 = no split).",
         lower_bound=0,
-        flag_values=fv,
     )
-    flags.DEFINE_integer("seed", 0, "Random seed.", lower_bound=0, flag_values=fv)
-    flags.DEFINE_boolean(
+    integer("seed", 0, "Random seed.", lower_bound=0)
+    boolean(
         "jit_compile",
         None,
         "XLA-compile the forward and backward pass (default: on with one GPU; under several "
         "replicas the synchronised batch norm's all-reduce would sit inside the XLA cluster).",
-        flag_values=fv,
     )
-    flags.DEFINE_boolean(
+    boolean(
         "mixed_precision",
         None,
         "Compute in bfloat16 with float32 weights (Keras policy mixed_bfloat16; default: on with a "
         "GPU). bfloat16 has float32's range, so no loss scaling is needed.",
-        flag_values=fv,
     )
-    flags.DEFINE_boolean("progress_bar", True, "Show a progress bar.", flag_values=fv)
+    boolean("progress_bar", True, "Show a progress bar.")
 
 
 def define_distill_flags(fv: flags.FlagValues) -> None:
     """Distillation: a teacher (run or cache) and the weights of the student loss."""
     if _defined(fv, "teacher_run_dir"):
         return
-    flags.DEFINE_string(
+    integer, floating, string, boolean, enum, listing = _definers(fv)
+    string(
         "teacher_run_dir",
         None,
         "A finished teacher run: distil from it, running it on all frames in every step.",
-        flag_values=fv,
     )
-    flags.DEFINE_string(
-        "teacher_checkpoint",
-        None,
-        "A teacher checkpoint other than the run's latest.",
-        flag_values=fv,
-    )
-    flags.DEFINE_string(
+    string("teacher_checkpoint", None, "A teacher checkpoint other than the run's latest.")
+    string(
         "teacher_cache",
         None,
         "A teacher cache (launchers/cache_teacher.py): distil from it without running the teacher.",
-        flag_values=fv,
     )
-    flags.DEFINE_float(
-        "w_pred", 0.01, "Weight of L_pred (probabilities).", lower_bound=0, flag_values=fv
-    )
-    flags.DEFINE_float(
-        "w_rep", 0.001, "Weight of L_rep (representations).", lower_bound=0, flag_values=fv
-    )
-    flags.DEFINE_float(
-        "w_kl", 0.0, "Weight of the temperature KL loss.", lower_bound=0, flag_values=fv
-    )
-    flags.DEFINE_float("temperature", 4.0, "Temperature T of the KL loss.", flag_values=fv)
+    floating("w_pred", 0.01, "Weight of L_pred (probabilities).", lower_bound=0)
+    floating("w_rep", 0.001, "Weight of L_rep (representations).", lower_bound=0)
+    floating("w_kl", 0.0, "Weight of the temperature KL loss.", lower_bound=0)
+    floating("temperature", 4.0, "Temperature T of the KL loss.")
 
 
 def define_sakd_flags(fv: flags.FlagValues) -> None:
     """SAKD (docs/sakd.md): every constant of the spec is a flag; defaults are the paper's."""
     if _defined(fv, "sakd"):
         return
+    integer, floating, string, boolean, enum, listing = _definers(fv)
     d = SAKDConfig()
-    flags.DEFINE_boolean(
-        "sakd", False, "Train with SAKD (needs --teacher_cache and --num_epochs).", flag_values=fv
-    )
-    flags.DEFINE_integer(
+    boolean("sakd", False, "Train with SAKD (needs --teacher_cache and --num_epochs).")
+    integer(
         "num_epochs",
         10,
         "SAKD: epochs N of the interruption schedule; an epoch is one pass over the selected "
         "samples (replaces --max_steps).",
         lower_bound=1,
-        flag_values=fv,
     )
-    flags.DEFINE_float("sakd_ratio", d.ratio, "SAKD: fraction of samples selected.", flag_values=fv)
-    flags.DEFINE_integer(
+    floating("sakd_ratio", d.ratio, "SAKD: fraction of samples selected.")
+    integer(
         "sakd_selection_interval",
         d.selection_interval,
         "SAKD: epochs between difficulty passes and selections.",
         lower_bound=1,
-        flag_values=fv,
     )
-    flags.DEFINE_enum(
-        "sakd_schedule",
-        d.schedule,
-        list(SCHEDULES),
-        "SAKD: interruption-rate schedule beta(n).",
-        flag_values=fv,
-    )
-    flags.DEFINE_float(
-        "sakd_eta",
-        d.eta,
-        "SAKD: beta below eta drops frames, from eta on shuffles them.",
-        flag_values=fv,
-    )
-    flags.DEFINE_float(
-        "sakd_memory",
-        d.memory,
-        "SAKD: lambda, the strength's memory of its past value.",
-        flag_values=fv,
-    )
-    flags.DEFINE_float(
-        "sakd_gamma",
-        d.gamma,
-        "SAKD: quality/diversity trade-off of the selection kernel.",
-        flag_values=fv,
-    )
-    flags.DEFINE_enum(
+    enum("sakd_schedule", d.schedule, list(SCHEDULES), "SAKD: interruption-rate schedule beta(n).")
+    floating("sakd_eta", d.eta, "SAKD: beta below eta drops frames, from eta on shuffles them.")
+    floating("sakd_memory", d.memory, "SAKD: lambda, the strength's memory of its past value.")
+    floating("sakd_gamma", d.gamma, "SAKD: quality/diversity trade-off of the selection kernel.")
+    enum(
         "sakd_mapping",
         d.mapping,
         list(MAPPINGS),
         "SAKD: difficulty -> strength, the paper's (1 - d_hat) or the released code's "
         "(beta * d_hat, for comparison).",
-        flag_values=fv,
     )
 
 
