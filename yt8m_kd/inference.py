@@ -9,7 +9,7 @@ YouTube-8M, or the top-5 class names of UCF101.
   batches = run_predictions(run, "records/testlist01-*.tfrecord", batch_size=32)
   write_class_name_csv(batches, "predictions.csv", run_class_names(run))
 
-YouTube-8M (reference/yt8m-format-and-metrics.md): the header `VideoId,LabelConfidencePairs`, then
+YouTube-8M (docs/yt8m-format-and-metrics.md): the header `VideoId,LabelConfidencePairs`, then
 a row per video, `id,label score label score ...`, its top 20 classes by score, descending, each
 pair printed with "%i %g".
 
