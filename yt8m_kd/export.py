@@ -26,16 +26,17 @@ Per data family (the run's --dataset):
 serve_frames cuts or zero-pads the T' frames it is given to T, as the input pipeline does.
 
 Everything between the bytes and the probabilities runs in the graph, with the semantics of the
-training code's evaluation: parsing as the family's frame_dataset does it (YouTube-8M: `id`, else
-`video_id`; features concatenated per frame in feature_names order, cut after max_frames,
-zero-padded to max_frames; UCF101: `ucf101.parse_eval_clip` per record, which decodes only the T
-segment-centre JPEGs, resizes and takes the centre crop), dequantization (the model's first op),
-a student's k-frame selection, and the sigmoid or softmax (`yt8m_kd.modeling.predict.make_predict_fn`
-is what is traced). Only the restored model is exported: no teacher, projection head or
-optimizer. A record the model cannot read fails the call with an InvalidArgumentError naming its
-id (YouTube-8M: no frames, a feature list missing, frame counts that differ between feature
-lists, a frame of the wrong size, also naming its position in the request; UCF101: no frames, a
-frame that is not a complete JPEG). Labels are not read, so test records without labels are fine.
+training code's evaluation: parsing by the family's frame_dataset parser, per record (YouTube-8M:
+`yt8m.parse_record`: `id`, else `video_id`; features concatenated per frame in feature_names
+order, cut after max_frames, zero-padded to max_frames; UCF101: `ucf101.parse_eval_clip`, which
+decodes only the T segment-centre JPEGs, resizes and takes the centre crop), dequantization (the
+model's first op), a student's k-frame selection, and the sigmoid or softmax
+(`yt8m_kd.modeling.predict.make_predict_fn` is what is traced). Only the restored model is
+exported: no teacher, projection head or optimizer. A record the model cannot read fails the call
+with an InvalidArgumentError naming its id (YouTube-8M: the input pipeline's record checks and
+messages, no frames, a feature list missing, frame counts that differ between feature lists, a
+frame of the wrong size, also naming its position in the request; UCF101: no frames, a frame that
+is not a complete JPEG). Labels are not read, so test records without labels are fine.
 
 A random-k student (`frame_selection=random`) draws a video's frames from a seed of the video's
 own (`yt8m_kd.modeling.predict.evaluation_seeds`): in serving_default a fingerprint of its id, so a
@@ -73,7 +74,7 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-from yt8m_kd.data import ucf101, ucf101_splits
+from yt8m_kd.data import ucf101, ucf101_splits, yt8m
 from yt8m_kd.modeling.predict import make_predict_fn
 from yt8m_kd.training.restore import RestoredRun, restore_run
 
@@ -194,70 +195,43 @@ def parse_yt8m_records(
     feature_sizes: tuple[int, ...],
 ) -> dict[str, tf.Tensor]:
     """[B] serialized YouTube-8M SequenceExamples -> video_id [B], frames [B, max_frames, D] uint8,
-    num_frames [B] int32, as `yt8m_kd.data.yt8m.frame_dataset` batches them (labels not read).
+    num_frames [B] int32: `yt8m.parse_record` per record, the parser of `yt8m.frame_dataset`
+    (labels not read), its frames zero-padded to max_frames as the input pipeline batches them.
 
     Raises (when run): InvalidArgumentError naming the first bad record's position and id.
     """
-    names, sizes = tuple(feature_names), tuple(int(s) for s in feature_sizes)
-    context, sequences, lengths = tf.io.parse_sequence_example(
-        serialized,
-        context_features={
-            "id": tf.io.FixedLenFeature([], tf.string, default_value=""),
-            "video_id": tf.io.FixedLenFeature([], tf.string, default_value=""),
-        },
-        sequence_features={
-            name: tf.io.FixedLenSequenceFeature([], tf.string, allow_missing=True) for name in names
+    width = sum(int(s) for s in feature_sizes)
+
+    def parse(position_and_record):
+        position, serialized_record = position_and_record
+        record, code, error = yt8m.parse_record(
+            serialized_record,
+            max_frames=max_frames,
+            feature_names=feature_names,
+            feature_sizes=feature_sizes,
+            where=tf.strings.join(
+                ["at position ", tf.strings.as_string(position), " of the request"]
+            ),
+        )
+        frames = record["frames"]  # [n, D], n <= max_frames
+        frames = tf.pad(frames, [[0, max_frames - tf.shape(frames)[0]], [0, 0]])
+        return {**record, "frames": frames, "code": code, "error": error}
+
+    parsed = tf.map_fn(
+        parse,
+        (tf.range(tf.size(serialized, out_type=tf.int64)), serialized),
+        fn_output_signature={
+            "video_id": tf.TensorSpec([], tf.string),
+            "frames": tf.TensorSpec([max_frames, width], tf.uint8),
+            "num_frames": tf.TensorSpec([], tf.int32),
+            "code": tf.TensorSpec([], tf.int32),
+            "error": tf.TensorSpec([], tf.string),
         },
     )
-    video_id = tf.where(context["id"] != "", context["id"], context["video_id"])  # [B]
-    counts = tf.stack([tf.cast(lengths[name], tf.int32) for name in names], axis=1)  # [B, F]
-    # The checks of the input pipeline that concern frames, first failing one per record.
-    size_ok = []
-    for name, size in zip(names, sizes, strict=True):
-        # [B, T_name]: positions past a record's own frame count are parser padding.
-        valid = tf.sequence_mask(counts[:, names.index(name)], tf.shape(sequences[name])[1])
-        length_ok = tf.strings.length(sequences[name]) == size
-        size_ok.append(tf.reduce_all(length_ok | ~valid, axis=1))
-    problems = [
-        (tf.reduce_any(counts > 0, axis=1), "no frames"),
-        (tf.reduce_all(counts > 0, axis=1), "a feature list absent or empty"),
-        (
-            tf.reduce_all(counts == counts[:, :1], axis=1),
-            "feature lists with different frame counts",
-        ),
-        (tf.reduce_all(tf.stack(size_ok, axis=1), axis=1), "a frame of the wrong number of bytes"),
-    ]
-    layout = ", ".join(f"{name}={size}" for name, size in zip(names, sizes, strict=True))
-    problem = tf.fill(tf.shape(video_id), "")
-    for ok, text in reversed(problems):
-        problem = tf.where(ok, problem, text)
-    bad = tf.argmax(tf.cast(problem != "", tf.int32))  # the first bad record, if any
-    check = tf.debugging.Assert(
-        tf.reduce_all(problem == ""),
-        [
-            tf.strings.join(
-                [
-                    "bad YouTube-8M record at position ",
-                    tf.strings.as_string(bad),
-                    " of the request, record id ",
-                    tf.gather(video_id, bad),
-                    ": ",
-                    tf.gather(problem, bad),
-                    f" (bytes per frame: {layout})",
-                ]
-            )
-        ],
-    )
+    errors = tf.boolean_mask(parsed["error"], parsed["code"] != 0)
+    check = tf.debugging.Assert(tf.size(errors) == 0, [tf.strings.reduce_join(errors[:1])])
     with tf.control_dependencies([check]):
-        rows = []
-        for name, size in zip(names, sizes, strict=True):
-            kept = sequences[name][:, :max_frames]  # [B, t]: frames past max_frames are cut
-            # fixed_length: the parser's empty padding strings decode to zero frames.
-            rows.append(tf.io.decode_raw(kept, tf.uint8, fixed_length=size))  # [B, t, size]
-        frames = tf.concat(rows, axis=-1)  # [B, t, D]
-    num_frames = tf.minimum(counts[:, 0], max_frames)
-    frames, num_frames = fit_frames(frames, num_frames, max_frames)
-    return {"video_id": video_id, "frames": frames, "num_frames": num_frames}
+        return {name: tf.identity(parsed[name]) for name in ("video_id", "frames", "num_frames")}
 
 
 def parse_ucf101_records(
