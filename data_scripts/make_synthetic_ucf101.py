@@ -17,7 +17,7 @@ import os
 # Keep TensorFlow's start-up notices out of the output.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
-from absl import flags, logging
+from absl import flags
 
 from yt8m_kd import cli
 from yt8m_kd.configs import FlagError
@@ -66,12 +66,9 @@ def main(argv: list[str]) -> None:
         fps=_FPS.value,
         seed=_SEED.value,
     )
-    logging.info(
-        "wrote %d videos of %d classes to %s and the split lists to %s",
-        len(dataset.videos),
-        len(dataset.class_names),
-        dataset.video_dir,
-        dataset.list_dir,
+    cli.stage(
+        f"wrote {len(dataset.videos)} videos of {len(dataset.class_names)} classes to "
+        f"{dataset.video_dir} and the split lists to {dataset.list_dir}"
     )
 
 

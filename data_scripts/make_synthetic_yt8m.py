@@ -17,7 +17,7 @@ import os
 # Keep TensorFlow's start-up notices out of the output.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
-from absl import flags, logging
+from absl import flags
 
 from yt8m_kd import cli
 from yt8m_kd.data import synthetic
@@ -63,12 +63,9 @@ def main(argv: list[str]) -> None:
             id_key=_ID_KEY.value,
             label_miss_rate=_LABEL_MISS_RATE.value,
         )
-        logging.info(
-            "wrote %d %s shards of %d videos to %s",
-            len(paths),
-            split,
-            _VIDEOS_PER_SHARD.value,
-            _OUTPUT_DIR.value,
+        cli.stage(
+            f"wrote {len(paths)} {split} shards of {_VIDEOS_PER_SHARD.value} videos to "
+            f"{_OUTPUT_DIR.value}"
         )
 
 
