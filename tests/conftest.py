@@ -81,6 +81,21 @@ def run_launcher(script: str, *args: str, timeout: float = 120) -> subprocess.Co
     )
 
 
+def markdown_rows(text: str) -> list[list[str]]:
+    """The cells of every row of the markdown tables in `text` (headers included, the |---|
+    separator rows left out), stripped: what a results.md table says, whatever its padding."""
+    return [
+        [cell.strip() for cell in line.strip().strip("|").split("|")]
+        for line in text.splitlines()
+        if line.startswith("|") and not set(line.strip()) <= set("|:- ")
+    ]
+
+
+def has_row(text: str, *cells: str) -> bool:
+    """Whether a markdown table row of `text` starts with `cells`."""
+    return any(row[: len(cells)] == list(cells) for row in markdown_rows(text))
+
+
 def last_stderr_line(result: subprocess.CompletedProcess) -> str:
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     return lines[-1] if lines else ""

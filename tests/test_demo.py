@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import has_row, markdown_rows
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -31,10 +32,22 @@ def test_demo_trains_exports_predicts_and_plots(tmp_path):
         cwd=ROOT,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "| teacher (all frames) | 300 |" in result.stdout
-    assert "| plain student (k=6) | 6 |" in result.stdout
-    assert "| distilled student (k=6) | 6 |" in result.stdout
-    assert "| SAKD student (k=6, 50%) | 6 |" in result.stdout
+    assert [
+        "model",
+        "frames",
+        "GAP",
+        "mAP",
+        "Hit@1",
+        "PERR",
+        "trainable params",
+        "GFLOPs/video",
+        "steps",
+        "time s",
+    ] in markdown_rows(result.stdout)
+    assert has_row(result.stdout, "teacher (all frames)", "300")
+    assert has_row(result.stdout, "plain student (k=6)", "6")
+    assert has_row(result.stdout, "distilled student (k=6)", "6")
+    assert has_row(result.stdout, "SAKD student (k=6, 50%)", "6")
     metrics = {
         name: json.loads((work_dir / name / "metrics.json").read_text())
         for name in ("teacher", "student_k6", "distilled_k6")
@@ -52,6 +65,7 @@ def test_demo_trains_exports_predicts_and_plots(tmp_path):
     flags_txt = (work_dir / "distilled_k6" / "flags.txt").read_text().splitlines()
     assert "--w_pred=1.0" in flags_txt and "--w_rep=0.05" in flags_txt
     assert f"--teacher_cache={work_dir / 'teacher_cache'}" in flags_txt
+    assert f"--teacher_checkpoint={work_dir / 'teacher' / 'checkpoints' / 'ckpt-300'}" in flags_txt
     train = metrics["distilled_k6"]["train"]
     assert train["l_pred"] > 0 and train["l_rep"] > 0 and train["distill_loss"] > 0
     assert (

@@ -5,6 +5,7 @@ import json
 import time
 
 import pytest
+from conftest import has_row, markdown_rows
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 MODELS = ["teacher", "plain_k6", "distilled_k6"]
@@ -28,9 +29,10 @@ def tiny_args(tmp_path, *extra):
 @pytest.mark.parametrize(
     "flag, message",
     [
-        ("--ks=0", "--ks=0: every value must be >= 1"),
+        ("--ks=0", "flag --ks=0: every value must be >= 1"),
         ("--ks=6,400", "--ks: k=400 is more than the 300 frames kept"),
-        ("--seeds=0,0", "--seeds=0,0 repeats a value"),
+        ("--seeds=0,0", "flag --seeds=0,0: repeats a value"),
+        ("--w_pred=-1", "flag --w_pred=-1: -1.0 is not a non-negative number"),
         ("--train_videos=100", "--train_videos=100 must be a positive multiple of 8"),
     ],
 )
@@ -62,6 +64,7 @@ def test_experiment_end_to_end_and_resumed(launcher, tmp_path):
             assert run["eval_history"][-1]["gap"] == run["gap"]  # the final evaluation
             assert run["inference_ms_per_video"] > 0
             assert run["train_wall_s"] > 0
+            assert run["resumed_from_step"] == 0
             assert run["frames"] == (300 if name == "teacher" else 6)
         assert runs["teacher"]["teacher_cache_wall_s"] > 0
         # Same architecture; the student's cost is that of 6 of the 300 frames (plus fixed parts).
@@ -84,12 +87,13 @@ def test_experiment_end_to_end_and_resumed(launcher, tmp_path):
     assert gain["mean"] == pytest.approx(sum(gain["per_seed"].values()) / 2)
 
     table = (work_dir / "results.md").read_text()
-    assert "| model | frames | GAP | mAP | Hit@1 | trainable params | GFLOPs/video |" in table
-    for row in ("| teacher (all frames) | 300 | ", "| plain k=6 | 6 | ", "| distilled k=6 | 6 | "):
-        assert row in table
-        assert row in first.stdout  # the table is printed too
-    assert "| k | seed 0 | seed 1 | mean |" in table
-    assert "\n| 6 | " in table
+    header = ["model", "frames", "GAP", "mAP", "Hit@1", "trainable params", "GFLOPs/video"]
+    assert header + ["inference ms/video", "train wall s"] in markdown_rows(table)
+    for row in (("teacher (all frames)", "300"), ("plain k=6", "6"), ("distilled k=6", "6")):
+        assert has_row(table, *row)
+        assert has_row(first.stdout, *row)  # the table is printed too
+    assert ["k", "seed 0", "seed 1", "mean"] in markdown_rows(table)
+    assert has_row(table, "6")
     for stem in ("gap_vs_step", "gap_vs_gflops"):
         assert (work_dir / f"{stem}.png").read_bytes()[:8] == PNG_MAGIC
         assert "<svg" in (work_dir / f"{stem}.svg").read_text()
@@ -100,9 +104,9 @@ def test_experiment_end_to_end_and_resumed(launcher, tmp_path):
     second = launcher.run("fewer_frames_experiment.py", *tiny_args(tmp_path), timeout=300)
     second_s = time.perf_counter() - started
     assert second.returncode == 0, second.stderr[-3000:]
-    assert second.stdout.count("done already (step 20), reused") == 6
-    assert second.stdout.count("teacher cache of") == 2
-    assert "inference timed" not in second.stdout  # read back, not measured again
+    assert second.stderr.count("finished already (step 20), reused") == 6
+    assert second.stderr.count("teacher cache of") == 2
+    assert "inference timed" not in second.stderr  # read back, not measured again
     for name, content in outputs.items():
         assert (work_dir / name).read_bytes() == content
     assert second_s < first_s / 2, (first_s, second_s)
@@ -112,4 +116,6 @@ def test_experiment_end_to_end_and_resumed(launcher, tmp_path):
         "fewer_frames_experiment.py", *tiny_args(tmp_path, "--w_pred=0.1"), timeout=300
     )
     assert third.returncode == 1
-    assert "distilled_k6 was trained with other flags" in launcher.last_stderr_line(third)
+    refused = launcher.last_stderr_line(third)
+    assert refused.startswith(f"fewer_frames_experiment.py: error: {work_dir}/seed0/distilled_k6 ")
+    assert "holds a run with other flags" in refused and "distill.weights" in refused

@@ -1,26 +1,16 @@
 """launchers/sakd_experiment.py: vanilla distillation against four SAKD settings from one teacher
 cache, results files; and the SAKD presets of models/."""
 
+import dataclasses
 import json
 
 import pytest
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, has_row, markdown_rows
 
 from yt8m_kd import flags as yflags
-from yt8m_kd.configs import SAKDConfig
+from yt8m_kd.configs import FlagError, SAKDConfig
 
 SETTINGS = ["vanilla", "sakd_r10_i1", "sakd_r10_i5", "sakd_r50_i1", "sakd_r50_i5"]
-SAKD_FLAGS = {
-    "sakd",
-    "num_epochs",
-    "sakd_ratio",
-    "sakd_selection_interval",
-    "sakd_schedule",
-    "sakd_eta",
-    "sakd_memory",
-    "sakd_gamma",
-    "sakd_mapping",
-}
 
 
 def tiny_args(tmp_path, *extra):
@@ -43,12 +33,11 @@ def tiny_args(tmp_path, *extra):
     [("tiny_sakd_k6.flags", "tiny_distilled_k6.flags"), ("sakd_k6.flags", "distilled_k6.flags")],
 )
 def test_presets_give_the_spec_sakd_config(preset, base):
-    fv = yflags.parse_flagfile(str(REPO_ROOT / "models" / preset))
-    assert fv.sakd and fv.num_epochs == 10
-    with pytest.raises(yflags.FlagError, match="--teacher_cache"):
-        yflags.sakd_config_from_flags(fv)  # the cache is given on the command line
-    fv.teacher_cache = "/some/teacher_cache"
-    assert yflags.sakd_config_from_flags(fv) == SAKDConfig(
+    with pytest.raises(FlagError, match="--teacher_cache"):
+        yflags.read_flagfile(str(REPO_ROOT / "models" / preset))  # the cache is given apart
+    config = yflags.read_flagfile(str(REPO_ROOT / "models" / preset), teacher_cache="/c")
+    assert config.num_epochs == 10
+    assert config.sakd == SAKDConfig(
         ratio=0.1,
         selection_interval=5,
         schedule="polynomial",
@@ -57,22 +46,19 @@ def test_presets_give_the_spec_sakd_config(preset, base):
         gamma=0.5,
         mapping="paper",
     )
-    assert yflags.sakd_config_from_flags(fv) == SAKDConfig(ratio=0.1, selection_interval=5)
-    # Self-contained: every other flag is that of the distilled preset it extends.
-    distilled = yflags.parse_flagfile(str(REPO_ROOT / "models" / base))
-    differ = {
-        name
-        for name in fv
-        if name not in SAKD_FLAGS | {"teacher_cache"} and fv[name].value != distilled[name].value
-    }
-    assert differ == set()
+    assert config.sakd == SAKDConfig(ratio=0.1, selection_interval=5)
+    # Self-contained: everything else is the distilled preset it extends.
+    distilled = yflags.read_flagfile(str(REPO_ROOT / "models" / base), teacher_cache="/c")
+    assert dataclasses.replace(config, sakd=None) == distilled
 
 
 @pytest.mark.parametrize(
     "flag, message",
     [
-        ("--num_epochs=0", "--num_epochs=0 must be positive"),
-        ("--seeds=0,0", "--seeds=0,0 repeats a value"),
+        ("--num_epochs=0", "flag --num_epochs=0: 0 is not a positive integer"),
+        ("--seeds=0,0", "flag --seeds=0,0: repeats a value"),
+        ("--temperature=0", "flag --temperature=0.0: must be positive"),
+        ("--eval_videos=30", "--eval_videos=30 must be a positive multiple of 4"),
     ],
 )
 def test_bad_flags_fail_in_one_line(launcher, tmp_path, flag, message):
@@ -101,6 +87,7 @@ def test_experiment_end_to_end_and_reused(launcher, tmp_path):
         assert run["seconds_per_epoch"] > 0 and run["train_seconds_per_epoch"] > 0, name
         assert run["wall_s"] > 0 and run["steps"] > 0, name
         assert 0.0 <= run["difficulty_pass_fraction_of_wall"] < 1.0, name
+        assert run["resumed_from_step"] == 0, name
     # Vanilla: two epochs over all 128 samples at batch 32.
     assert runs["vanilla"]["steps"] == 2 * (128 // 32)
     assert runs["vanilla"]["difficulty_passes"] == 0
@@ -124,21 +111,34 @@ def test_experiment_end_to_end_and_reused(launcher, tmp_path):
     assert summary["sakd_r10_i5"]["gap"]["mean"] == runs["sakd_r10_i5"]["gap"]
 
     table = (work_dir / "results.md").read_text()
-    assert "| setting | samples/epoch | GAP | mAP | Hit@1 | steps | s/epoch (amortised) |" in table
+    assert [
+        "setting",
+        "samples/epoch",
+        "GAP",
+        "mAP",
+        "Hit@1",
+        "steps",
+        "s/epoch (amortised)",
+        "train s/epoch",
+        "pass share",
+        "speed-up vs vanilla",
+    ] in markdown_rows(table)
     for row in (
-        "| vanilla KD, all samples | 128 | ",
-        "| SAKD r=10%, re-select every epoch | 13 | ",
-        "| SAKD r=10%, re-select every 5 epochs | 13 | ",
-        "| SAKD r=50%, re-select every epoch | 64 | ",
-        "| SAKD r=50%, re-select every 5 epochs | 64 | ",
+        ("vanilla KD, all samples", "128"),
+        ("SAKD r=10%, re-select every epoch", "13"),
+        ("SAKD r=10%, re-select every 5 epochs", "13"),
+        ("SAKD r=50%, re-select every epoch", "64"),
+        ("SAKD r=50%, re-select every 5 epochs", "64"),
     ):
-        assert row in table
-        assert row in first.stdout  # the table is printed too
+        assert has_row(table, *row)
+        assert has_row(first.stdout, *row)  # the table is printed too
 
     # A second invocation reuses the teacher, its cache and every run: the same results.
     before = (work_dir / "results.json").read_bytes()
     second = launcher.run("sakd_experiment.py", *tiny_args(tmp_path), timeout=300)
     assert second.returncode == 0, second.stderr[-3000:]
-    assert "teacher done already (step 20), reused" in second.stdout
-    assert second.stdout.count("done already") == 1 + len(SETTINGS)
+    teacher_dir = tmp_path / "teachers" / "seed0" / "teacher"
+    assert f"{teacher_dir}: finished already (step 20), reused" in second.stderr
+    assert second.stderr.count("finished already") == 1 + len(SETTINGS)
+    assert "teacher cache of" in second.stderr
     assert (work_dir / "results.json").read_bytes() == before

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import has_row, markdown_rows
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 MODELS = ["teacher", "student", "kd", "sakd", "sakd_same_steps"]
@@ -31,11 +32,12 @@ def tiny_args(tmp_path, *extra):
 @pytest.mark.parametrize(
     "flag, message",
     [
-        ("--seeds=0,0", "--seeds=0,0 repeats a value"),
-        ("--seeds=a", "--seeds=a must be integers"),
-        ("--sakd_budgets=epochs,time", "--sakd_budgets=epochs,time: give distinct values of"),
-        ("--num_groups=2", "--num_groups=2 must be >= 3 (one per split)"),
-        ("--student_epochs=0", "--student_epochs=0 must be positive"),
+        ("--seeds=0,0", "flag --seeds=0,0: repeats a value"),
+        ("--seeds=a", "flag --seeds=a: must be integers"),
+        ("--sakd_budgets=epochs,time", "flag --sakd_budgets=epochs,time: 'time' is not one of "),
+        ("--sakd_budgets=steps,steps", "flag --sakd_budgets=steps,steps: repeats a value"),
+        ("--num_groups=2", "flag --num_groups=2: 2 is not integer >= 3"),
+        ("--student_epochs=0", "flag --student_epochs=0: 0 is not a positive integer"),
     ],
 )
 def test_bad_flags_fail_in_one_line(launcher, tmp_path, flag, message):
@@ -80,6 +82,7 @@ def test_experiment_end_to_end_and_resumed(launcher, tmp_path):
             assert len(run["per_class_accuracy"]) == 8
             assert run["steps"] == expected_steps[name], (seed, name)
             assert run["train_s"] > 0, (seed, name)
+            assert run["resumed_from_step"] == 0, (seed, name)
             assert run["trainable_params"] > 0 and run["gflops_per_video"] > 0
             # Periodic evaluations (every 3 steps) only for the first seed, which is plotted.
             history = [e["step"] for e in run["eval_history"]]
@@ -106,11 +109,17 @@ def test_experiment_end_to_end_and_resumed(launcher, tmp_path):
     assert summary["kd"]["top1"]["half_range"] == pytest.approx(abs(tops[0] - tops[1]) / 2)
 
     table = (work_dir / "results.md").read_text()
-    header = "| model | frames | top-1 | top-5 | mean class acc. | steps |"
-    for line in (header, "| teacher | 8 | ", "| plain student | 2 | ", "| KD student | 2 | "):
-        assert line in table and line in first.stdout
-    assert "| SAKD, KD's epochs | 16 | 2 | 2 | 1 |" in table
-    assert "| SAKD, KD's steps | 16 | 4 | 4 | 1 |" in table
+    header = ["model", "frames", "top-1", "top-5", "mean class acc.", "steps", "epochs"]
+    assert header + ["train s", "s/epoch", "params", "GFLOPs/video"] in markdown_rows(table)
+    for row in (("teacher", "8"), ("plain student", "2"), ("KD student", "2")):
+        assert has_row(table, *row) and has_row(first.stdout, *row)
+    assert ["model", "seed 0", "seed 1", "mean − student"] in markdown_rows(table)
+    assert has_row(table, "SAKD, KD's epochs", "16", "2", "2", "1")
+    assert has_row(table, "SAKD, KD's steps", "16", "4", "4", "1")
+    assert ["class", "training clips", "SAKD, KD's epochs", "SAKD, KD's steps"] in markdown_rows(
+        table
+    )
+    assert sum(has_row(table, name) for name in results["config"]["class_names"]) == 8
     for stem in ("top1_vs_step", "train_losses", "top1_vs_gflops"):
         assert (work_dir / f"{stem}.png").read_bytes()[:8] == PNG_MAGIC
         assert "<svg" in (work_dir / f"{stem}.svg").read_text()
@@ -119,22 +128,30 @@ def test_experiment_end_to_end_and_resumed(launcher, tmp_path):
     before = (work_dir / "results.json").read_bytes()
     second = launcher.run("ucf101_experiment.py", *tiny_args(tmp_path), timeout=300)
     assert second.returncode == 0, second.stderr[-3000:]
-    assert second.stdout.count("done already") == 2 * len(MODELS)
-    assert "writing the synthetic UCF101 set" not in second.stdout
+    assert second.stderr.count("finished already") == 2 * len(MODELS)
+    assert "writing the synthetic UCF101 set" not in second.stderr
     assert (work_dir / "results.json").read_bytes() == before
 
-    # A teacher trained again takes its cache and the seed's distilled runs with it.
+    # A teacher without its metrics.json resumes from its checkpoint (at its last step: it is
+    # evaluated again); its cache, made from that checkpoint, and the students are reused.
     (work_dir / "seed1" / "teacher" / "metrics.json").unlink()
     third = launcher.run("ucf101_experiment.py", *tiny_args(tmp_path), timeout=300)
     assert third.returncode == 0, third.stderr[-3000:]
-    assert f"{work_dir}/seed1/teacher: unfinished, trained again" in third.stdout
-    for name in ("teacher_cache", "kd", "sakd", "sakd_same_steps"):
-        assert f"{work_dir}/seed1/{name}: made from the previous teacher, removed" in third.stdout
-    assert third.stdout.count("done already") == len(MODELS) + 1  # seed 0, seed 1's student
+    assert f"{work_dir}/seed1/teacher/checkpoints/ckpt-4: resuming at step 4" in third.stderr
+    assert f"{work_dir}/seed1/teacher_cache: teacher cache of " in third.stderr
+    assert third.stderr.count("finished already") == 2 * len(MODELS) - 1
+    again = json.loads((work_dir / "results.json").read_text())
+    teacher, before_teacher = again["per_seed"]["1"]["teacher"], results["per_seed"]["1"]["teacher"]
+    assert (teacher["resumed_from_step"], teacher["steps"], teacher["periodic_evals"]) == (4, 4, 0)
+    assert teacher["top1"] == before_teacher["top1"]
+    assert again["per_seed"]["0"] == results["per_seed"]["0"]
 
-    # Runs trained with other flags are not silently reused for a different experiment.
+    # A run that trained longer than this invocation asks is not silently reused.
     fourth = launcher.run(
-        "ucf101_experiment.py", *tiny_args(tmp_path, "--student_epochs=3"), timeout=300
+        "ucf101_experiment.py", *tiny_args(tmp_path, "--student_epochs=1"), timeout=300
     )
     assert fourth.returncode == 1
-    assert "seed0/student was trained with other flags" in launcher.last_stderr_line(fourth)
+    assert launcher.last_stderr_line(fourth) == (
+        f"ucf101_experiment.py: error: {work_dir}/seed0/student trained to step 4 already, "
+        "beyond --max_steps=2"
+    )

@@ -201,7 +201,8 @@ class DistillConfig:
 
     Attributes:
       teacher_run_dir: a finished teacher run (flags.txt + checkpoints/); the online teacher.
-      teacher_checkpoint: a checkpoint of that run other than its latest.
+      teacher_checkpoint: a checkpoint of that run other than its latest (with a cache, the
+        experiments record here the checkpoint the cache was made from).
       teacher_cache_dir: a teacher cache (launchers/cache_teacher.py, flag --teacher_cache); when
         given, the teacher is never run and teacher_run_dir is not needed.
       weights: w_pred, w_rep, w_kl and the KL temperature.

@@ -117,7 +117,10 @@ def is_finished(config: RunConfig, metrics: dict | None) -> bool:
     if metrics is None or (config.data.eval_data_pattern and "eval" not in metrics):
         return False
     if config.sakd is not None:
-        return metrics.get("sakd", {}).get("epochs") == config.num_epochs
+        # The epochs of this run's last call: a resumed run lists only the epochs it trained
+        # (its "sakd" summary counts only those), so the last epoch's index tells.
+        epochs = metrics.get("epochs") or [{}]
+        return epochs[-1].get("epoch") == config.num_epochs - 1
     return metrics.get("step") == config.train.max_steps
 
 
