@@ -49,7 +49,7 @@ from absl import flags, logging
 from yt8m_kd import cli, plots, run_logs
 from yt8m_kd import experiments as exp
 from yt8m_kd.configs import FlagError
-from yt8m_kd.data import ucf101
+from yt8m_kd.data import ucf101, ucf101_prepare, ucf101_splits
 from yt8m_kd.data import ucf101_synthetic as synthetic
 from yt8m_kd.files import write_json
 from yt8m_kd.training.strategy import make_strategy
@@ -124,15 +124,15 @@ def make_data(data_dir: str) -> dict:
             seed=DATA_SEED,
         )
         cli.stage(f"== {data_dir}: extracting the frames of {len(made.videos)} videos")
-        extraction = ucf101.extract_videos(
+        extraction = ucf101_prepare.extract_videos(
             made.video_dir, frames, num_workers=2, progress=FLAGS.progress_bar
         )
-        cli.stage(ucf101.format_extraction_summary(extraction))
+        cli.stage(ucf101_prepare.format_extraction_summary(extraction))
         if extraction["failed"]:
             raise RuntimeError(f"could not extract {', '.join(extraction['failed_videos'])}")
         counts = {}
         for kind, split_file in splits.items():
-            summary = ucf101.write_split_records(
+            summary = ucf101_prepare.write_split_records(
                 frames, split_file, class_index, records, num_shards=NUM_SHARDS
             )
             counts[kind] = summary["videos"]
@@ -145,8 +145,8 @@ def make_data(data_dir: str) -> dict:
             "complete": True,
         }
         write_json(path, existing)
-    class_names = ucf101.read_class_index(class_index)
-    labels = [label for _, label in ucf101.read_split(splits["train"], class_names)]
+    class_names = ucf101_splits.read_class_index(class_index)
+    labels = [label for _, label in ucf101_splits.read_split(splits["train"], class_names)]
     return {
         "class_index_file": class_index,
         "class_names": class_names,
