@@ -49,7 +49,7 @@ from absl import flags, logging
 from yt8m_kd import cli, plots, run_logs
 from yt8m_kd import experiments as exp
 from yt8m_kd.configs import FlagError
-from yt8m_kd.data import ucf101, ucf101_prepare, ucf101_splits
+from yt8m_kd.data import ucf101_prepare, ucf101_splits
 from yt8m_kd.data import ucf101_synthetic as synthetic
 from yt8m_kd.files import write_json
 from yt8m_kd.training.strategy import make_strategy
