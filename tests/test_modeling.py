@@ -1,4 +1,4 @@
-"""NeXtVLAD layer, classifiers, video model, presets and model_summary (reference/nextvlad.md)."""
+"""NeXtVLAD layer, classifiers, video model, presets and model_summary (docs/nextvlad.md)."""
 
 from __future__ import annotations
 
@@ -148,7 +148,7 @@ def test_reference_model_size_matches_the_paper():
     assert _num_params(model.trainable_weights) == 88_889_378
     assert _num_params(model.non_trainable_weights) == 80_896
 
-    # The per-part breakdown of reference/nextvlad.md.
+    # The per-part breakdown of docs/nextvlad.md.
     video, audio = model.branches
     assert (video.feature_size, video.cluster_size, video.groups) == (1024, 128, 8)
     assert (audio.feature_size, audio.cluster_size, audio.groups) == (128, 64, 4)

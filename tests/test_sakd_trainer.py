@@ -96,7 +96,7 @@ def test_strength_follows_the_paper_update(tiny_yt8m, teacher_cache, tmp_path):
     trainer.difficulty_pass(0)
     d = trainer.state.difficulty.numpy()
     d_hat = (d - d.min()) / (d.max() - d.min())
-    # alpha = lambda * alpha_old + (1 - lambda) * (1 - d_hat), reference/sakd.md spec 2
+    # alpha = lambda * alpha_old + (1 - lambda) * (1 - d_hat), docs/sakd.md spec 2
     np.testing.assert_allclose(
         trainer.state.strength.numpy(), 0.1 * 0.5 + 0.9 * (1 - d_hat), rtol=1e-5, atol=1e-6
     )

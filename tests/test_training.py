@@ -13,7 +13,7 @@ def test_sigmoid_cross_entropy_is_summed_over_classes():
     logits = np.array([[2.0, -1.0, 0.0], [0.5, 0.5, -3.0]], np.float32)
     labels = np.array([[1, 0, 1], [0, 1, 0]], np.float32)
     p = 1 / (1 + np.exp(-logits))
-    # reference/yt8m-format-and-metrics.md, CrossEntropyLoss (eps = 0): sum over classes.
+    # docs/yt8m-format-and-metrics.md, CrossEntropyLoss (eps = 0): sum over classes.
     expected = -(labels * np.log(p) + (1 - labels) * np.log(1 - p)).sum(axis=1)
     got = losses.sigmoid_cross_entropy(labels, logits).numpy()
     assert got.shape == (2,)
