@@ -25,6 +25,7 @@ from yt8m_kd import experiments as exp
 from yt8m_kd.export import export_saved_model
 from yt8m_kd.inference import saved_model_predictions, write_kaggle_csv
 from yt8m_kd.plots import plot_runs
+from yt8m_kd.tables import markdown_table
 from yt8m_kd.training.strategy import make_strategy
 
 exp.define_flags(
@@ -134,7 +135,7 @@ def main(argv: list[str]) -> None:
         }
         for run in runs.values()
     )
-    print("\n" + table.to_markdown(index=False, disable_numparse=True))
+    print("\n" + markdown_table(table, index=False))
     print(f"\nRun directories in {work_dir}/: tensorboard --logdir {work_dir}")
 
 

@@ -42,6 +42,7 @@ from yt8m_kd import cli, plots, timing
 from yt8m_kd import experiments as exp
 from yt8m_kd.configs import FlagError
 from yt8m_kd.data import videos
+from yt8m_kd.tables import markdown_table
 from yt8m_kd.training.restore import latest_checkpoint, restore_run
 from yt8m_kd.training.strategy import make_strategy
 
@@ -173,9 +174,9 @@ def markdown(results: dict) -> str:
         f"{config['inference_repeats']} passes. Train wall s: building, training and "
         f"evaluations. Distillation weights: w_pred={config['w_pred']}, w_rep={config['w_rep']}, "
         f"w_kl={config['w_kl']} (T={config['temperature']}).\n\n"
-        f"{models.to_markdown(index=False, disable_numparse=True)}\n\n"
+        f"{markdown_table(models, index=False)}\n\n"
         "Distilled − plain GAP, same k and seed:\n\n"
-        f"{gains.to_markdown(index=False, disable_numparse=True)}\n"
+        f"{markdown_table(gains, index=False)}\n"
     )
 
 

@@ -40,6 +40,7 @@ from absl import flags
 
 from yt8m_kd import cli
 from yt8m_kd import experiments as exp
+from yt8m_kd.tables import markdown_table
 from yt8m_kd.training.strategy import make_strategy
 
 exp.define_flags(
@@ -177,7 +178,7 @@ def markdown(results: dict) -> str:
         "difficulty passes amortised over the epochs they serve; train s/epoch without them; "
         "pass share: the difficulty passes' share of the run's wall time (model building and "
         "final evaluation included); speed-up: vanilla's s/epoch over the setting's, same seed."
-        f"\n\n{table.to_markdown(index=False, disable_numparse=True)}\n"
+        f"\n\n{markdown_table(table, index=False)}\n"
     )
 
 

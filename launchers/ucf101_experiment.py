@@ -52,6 +52,7 @@ from yt8m_kd.configs import FlagError
 from yt8m_kd.data import ucf101_prepare, ucf101_splits
 from yt8m_kd.data import ucf101_synthetic as synthetic
 from yt8m_kd.files import write_json
+from yt8m_kd.tables import markdown_table
 from yt8m_kd.training.strategy import make_strategy
 
 exp.define_flags(
@@ -265,7 +266,7 @@ def markdown(results: dict) -> str:
     seeds, budget, pm, mean = list(per_seed), config["budget"], exp.format_pm, exp.format_mean
 
     def table(rows) -> str:
-        return pd.DataFrame(rows).to_markdown(index=False, disable_numparse=True)
+        return markdown_table(pd.DataFrame(rows), index=False)
 
     models = table(
         {
