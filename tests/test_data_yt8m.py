@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from yt8m_kd.data import yt8m
+from yt8m_kd.data import yt8m, yt8m_records
 from yt8m_kd.data.synthetic import make_example
 from yt8m_kd.modeling import Dequantize
 
@@ -96,7 +96,7 @@ def test_feature_order_follows_feature_names(tmp_path):
 
 def test_dequantize_is_the_reference_formula():
     x = np.arange(256, dtype=np.uint8)
-    got = yt8m.dequantize(tf.constant(x)).numpy()
+    got = yt8m_records.dequantize(tf.constant(x)).numpy()
     assert got.dtype == np.float32
     expected = x.astype(np.float64) * 4.0 / 255.0 - 1.9921875
     np.testing.assert_allclose(got, expected, rtol=0, atol=5e-7)  # two float32 ulps at 2

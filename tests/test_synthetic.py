@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from yt8m_kd.data import synthetic, yt8m
+from yt8m_kd.data import synthetic, yt8m, yt8m_records
 
 SIZES = (16, 8)
 NAMES = ("rgb", "audio")
@@ -168,7 +168,7 @@ def test_evidence_sits_in_a_few_frames():
     fractions, all_frames_hits, six_frames_hits = [], 0, 0
     for v in videos:
         frames = np.concatenate([v.features[name] for name in NAMES], axis=1)
-        x = yt8m.dequantize(frames).numpy() - mean
+        x = yt8m_records.dequantize(frames).numpy() - mean
         scores = x @ prototypes.T / 2  # [frames, classes]: mean evidence per feature
         # Bursts add 3.0 along the prototype on top of a 0.25 whole-video signal; frame noise
         # projects to std 0.35 here: frames above 2.0 are burst frames.
@@ -188,7 +188,7 @@ def test_evidence_sits_in_a_few_frames():
 
 def test_quantize_inverts_dequantize():
     q = np.arange(256, dtype=np.uint8)
-    np.testing.assert_array_equal(synthetic.quantize(yt8m.dequantize(q).numpy()), q)
+    np.testing.assert_array_equal(synthetic.quantize(yt8m_records.dequantize(q).numpy()), q)
     assert synthetic.quantize(np.array([-5.0, 5.0])).tolist() == [0, 255]
 
 

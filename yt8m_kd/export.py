@@ -27,10 +27,10 @@ serve_frames cuts or zero-pads the T' frames it is given to T, as the input pipe
 
 Everything between the bytes and the probabilities runs in the graph, with the semantics of the
 training code's evaluation: parsing by the family's frame_dataset parser, per record (YouTube-8M:
-`yt8m.parse_record`: `id`, else `video_id`; features concatenated per frame in feature_names
-order, cut after max_frames, zero-padded to max_frames; UCF101: `ucf101.parse_eval_clip`, which
-decodes only the T segment-centre JPEGs, resizes and takes the centre crop), dequantization (the
-model's first op), a student's k-frame selection, and the sigmoid or softmax
+`yt8m_records.parse_record`: `id`, else `video_id`; features concatenated per frame in
+feature_names order, cut after max_frames, zero-padded to max_frames; UCF101:
+`ucf101.parse_eval_clip`, which decodes only the T segment-centre JPEGs, resizes and takes the
+centre crop), dequantization (the model's first op), a student's k-frame selection, and the sigmoid or softmax
 (`yt8m_kd.modeling.predict.make_predict_fn` is what is traced). Only the restored model is
 exported: no teacher, projection head or optimizer. A record the model cannot read fails the call
 with an InvalidArgumentError naming its id (YouTube-8M: the input pipeline's record checks and
@@ -74,7 +74,7 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-from yt8m_kd.data import ucf101, ucf101_splits, yt8m
+from yt8m_kd.data import ucf101, ucf101_splits, yt8m_records
 from yt8m_kd.modeling.predict import make_predict_fn
 from yt8m_kd.training.restore import RestoredRun, restore_run
 
@@ -195,8 +195,9 @@ def parse_yt8m_records(
     feature_sizes: tuple[int, ...],
 ) -> dict[str, tf.Tensor]:
     """[B] serialized YouTube-8M SequenceExamples -> video_id [B], frames [B, max_frames, D] uint8,
-    num_frames [B] int32: `yt8m.parse_record` per record, the parser of `yt8m.frame_dataset`
-    (labels not read), its frames zero-padded to max_frames as the input pipeline batches them.
+    num_frames [B] int32: `yt8m_records.parse_record` per record, the parser of
+    `yt8m.frame_dataset` (labels not read), its frames zero-padded to max_frames as the input
+    pipeline batches them.
 
     Raises (when run): InvalidArgumentError naming the first bad record's position and id.
     """
@@ -204,7 +205,7 @@ def parse_yt8m_records(
 
     def parse(position_and_record):
         position, serialized_record = position_and_record
-        record, code, error = yt8m.parse_record(
+        record, code, error = yt8m_records.parse_record(
             serialized_record,
             max_frames=max_frames,
             feature_names=feature_names,

@@ -1,9 +1,7 @@
 """YouTube-8M frame-level TFRecords -> batches of the batch contract (docs/design.md), in tf.data.
 
-Record format (docs/yt8m-format-and-metrics.md): a `tf.train.SequenceExample` per video with
-context `id` (the 2017 data name it `video_id`; both are read) and `labels` (int64, variable
-length), and one feature list per feature name holding one bytes value of `feature_size` uint8 per
-frame. Batches hold
+The records themselves (their format, the one parser `parse_record` with its checks, the problem
+kinds, dequantization) are `yt8m_kd.data.yt8m_records`. Batches hold
 
   video_id    [B] string
   frames      [B, max_frames, sum(feature_sizes)] uint8: the features concatenated per frame in
@@ -13,33 +11,20 @@ frame. Batches hold
   labels      [B, num_classes] float32 multi-hot
 
 Pipeline: file list -> shard by file (input_context) -> interleaved per-file reads -> parse and
-validate -> shuffle -> repeat -> padded batch -> prefetch.
+validate -> shuffle -> repeat -> padded batch -> prefetch. Also here: `list_files` (the files of
+glob patterns; tensorflow-io for s3:// and hdfs://) and `error_message` (a TensorFlow error's
+message on one line).
 
-One parser. `parse_record` (one serialized record -> the record, its problem code and error
-message) holds the parsing and every record check below; `frame_dataset` runs it (in its two
-stages, see "How it works") and so does the exported SavedModel (`yt8m_kd.export`, per record of
-a request, labels not read), so training, the teacher cache and serving read a record alike.
+Bad input. Every record is checked (`parse_record`) and a problem is either an error that names
+the file and the record id (default) or, with `skip_bad_records=True`, a logged warning naming
+both, the record dropped and counted by kind (`PROBLEM_KINDS`) in a `BadRecordCounter`; never
+silent. A `corrupt_file` problem is counted once per file and pass.
 
-Bad input. Every record is checked and a problem is either an error that names the file and the
-record id (default) or, with `skip_bad_records=True`, a logged warning naming both, the record
-dropped and counted by kind in a `BadRecordCounter`; never silent. Kinds (`PROBLEM_KINDS`):
-
-  corrupt_file          bytes of a file that could not be read or parsed: a truncated or
-                        corrupt TFRecord file, or a record that is not a SequenceExample
-                        (counted once per file and pass)
-  no_frames             no frames in any feature list
-  missing_feature       a feature list absent or empty while another one has frames
-  frame_count_mismatch  feature lists with different frame counts
-  bad_feature_size      a frame whose bytes are not exactly the feature size
-  label_out_of_range    a label < 0 or >= num_classes
-
-How it works. Parsing uses defaults (an absent feature list parses as empty), and the frame bytes
-are decoded only once their lengths are checked, so a well-formed SequenceExample never makes an op
-fail; a problem code per record then drives a `tf.debugging.Assert` (strict mode: an
-InvalidArgumentError) or a counting filter (skip mode). parse_record is two stages: the proto parse
-(`_record_fields`, the only one that can fail) and the checks and frame decoding
-(`_checked_record`, most of the time); between them the reader accounts for the record's bytes and
-applies `id_filter`, so that records it rejects are neither checked nor decoded.
+How it works. A problem code per record drives a `tf.debugging.Assert` (strict mode: an
+InvalidArgumentError) or a counting filter (skip mode). The reader runs parse_record's two stages
+apart (`record_fields`, the proto parse, and `checked_record`, the checks and frame decoding);
+between them it accounts for the record's bytes and applies `id_filter`, so that records it
+rejects are neither checked nor decoded.
 File-level damage needs more: TensorFlow's DataLossError ("corrupted record at 128") does not name
 the file, and tf.data cannot catch an error in-graph. So each file is read and parsed as its own
 TFRecordDataset followed by `ignore_errors()` (on a read error TFRecordDataset gives up the file; on
@@ -66,11 +51,12 @@ from collections.abc import Callable, Sequence
 import tensorflow as tf
 from absl import logging
 
-# Reference dequantization, max = 2, min = -2: x * (max - min) / 255 + (max - min) / 512 + min.
-# The models' Dequantize layer (yt8m_kd.modeling.video_models) uses these constants too.
-DEQUANTIZE_RANGE = 4.0
-DEQUANTIZE_BIAS = -1.9921875
-DEQUANTIZE_SCALE = DEQUANTIZE_RANGE / 255.0
+from yt8m_kd.data.yt8m_records import (
+    PROBLEM_CODES,
+    PROBLEM_KINDS,
+    checked_record,
+    record_fields,
+)
 
 # TFRecord framing around each record's data: uint64 length, uint32 length CRC, uint32 data CRC.
 _TFRECORD_OVERHEAD_BYTES = 16
@@ -95,27 +81,6 @@ def error_message(error: BaseException) -> str:
 
 # File systems tf.io.gfile has without plugins.
 _NATIVE_SCHEMES = ("", "file", "gs", "ram")
-
-_RECORD_KINDS = (
-    "no_frames",
-    "missing_feature",
-    "frame_count_mismatch",
-    "bad_feature_size",
-    "label_out_of_range",
-)
-PROBLEM_KINDS = ("corrupt_file", *_RECORD_KINDS)
-_CODE = {kind: code for code, kind in enumerate(PROBLEM_KINDS, start=1)}  # 0 means no problem
-
-
-def dequantize(x: tf.Tensor) -> tf.Tensor:
-    """uint8 YouTube-8M features -> float32: x * 4/255 - 1.9921875 (0 -> -1.9921875, 255 -> ~2.0078).
-
-    The reference dequantization (docs/yt8m-format-and-metrics.md), the one place it is written:
-    the models' first layer (`yt8m_kd.modeling.Dequantize`) and SAKD's interrupted inputs call
-    it. In float32 arithmetic: a multiply by 4/255 rounded to float32, then the bias, so a value
-    is within a few float32 ulps of the real x * 4/255 - 1.9921875.
-    """
-    return tf.cast(x, tf.float32) * DEQUANTIZE_SCALE + DEQUANTIZE_BIAS
 
 
 class BadRecordCounter:
@@ -211,197 +176,6 @@ def _file_sizes(files: Sequence[str]) -> list[int]:
         return list(pool.map(lambda path: tf.io.gfile.stat(path).length, files))
 
 
-# ------------------------------------------------------------------------------------ one record
-def _frame_counts_text(names: Sequence[str], counts: Sequence[tf.Tensor]) -> tf.Tensor:
-    parts = []
-    for name, count in zip(names, counts, strict=True):
-        parts += [f"{name}=", tf.strings.as_string(count), ", "]
-    return tf.strings.join(parts[:-1])
-
-
-def _record_fields(
-    serialized: tf.Tensor, feature_names: Sequence[str], read_labels: bool = True
-) -> dict[str, tf.Tensor]:
-    """parse_record's first stage: a record's proto fields (video_id, labels, sequences). The
-    only step that can fail: on bytes that are not a SequenceExample. With read_labels=False the
-    `labels` field is not parsed (and is empty), so whatever a record holds there is fine."""
-    context_features = {
-        "id": tf.io.FixedLenFeature([], tf.string, default_value=""),
-        "video_id": tf.io.FixedLenFeature([], tf.string, default_value=""),
-    }
-    if read_labels:
-        context_features["labels"] = tf.io.VarLenFeature(tf.int64)
-    context, sequences = tf.io.parse_single_sequence_example(
-        serialized,
-        context_features=context_features,
-        sequence_features={
-            name: tf.io.FixedLenSequenceFeature([], tf.string, allow_missing=True)
-            for name in feature_names
-        },
-    )
-    return {
-        "video_id": tf.where(context["id"] != "", context["id"], context["video_id"]),
-        "labels": context["labels"].values if read_labels else tf.zeros([0], tf.int64),
-        "sequences": sequences,
-    }
-
-
-def _checked_record(
-    fields: dict[str, tf.Tensor],
-    *,
-    max_frames: int,
-    feature_names: Sequence[str],
-    feature_sizes: Sequence[int],
-    num_classes: int | None,
-    where: str | tf.Tensor,
-) -> tuple[dict[str, tf.Tensor], tf.Tensor, tf.Tensor]:
-    """parse_record's second stage: proto fields -> (record, code, error). Never fails."""
-    names, sizes = tuple(feature_names), tuple(int(s) for s in feature_sizes)
-    video_id, labels, sequences = fields["video_id"], fields["labels"], fields["sequences"]
-    counts = [tf.shape(sequences[name], out_type=tf.int32)[0] for name in names]
-    lengths = [tf.strings.length(sequences[name]) for name in names]
-    size_ok = [tf.reduce_all(lens == size) for lens, size in zip(lengths, sizes, strict=True)]
-    count_tensor = tf.stack(counts)
-    if num_classes is None:  # labels not checked
-        label_ok = tf.ones_like(labels, tf.bool)
-    else:
-        label_ok = (labels >= 0) & (labels < num_classes)
-
-    # The record checks in _RECORD_KINDS order: the first that fails names the problem.
-    checks = {
-        "no_frames": tf.reduce_any(count_tensor > 0),
-        "missing_feature": tf.reduce_all(count_tensor > 0),
-        "frame_count_mismatch": tf.reduce_all(count_tensor == counts[0]),
-        "bad_feature_size": tf.reduce_all(tf.stack(size_ok)),
-    }
-    if num_classes is not None:
-        checks["label_out_of_range"] = tf.reduce_all(label_ok)
-    code = tf.constant(0, tf.int32)
-    for kind in reversed(_RECORD_KINDS):
-        if kind in checks:
-            code = tf.where(checks[kind], code, _CODE[kind])
-    frames_ok = (code == 0) | (code == _CODE["label_out_of_range"])
-
-    def describe():
-        counts_text = _frame_counts_text(names, counts)
-        missing = tf.strings.reduce_join(
-            tf.boolean_mask(tf.constant(names), count_tensor == 0), separator=", "
-        )
-
-        def bad_size_text():
-            feature = tf.argmin(tf.stack(size_ok))  # the first False
-            # The first frame of each feature of the wrong size; a trailing 0 keeps argmax off
-            # an empty tensor.
-            bad_frame = tf.stack(
-                [
-                    tf.argmax(tf.concat([tf.cast(lens != size, tf.int32), [0]], axis=0))
-                    for lens, size in zip(lengths, sizes, strict=True)
-                ]
-            )
-            bad_length = tf.stack(
-                [
-                    tf.gather(tf.concat([lens, [0]], axis=0), frame)
-                    for lens, frame in zip(lengths, tf.unstack(bad_frame), strict=True)
-                ]
-            )
-            return tf.strings.join(
-                [
-                    "a frame with the wrong number of bytes (feature ",
-                    tf.gather(names, feature),
-                    ": frame ",
-                    tf.strings.as_string(tf.gather(bad_frame, feature)),
-                    " has ",
-                    tf.strings.as_string(tf.gather(bad_length, feature)),
-                    " bytes, expected ",
-                    tf.strings.as_string(tf.gather(sizes, feature)),
-                    ")",
-                ]
-            )
-
-        problems = {
-            "no_frames": lambda: tf.constant(
-                f"no frames (feature lists {', '.join(names)} absent or empty)"
-            ),
-            "missing_feature": lambda: tf.strings.join(
-                ["feature list absent or empty: ", missing, " (frames: ", counts_text, ")"]
-            ),
-            "frame_count_mismatch": lambda: tf.strings.join(
-                ["feature lists have different frame counts (", counts_text, ")"]
-            ),
-            "bad_feature_size": bad_size_text,
-            "label_out_of_range": lambda: tf.strings.join(
-                [
-                    "label ",
-                    tf.strings.as_string(tf.gather(labels, tf.argmin(tf.cast(label_ok, tf.int32)))),
-                    f" out of range [0, {num_classes})",
-                ]
-            ),
-        }
-        problem = tf.switch_case(
-            code - _CODE[_RECORD_KINDS[0]], [problems[kind] for kind in _RECORD_KINDS]
-        )
-        # No quotes around the id: tf.debugging.Assert would print them escaped.
-        record = tf.strings.strip(tf.strings.join(["bad YouTube-8M record ", where]))
-        return tf.strings.join([record, ", record id ", video_id, ": ", problem])
-
-    def decode():
-        rows = [tf.io.decode_raw(sequences[name][:max_frames], tf.uint8) for name in names]
-        return tf.concat(rows, axis=1)  # [n, width]: the features of a frame side by side
-
-    width = sum(sizes)
-    frames = tf.cond(frames_ok, decode, lambda: tf.zeros([0, width], tf.uint8))
-    frames = tf.ensure_shape(frames, [None, width])
-    record = {
-        "video_id": video_id,
-        "frames": frames,
-        "num_frames": tf.shape(frames, out_type=tf.int32)[0],
-    }
-    if num_classes is not None:
-        valid_labels = tf.boolean_mask(labels, label_ok)
-        multi_hot = tf.scatter_nd(
-            valid_labels[:, tf.newaxis], tf.ones_like(valid_labels, tf.float32), [num_classes]
-        )
-        record["labels"] = tf.minimum(multi_hot, 1.0)  # a label listed twice is still one label
-    error = tf.cond(code == 0, lambda: tf.constant(""), describe)
-    return record, code, error
-
-
-def parse_record(
-    serialized: tf.Tensor,
-    *,
-    max_frames: int,
-    feature_names: Sequence[str] = ("rgb", "audio"),
-    feature_sizes: Sequence[int] = (1024, 128),
-    num_classes: int | None = None,
-    where: str | tf.Tensor = "",
-) -> tuple[dict[str, tf.Tensor], tf.Tensor, tf.Tensor]:
-    """One serialized YouTube-8M record -> (record, code, error): THE record parser, the one of
-    `frame_dataset` (training, evaluation, the teacher cache) and of the exported SavedModel.
-
-    record: video_id [] string (context `id`, else `video_id`), frames [n, sum(feature_sizes)]
-      uint8 (the features concatenated per frame in feature_names order, n = min(frames,
-      max_frames), not padded; n = 0 for a record whose frames are bad), num_frames [] int32 = n,
-      and with num_classes: labels [num_classes] float32 multi-hot.
-    code: [] int32, 0 for a good record, else the 1-based index of its problem in PROBLEM_KINDS
-      (the record checks of the module docstring, the first that fails; labels are checked only
-      with num_classes: without, a record's labels are not even parsed).
-    error: [] string, "" for a good record, else "bad YouTube-8M record <where>, record id <id>:
-      <problem>", e.g. where = "in file <path>".
-
-    Only bytes that are not a SequenceExample make it fail (InvalidArgumentError, when run); every
-    other problem is a code. Runs in a graph (tf.data map, tf.function, tf.map_fn) or eagerly.
-    """
-    fields = _record_fields(serialized, feature_names, read_labels=num_classes is not None)
-    return _checked_record(
-        fields,
-        max_frames=max_frames,
-        feature_names=feature_names,
-        feature_sizes=feature_sizes,
-        num_classes=num_classes,
-        where=where,
-    )
-
-
 # ------------------------------------------------------------------------------------ reading
 def _make_file_reader(parser_options: dict, deterministic: bool, id_filter=None):
     """(path, size) -> the records of one file, parsed by parse_record's two stages with private
@@ -413,7 +187,7 @@ def _make_file_reader(parser_options: dict, deterministic: bool, id_filter=None)
 
     def fields(serialized, is_sentinel):
         num_bytes = tf.cast(tf.strings.length(serialized), tf.int64) + _TFRECORD_OVERHEAD_BYTES
-        return _record_fields(serialized, feature_names), num_bytes, is_sentinel
+        return record_fields(serialized, feature_names), num_bytes, is_sentinel
 
     def read_file(path: tf.Tensor, size: tf.Tensor) -> tf.data.Dataset:
         # ignore_errors: a read error ends this file's TFRecordDataset, a parse error drops one
@@ -441,7 +215,7 @@ def _make_file_reader(parser_options: dict, deterministic: bool, id_filter=None)
             return keep | damaged
 
         def to_record(proto, _is_sentinel, damaged, lost_bytes):
-            record, code, error = _checked_record(proto, **parser_options, where=where)
+            record, code, error = checked_record(proto, **parser_options, where=where)
             file_error = tf.strings.join(
                 [
                     "bad YouTube-8M input file ",
@@ -454,7 +228,7 @@ def _make_file_reader(parser_options: dict, deterministic: bool, id_filter=None)
                     " or records that are not SequenceExamples)",
                 ]
             )
-            record["_code"] = tf.where(damaged, _CODE["corrupt_file"], code)
+            record["_code"] = tf.where(damaged, PROBLEM_CODES["corrupt_file"], code)
             record["_error"] = tf.where(damaged, file_error, error)
             return record
 

@@ -13,7 +13,7 @@ import tensorflow as tf
 from keras import ops
 
 from yt8m_kd.configs import ModelConfig
-from yt8m_kd.data import yt8m
+from yt8m_kd.data import yt8m_records
 from yt8m_kd.modeling.classifiers import ContextGating
 from yt8m_kd.modeling.flops import head_flops, nextvlad_flops
 from yt8m_kd.modeling.nextvlad import NeXtVLAD
@@ -44,7 +44,7 @@ class Dequantize(keras.layers.Layer):
         inputs = ops.convert_to_tensor(inputs)
         if "int" in str(inputs.dtype):
             # YouTube-8M features are quantized to 8 bits over [-2, 2]: the reference formula.
-            return ops.cast(yt8m.dequantize(inputs), self.compute_dtype)
+            return ops.cast(yt8m_records.dequantize(inputs), self.compute_dtype)
         return ops.cast(inputs, self.compute_dtype)
 
     def compute_output_shape(self, input_shape):

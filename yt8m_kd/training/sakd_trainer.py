@@ -30,7 +30,7 @@ import tensorflow as tf
 from absl import logging
 
 from yt8m_kd.configs import SAKDConfig
-from yt8m_kd.data import videos, yt8m
+from yt8m_kd.data import videos, yt8m_records
 from yt8m_kd.distill import losses, sakd, selection
 from yt8m_kd.modeling.predict import model_inputs
 from yt8m_kd.training.distillation import DistillationTrainer
@@ -154,7 +154,7 @@ class SAKDTrainer(DistillationTrainer):
         """Per-sample distillation loss of the student on interrupted input (spec 1)."""
         frames = batch["frames"]
         if not self.single_label:  # YouTube-8M: a dropped frame is zero in feature space
-            frames = yt8m.dequantize(frames)
+            frames = yt8m_records.dequantize(frames)
         # UCF101 images stay uint8: a dropped frame is a black image.
         frames = sakd.temporal_interruption(
             frames, batch["num_frames"], beta, seed, eta=self.sakd_config.eta

@@ -1,0 +1,258 @@
+"""The YouTube-8M frame-level record format: its one parser with the checks, and dequantization.
+
+Record format (docs/yt8m-format-and-metrics.md): a `tf.train.SequenceExample` per video with
+context `id` (the 2017 data name it `video_id`; both are read) and `labels` (int64, variable
+length), and one feature list per feature name holding one bytes value of `feature_size` uint8 per
+frame, quantized over [-2, 2]; `dequantize` maps them back to float32.
+
+One parser. `parse_record` (one serialized record -> the record, its problem code and error
+message) holds the parsing and every record check below; the tf.data reader
+(`yt8m_kd.data.yt8m.frame_dataset`) runs it (in its two stages, see "How it works") and so does
+the exported SavedModel (`yt8m_kd.export`, per record of a request, labels not read), so
+training, the teacher cache and serving read a record alike.
+
+Problem kinds (`PROBLEM_KINDS`; a problem's code, `PROBLEM_CODES`, is its 1-based position there,
+0 meaning no problem):
+
+  corrupt_file          bytes of a file that could not be read or parsed: a truncated or
+                        corrupt TFRecord file, or a record that is not a SequenceExample (found
+                        by the reader, per file, not by parse_record)
+  no_frames             no frames in any feature list
+  missing_feature       a feature list absent or empty while another one has frames
+  frame_count_mismatch  feature lists with different frame counts
+  bad_feature_size      a frame whose bytes are not exactly the feature size
+  label_out_of_range    a label < 0 or >= num_classes
+
+How it works. Parsing uses defaults (an absent feature list parses as empty), and the frame bytes
+are decoded only once their lengths are checked, so a well-formed SequenceExample never makes an op
+fail; the caller turns a record's problem code into an error or a skip. parse_record is two
+stages: the proto parse (`record_fields`, the only one that can fail) and the checks and frame
+decoding (`checked_record`, most of the time); the reader runs them apart, to account for the
+record's bytes and apply its `id_filter` in between, so that records it rejects are neither
+checked nor decoded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import tensorflow as tf
+
+# Reference dequantization, max = 2, min = -2: x * (max - min) / 255 + (max - min) / 512 + min.
+# The models' Dequantize layer (yt8m_kd.modeling.video_models) uses these constants too.
+DEQUANTIZE_RANGE = 4.0
+DEQUANTIZE_BIAS = -1.9921875
+DEQUANTIZE_SCALE = DEQUANTIZE_RANGE / 255.0
+
+_RECORD_KINDS = (
+    "no_frames",
+    "missing_feature",
+    "frame_count_mismatch",
+    "bad_feature_size",
+    "label_out_of_range",
+)
+PROBLEM_KINDS = ("corrupt_file", *_RECORD_KINDS)
+# 0 means no problem.
+PROBLEM_CODES = {kind: code for code, kind in enumerate(PROBLEM_KINDS, start=1)}
+
+
+def dequantize(x: tf.Tensor) -> tf.Tensor:
+    """uint8 YouTube-8M features -> float32: x * 4/255 - 1.9921875 (0 -> -1.9921875, 255 -> ~2.0078).
+
+    The reference dequantization (docs/yt8m-format-and-metrics.md), the one place it is written:
+    the models' first layer (`yt8m_kd.modeling.Dequantize`) and SAKD's interrupted inputs call
+    it. In float32 arithmetic: a multiply by 4/255 rounded to float32, then the bias, so a value
+    is within a few float32 ulps of the real x * 4/255 - 1.9921875.
+    """
+    return tf.cast(x, tf.float32) * DEQUANTIZE_SCALE + DEQUANTIZE_BIAS
+
+
+# ------------------------------------------------------------------------------------ one record
+def _frame_counts_text(names: Sequence[str], counts: Sequence[tf.Tensor]) -> tf.Tensor:
+    parts = []
+    for name, count in zip(names, counts, strict=True):
+        parts += [f"{name}=", tf.strings.as_string(count), ", "]
+    return tf.strings.join(parts[:-1])
+
+
+def record_fields(
+    serialized: tf.Tensor, feature_names: Sequence[str], read_labels: bool = True
+) -> dict[str, tf.Tensor]:
+    """parse_record's first stage: a record's proto fields (video_id, labels, sequences). The
+    only step that can fail: on bytes that are not a SequenceExample. With read_labels=False the
+    `labels` field is not parsed (and is empty), so whatever a record holds there is fine."""
+    context_features = {
+        "id": tf.io.FixedLenFeature([], tf.string, default_value=""),
+        "video_id": tf.io.FixedLenFeature([], tf.string, default_value=""),
+    }
+    if read_labels:
+        context_features["labels"] = tf.io.VarLenFeature(tf.int64)
+    context, sequences = tf.io.parse_single_sequence_example(
+        serialized,
+        context_features=context_features,
+        sequence_features={
+            name: tf.io.FixedLenSequenceFeature([], tf.string, allow_missing=True)
+            for name in feature_names
+        },
+    )
+    return {
+        "video_id": tf.where(context["id"] != "", context["id"], context["video_id"]),
+        "labels": context["labels"].values if read_labels else tf.zeros([0], tf.int64),
+        "sequences": sequences,
+    }
+
+
+def checked_record(
+    fields: dict[str, tf.Tensor],
+    *,
+    max_frames: int,
+    feature_names: Sequence[str],
+    feature_sizes: Sequence[int],
+    num_classes: int | None,
+    where: str | tf.Tensor,
+) -> tuple[dict[str, tf.Tensor], tf.Tensor, tf.Tensor]:
+    """parse_record's second stage: proto fields -> (record, code, error). Never fails."""
+    names, sizes = tuple(feature_names), tuple(int(s) for s in feature_sizes)
+    video_id, labels, sequences = fields["video_id"], fields["labels"], fields["sequences"]
+    counts = [tf.shape(sequences[name], out_type=tf.int32)[0] for name in names]
+    lengths = [tf.strings.length(sequences[name]) for name in names]
+    size_ok = [tf.reduce_all(lens == size) for lens, size in zip(lengths, sizes, strict=True)]
+    count_tensor = tf.stack(counts)
+    if num_classes is None:  # labels not checked
+        label_ok = tf.ones_like(labels, tf.bool)
+    else:
+        label_ok = (labels >= 0) & (labels < num_classes)
+
+    # The record checks in _RECORD_KINDS order: the first that fails names the problem.
+    checks = {
+        "no_frames": tf.reduce_any(count_tensor > 0),
+        "missing_feature": tf.reduce_all(count_tensor > 0),
+        "frame_count_mismatch": tf.reduce_all(count_tensor == counts[0]),
+        "bad_feature_size": tf.reduce_all(tf.stack(size_ok)),
+    }
+    if num_classes is not None:
+        checks["label_out_of_range"] = tf.reduce_all(label_ok)
+    code = tf.constant(0, tf.int32)
+    for kind in reversed(_RECORD_KINDS):
+        if kind in checks:
+            code = tf.where(checks[kind], code, PROBLEM_CODES[kind])
+    frames_ok = (code == 0) | (code == PROBLEM_CODES["label_out_of_range"])
+
+    def describe():
+        counts_text = _frame_counts_text(names, counts)
+        missing = tf.strings.reduce_join(
+            tf.boolean_mask(tf.constant(names), count_tensor == 0), separator=", "
+        )
+
+        def bad_size_text():
+            feature = tf.argmin(tf.stack(size_ok))  # the first False
+            # The first frame of each feature of the wrong size; a trailing 0 keeps argmax off
+            # an empty tensor.
+            bad_frame = tf.stack(
+                [
+                    tf.argmax(tf.concat([tf.cast(lens != size, tf.int32), [0]], axis=0))
+                    for lens, size in zip(lengths, sizes, strict=True)
+                ]
+            )
+            bad_length = tf.stack(
+                [
+                    tf.gather(tf.concat([lens, [0]], axis=0), frame)
+                    for lens, frame in zip(lengths, tf.unstack(bad_frame), strict=True)
+                ]
+            )
+            return tf.strings.join(
+                [
+                    "a frame with the wrong number of bytes (feature ",
+                    tf.gather(names, feature),
+                    ": frame ",
+                    tf.strings.as_string(tf.gather(bad_frame, feature)),
+                    " has ",
+                    tf.strings.as_string(tf.gather(bad_length, feature)),
+                    " bytes, expected ",
+                    tf.strings.as_string(tf.gather(sizes, feature)),
+                    ")",
+                ]
+            )
+
+        problems = {
+            "no_frames": lambda: tf.constant(
+                f"no frames (feature lists {', '.join(names)} absent or empty)"
+            ),
+            "missing_feature": lambda: tf.strings.join(
+                ["feature list absent or empty: ", missing, " (frames: ", counts_text, ")"]
+            ),
+            "frame_count_mismatch": lambda: tf.strings.join(
+                ["feature lists have different frame counts (", counts_text, ")"]
+            ),
+            "bad_feature_size": bad_size_text,
+            "label_out_of_range": lambda: tf.strings.join(
+                [
+                    "label ",
+                    tf.strings.as_string(tf.gather(labels, tf.argmin(tf.cast(label_ok, tf.int32)))),
+                    f" out of range [0, {num_classes})",
+                ]
+            ),
+        }
+        problem = tf.switch_case(
+            code - PROBLEM_CODES[_RECORD_KINDS[0]], [problems[kind] for kind in _RECORD_KINDS]
+        )
+        # No quotes around the id: tf.debugging.Assert would print them escaped.
+        record = tf.strings.strip(tf.strings.join(["bad YouTube-8M record ", where]))
+        return tf.strings.join([record, ", record id ", video_id, ": ", problem])
+
+    def decode():
+        rows = [tf.io.decode_raw(sequences[name][:max_frames], tf.uint8) for name in names]
+        return tf.concat(rows, axis=1)  # [n, width]: the features of a frame side by side
+
+    width = sum(sizes)
+    frames = tf.cond(frames_ok, decode, lambda: tf.zeros([0, width], tf.uint8))
+    frames = tf.ensure_shape(frames, [None, width])
+    record = {
+        "video_id": video_id,
+        "frames": frames,
+        "num_frames": tf.shape(frames, out_type=tf.int32)[0],
+    }
+    if num_classes is not None:
+        valid_labels = tf.boolean_mask(labels, label_ok)
+        multi_hot = tf.scatter_nd(
+            valid_labels[:, tf.newaxis], tf.ones_like(valid_labels, tf.float32), [num_classes]
+        )
+        record["labels"] = tf.minimum(multi_hot, 1.0)  # a label listed twice is still one label
+    error = tf.cond(code == 0, lambda: tf.constant(""), describe)
+    return record, code, error
+
+
+def parse_record(
+    serialized: tf.Tensor,
+    *,
+    max_frames: int,
+    feature_names: Sequence[str] = ("rgb", "audio"),
+    feature_sizes: Sequence[int] = (1024, 128),
+    num_classes: int | None = None,
+    where: str | tf.Tensor = "",
+) -> tuple[dict[str, tf.Tensor], tf.Tensor, tf.Tensor]:
+    """One serialized YouTube-8M record -> (record, code, error): THE record parser, the one of
+    `yt8m.frame_dataset` (training, evaluation, the teacher cache) and of the exported SavedModel.
+
+    record: video_id [] string (context `id`, else `video_id`), frames [n, sum(feature_sizes)]
+      uint8 (the features concatenated per frame in feature_names order, n = min(frames,
+      max_frames), not padded; n = 0 for a record whose frames are bad), num_frames [] int32 = n,
+      and with num_classes: labels [num_classes] float32 multi-hot.
+    code: [] int32, 0 for a good record, else the 1-based index of its problem in PROBLEM_KINDS
+      (the record checks of the module docstring, the first that fails; labels are checked only
+      with num_classes: without, a record's labels are not even parsed).
+    error: [] string, "" for a good record, else "bad YouTube-8M record <where>, record id <id>:
+      <problem>", e.g. where = "in file <path>".
+
+    Only bytes that are not a SequenceExample make it fail (InvalidArgumentError, when run); every
+    other problem is a code. Runs in a graph (tf.data map, tf.function, tf.map_fn) or eagerly.
+    """
+    fields = record_fields(serialized, feature_names, read_labels=num_classes is not None)
+    return checked_record(
+        fields,
+        max_frames=max_frames,
+        feature_names=feature_names,
+        feature_sizes=feature_sizes,
+        num_classes=num_classes,
+        where=where,
+    )
