@@ -16,7 +16,6 @@ import json
 import os
 
 import keras
-import tensorflow as tf
 from absl import flags
 
 from yt8m_kd import cli
@@ -51,17 +50,10 @@ def _absolute(path: str) -> str:
 
 def _validate_flags() -> list[str]:
     """Checks the flags before any work; returns the data patterns."""
-    for name in ("teacher_run_dir", "data_pattern", "output_dir"):
-        if not FLAGS[name].value:
-            raise yflags.FlagError(f"--{name} is required")
-    if not tf.io.gfile.exists(os.path.join(FLAGS.teacher_run_dir, "flags.txt")):
-        raise yflags.FlagError(
-            f"--teacher_run_dir={FLAGS.teacher_run_dir} is not a run directory (no flags.txt)"
-        )
-    patterns = FLAGS.data_pattern.split(",")
-    for pattern in patterns:
-        if not tf.io.gfile.glob(pattern):
-            raise yflags.FlagError(f"--data_pattern={pattern} matches no file")
+    yflags.require_run_dir("teacher_run_dir", FLAGS.teacher_run_dir)
+    patterns = yflags.require_files("data_pattern", FLAGS.data_pattern)
+    if not FLAGS.output_dir:
+        raise yflags.FlagError("--output_dir is required")
     return patterns
 
 

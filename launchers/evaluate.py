@@ -33,8 +33,7 @@ FLAGS = flags.FLAGS
 
 def main(argv: list[str]) -> None:
     del argv
-    if not FLAGS.run_dir:
-        raise yflags.FlagError("--run_dir is required")
+    yflags.require_run_dir("run_dir", FLAGS.run_dir)
     run = restore_run(FLAGS.run_dir, FLAGS.checkpoint)
     data = run.data_config
     if FLAGS.eval_data_pattern:

@@ -39,12 +39,8 @@ FLAGS = flags.FLAGS
 
 def _validate_flags() -> str:
     """Checks the flags before any work; returns the export directory."""
-    if not FLAGS.run_dir:
-        raise yflags.FlagError("--run_dir is required")
-    if not tf.io.gfile.exists(os.path.join(FLAGS.run_dir, "flags.txt")):
-        raise yflags.FlagError(f"--run_dir={FLAGS.run_dir} is not a run directory (no flags.txt)")
-    if FLAGS.class_index_file and not tf.io.gfile.exists(FLAGS.class_index_file):
-        raise yflags.FlagError(f"--class_index_file={FLAGS.class_index_file} does not exist")
+    yflags.require_run_dir("run_dir", FLAGS.run_dir)
+    yflags.require_file("class_index_file", FLAGS.class_index_file)
     export_dir = FLAGS.export_dir or os.path.join(FLAGS.run_dir, "export")
     if tf.io.gfile.exists(export_dir) and not FLAGS.overwrite:
         raise yflags.FlagError(

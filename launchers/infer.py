@@ -69,23 +69,16 @@ def _validate_flags() -> list[str]:
     """Checks the flags before any work; returns the data patterns."""
     if bool(FLAGS.run_dir) == bool(FLAGS.saved_model):
         raise yflags.FlagError("give one of --run_dir and --saved_model")
-    if FLAGS.run_dir and not tf.io.gfile.exists(os.path.join(FLAGS.run_dir, "flags.txt")):
-        raise yflags.FlagError(f"--run_dir={FLAGS.run_dir} is not a run directory (no flags.txt)")
+    if FLAGS.run_dir:
+        yflags.require_run_dir("run_dir", FLAGS.run_dir)
     if FLAGS.saved_model and not tf.io.gfile.exists(
         os.path.join(FLAGS.saved_model, "saved_model.pb")
     ):
         raise yflags.FlagError(f"--saved_model={FLAGS.saved_model} holds no saved_model.pb")
     if FLAGS.saved_model and FLAGS.checkpoint:
         raise yflags.FlagError("--checkpoint goes with --run_dir, not --saved_model")
-    if not FLAGS.input_data_pattern:
-        raise yflags.FlagError("--input_data_pattern is required")
-    patterns = FLAGS.input_data_pattern.split(",")
-    for pattern in patterns:
-        if not tf.io.gfile.glob(pattern):
-            raise yflags.FlagError(f"--input_data_pattern={pattern} matches no file")
-    if FLAGS.class_index_file and not tf.io.gfile.exists(FLAGS.class_index_file):
-        raise yflags.FlagError(f"--class_index_file={FLAGS.class_index_file} does not exist")
-    return patterns
+    yflags.require_file("class_index_file", FLAGS.class_index_file)
+    return yflags.require_files("input_data_pattern", FLAGS.input_data_pattern)
 
 
 def _class_names(read, source) -> list[str]:

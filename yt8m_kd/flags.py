@@ -447,12 +447,29 @@ def read_run_config(run_dir: str) -> RunConfig:
 
 
 # ----------------------------------------------------------------------------- validation
-def require_files(name: str, pattern: str | None) -> None:
+def require_files(name: str, pattern: str | None) -> list[str]:
+    """The comma-separated globs of flag --name, each matching a file; FlagError otherwise."""
     if not pattern:
         raise FlagError(f"--{name} is required")
-    for one in pattern.split(","):
+    patterns = pattern.split(",")
+    for one in patterns:
         if not tf.io.gfile.glob(one):
             raise FlagError(f"--{name}={one} matches no file")
+    return patterns
+
+
+def require_run_dir(name: str, run_dir: str | None) -> None:
+    """Flag --name holds a run directory (one with a flags.txt); FlagError otherwise."""
+    if not run_dir:
+        raise FlagError(f"--{name} is required")
+    if not tf.io.gfile.exists(os.path.join(run_dir, FLAGS_FILE)):
+        raise FlagError(f"--{name}={run_dir} is not a run directory (no {FLAGS_FILE})")
+
+
+def require_file(name: str, path: str | None) -> None:
+    """An optional file flag that, when given, exists; FlagError otherwise."""
+    if path and not tf.io.gfile.exists(path):
+        raise FlagError(f"--{name}={path} does not exist")
 
 
 def validate_run_config(config: RunConfig, *, training: bool = False) -> None:
@@ -479,8 +496,7 @@ def validate_run_config(config: RunConfig, *, training: bool = False) -> None:
                 "--dataset=ucf101 reads images: it needs an image model (--backbone and a "
                 "positive --image_size)"
             )
-        if data.class_index_file and not tf.io.gfile.exists(data.class_index_file):
-            raise FlagError(f"--class_index_file={data.class_index_file} does not exist")
+        require_file("class_index_file", data.class_index_file)
     elif model.backbone:
         raise FlagError(
             f"--backbone={model.backbone} is an image model; --dataset={data.dataset} has frame "
@@ -493,11 +509,7 @@ def validate_run_config(config: RunConfig, *, training: bool = False) -> None:
         require_files("eval_data_pattern", data.eval_data_pattern)
     distill = config.distill
     if distill and distill.teacher_run_dir:
-        if not tf.io.gfile.exists(os.path.join(distill.teacher_run_dir, FLAGS_FILE)):
-            raise FlagError(
-                f"--teacher_run_dir={distill.teacher_run_dir} is not a run directory (no "
-                f"{FLAGS_FILE})"
-            )
+        require_run_dir("teacher_run_dir", distill.teacher_run_dir)
     if distill and distill.teacher_cache_dir:
         if not tf.io.gfile.exists(os.path.join(distill.teacher_cache_dir, "teacher_cache.json")):
             raise FlagError(
