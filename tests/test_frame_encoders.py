@@ -438,6 +438,9 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import keras
 
+from yt8m_kd.configs import ModelConfig
+from yt8m_kd.modeling import build_video_model
+
 config = ModelConfig(backbone="mobilenet_v3_small", image_size=32, num_classes=5, cluster_size=4,
                      groups=4, expansion=1, hidden_size=16, gating_reduction=4, drop_rate=0.0,
                      classifier="softmax")
