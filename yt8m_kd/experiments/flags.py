@@ -10,13 +10,17 @@ the command line is parsed: a bad value stops the launcher with one line naming 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 
 from absl import flags
 
-# The distillation weights of the experiments: the reference's L_CE + 0.01 L_pred + 0.001 L_rep,
-# no KL term (docs/nextvlad.md); T = 4 when --w_kl > 0 (docs/sakd.md).
-DISTILL_WEIGHTS = {"w_pred": 0.01, "w_rep": 0.001, "w_kl": 0.0, "temperature": 4.0}
+from yt8m_kd.configs import DistillationWeights
+
+# The distillation weights of the experiments: the library's defaults, the reference's
+# L_CE + 0.01 L_pred + 0.001 L_rep with no KL term (docs/nextvlad.md); T = 4 when --w_kl > 0
+# (docs/sakd.md).
+DISTILL_WEIGHTS = dataclasses.asdict(DistillationWeights())
 
 # name -> (kind, help, lower bound of a number)
 _SHARED = {
