@@ -92,27 +92,31 @@ class BadRecordCounter:
                               bad_record_counter=counter)
       ...
       counter.counts()  # {"corrupt_file": 0, ..., "label_out_of_range": 2, "total": 2}
+
+    `kinds` are the problem kinds of the data family, in code order (code i counts kind i - 1):
+    YouTube-8M's PROBLEM_KINDS by default.
     """
 
-    def __init__(self, name: str = "bad_records"):
+    def __init__(self, name: str = "bad_records", kinds: Sequence[str] = PROBLEM_KINDS):
         if tf.distribute.has_strategy():
             # A distributed variable would be mirrored onto the accelerators, out of tf.data's
             # reach on the host.
             raise ValueError("create the BadRecordCounter outside strategy.scope()")
+        self.kinds = tuple(kinds)
         with tf.init_scope(), tf.device("/CPU:0"):
             self._counts = tf.Variable(
-                tf.zeros([len(PROBLEM_KINDS)], tf.int64), trainable=False, name=name
+                tf.zeros([len(self.kinds)], tf.int64), trainable=False, name=name
             )
 
     def add(self, code: tf.Tensor) -> tf.Operation:
-        """Adds one to the kind with problem code `code` (1-based, as in PROBLEM_KINDS)."""
-        one_hot = tf.one_hot(tf.cast(code, tf.int32) - 1, len(PROBLEM_KINDS), dtype=tf.int64)
+        """Adds one to the kind with problem code `code` (1-based, as in `kinds`)."""
+        one_hot = tf.one_hot(tf.cast(code, tf.int32) - 1, len(self.kinds), dtype=tf.int64)
         return self._counts.assign_add(one_hot, read_value=False)
 
     def counts(self) -> dict[str, int]:
         """Skipped records per kind (files for corrupt_file), and their "total"."""
         values = [int(v) for v in self._counts.numpy()]
-        result = dict(zip(PROBLEM_KINDS, values, strict=True))
+        result = dict(zip(self.kinds, values, strict=True))
         result["total"] = sum(values)
         return result
 
