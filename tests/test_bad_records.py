@@ -118,9 +118,7 @@ def test_strict_mode_names_a_damaged_file(tmp_path, make):
     with pytest.raises(tf.errors.InvalidArgumentError) as error:
         _ids(_dataset(str(tmp_path / "*.tfrecord")))
     assert f"bad YouTube-8M input file {path}" in error.value.message
-    assert (
-        "could not be read or parsed (a truncated or corrupt TFRecord file" in error.value.message
-    )
+    assert "could not be read (a truncated or corrupt TFRecord file)" in error.value.message
 
 
 def test_skip_mode_keeps_good_records_and_counts_bad_ones(tmp_path):
@@ -137,8 +135,9 @@ def test_skip_mode_keeps_good_records_and_counts_bad_ones(tmp_path):
         str(tmp_path / "*.tfrecord"), skip_bad_records=True, bad_record_counter=counter
     )
     ids = _ids(dataset)
-    # The good records of the mixed file, and those before the damage in the two damaged files.
-    assert sorted(ids) == sorted(["g0", "g1", "g2", "g3", "g4", "g5", "t0", "t1", "c0"])
+    # The good records of the mixed file, and every intact one of the two damaged files: c2
+    # comes after the damaged c1.
+    assert sorted(ids) == sorted(["g0", "g1", "g2", "g3", "g4", "g5", "t0", "t1", "c0", "c2"])
     assert counter.counts() == {
         "corrupt_file": 2,
         "no_frames": 1,
@@ -146,7 +145,14 @@ def test_skip_mode_keeps_good_records_and_counts_bad_ones(tmp_path):
         "frame_count_mismatch": 1,
         "bad_feature_size": 1,
         "label_out_of_range": 2,
+        "empty_id": 0,
+        "unparsable_record": 0,
         "total": 8,
+        "lost_bytes": os.path.getsize(tmp_path / "corrupt.tfrecord") // 3
+        + _good("t2").__len__()
+        + 6,
+        "lost_records": 2,
+        "unlabelled": 0,
     }
     # A second pass counts again; reset() starts over.
     _ids(dataset)
@@ -159,10 +165,14 @@ def test_a_record_that_is_not_a_sequence_example(tmp_path):
     path = _write(tmp_path / "garbage.tfrecord", [_good("a"), b"not a SequenceExample", _good("b")])
     with pytest.raises(tf.errors.InvalidArgumentError) as error:
         _ids(_dataset(path))
-    assert f"bad YouTube-8M input file {path}: 37 of its " in error.value.message  # 21 + 16 bytes
+    start = len(_good("a")) + 16
+    assert (
+        f"bad YouTube-8M record in file {path} (bytes {start}-{start + 37}, after record id a): "
+        "1 intact TFRecord(s) whose bytes are not a SequenceExample" in error.value.message
+    )  # 21 + 16 bytes
     counter = yt8m.BadRecordCounter()
     assert _ids(_dataset(path, skip_bad_records=True, bad_record_counter=counter)) == ["a", "b"]
-    assert counter.counts()["corrupt_file"] == 1 and counter.counts()["total"] == 1
+    assert counter.counts()["unparsable_record"] == 1 and counter.counts()["total"] == 1
 
 
 def test_skipped_records_keep_batches_well_formed(tmp_path):

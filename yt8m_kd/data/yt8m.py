@@ -48,13 +48,16 @@ import concurrent.futures
 import re
 from collections.abc import Callable, Sequence
 
+import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from yt8m_kd.data import tfrecords
 from yt8m_kd.data.yt8m_records import (
     PROBLEM_CODES,
     PROBLEM_KINDS,
     checked_record,
+    display_id_tensor,
     record_fields,
 )
 
@@ -84,17 +87,22 @@ _NATIVE_SCHEMES = ("", "file", "gs", "ram")
 
 
 class BadRecordCounter:
-    """Counts skipped records per problem kind, in a host variable updated inside tf.data.
+    """Counts skipped records per problem kind, in host variables updated inside tf.data.
 
     Usage:
       counter = BadRecordCounter()
       dataset = frame_dataset(pattern, batch_size=32, skip_bad_records=True,
                               bad_record_counter=counter)
       ...
-      counter.counts()  # {"corrupt_file": 0, ..., "label_out_of_range": 2, "total": 2}
+      counter.counts()  # {"corrupt_file": 0, ..., "label_out_of_range": 2, "total": 2,
+                        #  "lost_bytes": 0, "lost_records": 0, "unlabelled": 0}
 
     `kinds` are the problem kinds of the data family, in code order (code i counts kind i - 1):
-    YouTube-8M's PROBLEM_KINDS by default.
+    YouTube-8M's PROBLEM_KINDS by default. Besides the kinds (and their "total"), it counts the
+    bytes of damaged file regions and the records they held where known ("lost_bytes",
+    "lost_records": a region whose record count is unknown adds none), and the good records
+    read without labels ("unlabelled": read, not skipped; the first one is logged, and
+    `unlabelled_example()` names its file and id).
     """
 
     def __init__(self, name: str = "bad_records", kinds: Sequence[str] = PROBLEM_KINDS):
@@ -107,21 +115,70 @@ class BadRecordCounter:
             self._counts = tf.Variable(
                 tf.zeros([len(self.kinds)], tf.int64), trainable=False, name=name
             )
+            # lost bytes, lost records, unlabelled records
+            self._extra = tf.Variable(
+                tf.zeros([3], tf.int64), trainable=False, name=f"{name}_extra"
+            )
+            self._example = tf.Variable("", trainable=False, name=f"{name}_unlabelled_example")
 
-    def add(self, code: tf.Tensor) -> tf.Operation:
-        """Adds one to the kind with problem code `code` (1-based, as in `kinds`)."""
+    def add(self, code: tf.Tensor, count: tf.Tensor | int = 1) -> tf.Operation:
+        """Adds `count` to the kind with problem code `code` (1-based, as in `kinds`)."""
         one_hot = tf.one_hot(tf.cast(code, tf.int32) - 1, len(self.kinds), dtype=tf.int64)
-        return self._counts.assign_add(one_hot, read_value=False)
+        return self._counts.assign_add(one_hot * tf.cast(count, tf.int64), read_value=False)
+
+    def add_lost(self, num_bytes: tf.Tensor, num_records: tf.Tensor) -> tf.Operation:
+        """Adds the bytes of a damaged region and the records it held (0 when unknown)."""
+        values = tf.stack([tf.cast(num_bytes, tf.int64), tf.cast(num_records, tf.int64), 0])
+        return self._extra.assign_add(values, read_value=False)
+
+    def add_unlabelled(self, path: tf.Tensor, video_id: tf.Tensor) -> tf.Operation:
+        """Counts a record without labels; the first one is logged (once per counter)."""
+        first = tf.equal(self._extra[2], 0)
+
+        def note_first():
+            where = tf.strings.join(["record id ", display_id_tensor(video_id), " in file ", path])
+            message = tf.strings.join(
+                [
+                    "a record without labels (",
+                    where,
+                    "): fine for unlabelled test data, but in training or evaluation such "
+                    "records count as all-negative; see bad_records['unlabelled'] for their number",
+                ]
+            )
+            with tf.control_dependencies([tf.print(message, output_stream=logging.warning)]):
+                return self._example.assign(where, read_value=False)
+
+        with tf.control_dependencies([tf.cond(first, note_first, tf.no_op)]):
+            return self._extra.assign_add(tf.constant([0, 0, 1], tf.int64), read_value=False)
 
     def counts(self) -> dict[str, int]:
-        """Skipped records per kind (files for corrupt_file), and their "total"."""
+        """Skipped records per kind (damaged regions for corrupt_file) and their "total", then
+        "lost_bytes", "lost_records" and "unlabelled" (see the class docstring)."""
         values = [int(v) for v in self._counts.numpy()]
         result = dict(zip(self.kinds, values, strict=True))
         result["total"] = sum(values)
+        extra = [int(v) for v in self._extra.numpy()]
+        result.update(lost_bytes=extra[0], lost_records=extra[1], unlabelled=extra[2])
         return result
+
+    def unlabelled_example(self) -> str:
+        """The first record read without labels ("record id X in file Y"), "" if none."""
+        return self._example.numpy().decode(errors="replace")
+
+    def unlabelled_warning(self) -> str | None:
+        """One line for a launcher to print after a pass that read records without labels."""
+        count = int(self._extra[2])
+        if not count:
+            return None
+        return (
+            f"{count} records without labels were read (e.g. {self.unlabelled_example()}); "
+            "in training or evaluation they count as all-negative"
+        )
 
     def reset(self) -> None:
         self._counts.assign(tf.zeros_like(self._counts))
+        self._extra.assign(tf.zeros_like(self._extra))
+        self._example.assign("")
 
 
 # ------------------------------------------------------------------------------------ file list
@@ -181,62 +238,205 @@ def _file_sizes(files: Sequence[str]) -> list[int]:
 
 
 # ------------------------------------------------------------------------------------ reading
-def _make_file_reader(parser_options: dict, deterministic: bool, id_filter=None):
-    """(path, size) -> the records of one file, parsed by parse_record's two stages with private
-    `_code` and `_error`, followed by one `corrupt_file` record when some of the file's bytes
-    could not be read or parsed (see the module docstring). Between the stages each record's
-    bytes are accounted for and, with `id_filter`, records it rejects are dropped: before their
-    checks and frame decoding, which cost most of the parsing time."""
+# Item codes besides PROBLEM_CODES: a file's end (always one, dropped unless records before it did
+# not parse).
+_END = -1
+
+
+def _items(serialized, offset, end, code, error, lost_bytes=None, lost_records=None):
+    """A batch of items of a file: records (code 0), lost regions (corrupt_file) or its end."""
+    count = tf.shape(offset)[0]
+    zeros = tf.zeros([count], tf.int64)
+    return {
+        "serialized": serialized,
+        "offset": offset,
+        "end": end,
+        "code": code,
+        "error": error,
+        "lost_bytes": zeros if lost_bytes is None else lost_bytes,
+        "lost_records": zeros if lost_records is None else lost_records,
+    }
+
+
+def _one_item(serialized, offset, end, code, error="", lost_bytes=0, lost_records=0):
+    return _items(
+        tf.reshape(serialized, [1]),
+        tf.reshape(tf.cast(offset, tf.int64), [1]),
+        tf.reshape(tf.cast(end, tf.int64), [1]),
+        tf.reshape(tf.cast(code, tf.int32), [1]),
+        tf.reshape(error, [1]),
+        tf.reshape(tf.cast(lost_bytes, tf.int64), [1]),
+        tf.reshape(tf.cast(lost_records, tf.int64), [1]),
+    )
+
+
+def _salvage_items(path: tf.Tensor, offset: tf.Tensor, size: tf.Tensor) -> dict[str, tf.Tensor]:
+    """The items of a damaged file from `offset` (where TensorFlow's reader gave up) to its end:
+    the records `tfrecords.salvage_records` finds and a corrupt_file item per lost region."""
+
+    def salvage(path, offset, size):
+        path, offset, size = path.numpy().decode(), int(offset), int(size)
+        found = tfrecords.salvage_records(tfrecords.read_from(path, offset), base=offset)
+        rows = [
+            (data, start, start + len(data) + tfrecords.OVERHEAD_BYTES, 0, "", 0, 0)
+            for start, data in found.records
+        ]
+        for region in found.lost:
+            rows.append(
+                (
+                    b"",
+                    region.start,
+                    region.end,
+                    PROBLEM_CODES["corrupt_file"],
+                    _lost_region_message(path, region, size),
+                    region.end - region.start,
+                    region.records or 0,
+                )
+            )
+        rows.sort(key=lambda row: row[1])
+        columns = list(zip(*rows, strict=True)) if rows else [()] * 7
+        dtypes = (np.object_, np.int64, np.int64, np.int32, np.object_, np.int64, np.int64)
+        return [np.array(column, dtype) for column, dtype in zip(columns, dtypes, strict=True)]
+
+    tout = [tf.string, tf.int64, tf.int64, tf.int32, tf.string, tf.int64, tf.int64]
+    columns = tf.py_function(salvage, [path, offset, size], tout)
+    columns = [tf.ensure_shape(column, [None]) for column in columns]
+    return _items(*columns)
+
+
+def _lost_region_message(path: str, region: tfrecords.LostRegion, size: int) -> str:
+    records = "records lost unknown" if region.records is None else f"{region.records} lost"
+    records = records if region.records is None else f"{region.records} record(s) lost"
+    after = "the end of the file" if region.end == size else f"byte {region.end}"
+    return (
+        f"bad YouTube-8M input file {path}: bytes {region.start}-{region.end} of its {size} "
+        f"hold no valid TFRecord (a truncated or corrupt file; {records}); read on from {after}"
+    )
+
+
+def _damaged_file_message(path: tf.Tensor, offset: tf.Tensor, size: tf.Tensor) -> tf.Tensor:
+    return tf.strings.join(
+        [
+            "bad YouTube-8M input file ",
+            path,
+            ": bytes ",
+            tf.strings.as_string(offset),
+            "-",
+            tf.strings.as_string(size),
+            " of its ",
+            tf.strings.as_string(size),
+            " could not be read (a truncated or corrupt TFRecord file)",
+        ]
+    )
+
+
+def _make_file_reader(parser_options: dict, deterministic: bool, salvage: bool, id_filter=None):
+    """(path, size) -> the records of one file, each with its problem (private fields, see
+    `_strict` and `_make_skip_filter`), and the file's problems: the bytes TensorFlow's reader
+    could not read (with `salvage`, read on by `tfrecords.salvage_records`, one item per lost
+    region) and records that do not parse. See the module docstring, "How it works"."""
     feature_names = parser_options["feature_names"]
 
-    def fields(serialized, is_sentinel):
-        num_bytes = tf.cast(tf.strings.length(serialized), tf.int64) + _TFRECORD_OVERHEAD_BYTES
-        return record_fields(serialized, feature_names), num_bytes, is_sentinel
-
     def read_file(path: tf.Tensor, size: tf.Tensor) -> tf.data.Dataset:
-        # ignore_errors: a read error ends this file's TFRecordDataset, a parse error drops one
-        # record; both leave bytes unaccounted for, which the sentinel below reports.
-        parsed = tf.data.TFRecordDataset(path).map(
-            lambda s: fields(s, False),
-            num_parallel_calls=tf.data.AUTOTUNE,
-            deterministic=deterministic,
-        )
-        parsed = parsed.ignore_errors()
-        sentinel = tf.data.Dataset.from_tensors(b"").map(lambda s: fields(s, True))
-        where = tf.strings.join(["in file ", path])
+        # ignore_errors: at a read error TFRecordDataset gives up the file; the bytes it read
+        # tell where (`locate`).
+        raw = tf.data.TFRecordDataset(path).ignore_errors().map(lambda s: (s, False))
+        raw = raw.concatenate(tf.data.Dataset.from_tensors((tf.constant(b""), True)))
 
-        def account(consumed_bytes, element):
-            proto, num_bytes, is_sentinel = element
-            damaged = is_sentinel & tf.not_equal(consumed_bytes, size)
-            lost_bytes = size - consumed_bytes
-            consumed_bytes += tf.where(is_sentinel, tf.constant(0, tf.int64), num_bytes)
-            return consumed_bytes, (proto, is_sentinel, damaged, lost_bytes)
+        def locate(offset, element):
+            serialized, is_end = element
+            length = tf.cast(tf.strings.length(serialized), tf.int64) + _TFRECORD_OVERHEAD_BYTES
+            next_offset = offset + tf.where(is_end, tf.constant(0, tf.int64), length)
+            return next_offset, (serialized, is_end, offset, next_offset)
 
-        def wanted(proto, is_sentinel, damaged, _lost_bytes):
-            keep = ~is_sentinel
+        def expand(serialized, is_end, offset, end):
+            def file_end():
+                last = _one_item(b"", size, size, _END)
+                damaged = _one_item(
+                    b"",
+                    offset,
+                    size,
+                    PROBLEM_CODES["corrupt_file"],
+                    _damaged_file_message(path, offset, size),
+                    size - offset,
+                )
+                rest = _salvage_items(path, offset, size) if salvage else damaged
+                return tf.cond(
+                    offset < size,
+                    lambda: {k: tf.concat([rest[k], last[k]], 0) for k in last},
+                    lambda: last,
+                )
+
+            return tf.cond(is_end, file_end, lambda: _one_item(serialized, offset, end, 0))
+
+        items = raw.scan(tf.constant(0, tf.int64), locate).map(expand).unbatch().enumerate()
+
+        def fields(index, item):
+            # The only step that fails: on a record that is not a SequenceExample. Such records
+            # leave gaps in the item indices, found by `find_gaps`.
+            return index, item, record_fields(item["serialized"], feature_names)
+
+        parsed = items.map(
+            fields, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic
+        ).ignore_errors()
+
+        def find_gaps(state, element):
+            next_index, previous_end, previous_id = state
+            index, item, proto = element
+            gap = index - next_index
+            is_record = item["code"] == 0
+            gap_error = tf.cond(
+                gap > 0,
+                lambda: _unparsable_message(path, gap, previous_end, item["offset"], previous_id),
+                lambda: tf.constant(""),
+            )
+            state = (
+                index + 1,
+                item["end"],
+                tf.where(is_record, proto["video_id"], previous_id),
+            )
+            return state, (index, item, proto, gap, gap_error)
+
+        start = (tf.constant(0, tf.int64), tf.constant(0, tf.int64), tf.constant(""))
+        elements = parsed.scan(start, find_gaps)
+
+        def wanted(index, item, proto, gap, gap_error):
+            is_record = item["code"] == 0
             if id_filter is not None:
-                keep &= tf.cast(id_filter(proto["video_id"]), tf.bool)
-            return keep | damaged
+                is_record &= tf.cast(id_filter(proto["video_id"]), tf.bool)
+            problem = (item["code"] != 0) & (item["code"] != _END)
+            return is_record | problem | (gap > 0)
 
-        def to_record(proto, _is_sentinel, damaged, lost_bytes):
-            record, code, error = checked_record(proto, **parser_options, where=where)
-            file_error = tf.strings.join(
+        def to_record(index, item, proto, gap, gap_error):
+            where = tf.strings.join(
                 [
-                    "bad YouTube-8M input file ",
+                    "in file ",
                     path,
-                    ": ",
-                    tf.strings.as_string(lost_bytes),
-                    " of its ",
-                    tf.strings.as_string(size),
-                    " bytes could not be read or parsed (a truncated or corrupt TFRecord file,"
-                    " or records that are not SequenceExamples)",
+                    " (record ",
+                    tf.strings.as_string(index),
+                    " at byte ",
+                    tf.strings.as_string(item["offset"]),
+                    ")",
                 ]
             )
-            record["_code"] = tf.where(damaged, PROBLEM_CODES["corrupt_file"], code)
-            record["_error"] = tf.where(damaged, file_error, error)
+            record, code, error = checked_record(proto, **parser_options, where=where)
+            is_record = item["code"] == 0
+            keep = is_record
+            if id_filter is not None:
+                keep &= tf.cast(id_filter(proto["video_id"]), tf.bool)
+            record["_keep"] = keep
+            record["_code"] = tf.where(
+                keep, code, tf.where(is_record | (item["code"] == _END), 0, item["code"])
+            )
+            record["_error"] = tf.where(keep, error, item["error"])
+            record["_gap"] = gap
+            record["_gap_error"] = gap_error
+            record["_lost_bytes"] = item["lost_bytes"]
+            record["_lost_records"] = item["lost_records"]
+            record["_unlabelled"] = keep & (code == 0) & (tf.size(proto["labels"]) == 0)
+            record["_file"] = path
             return record
 
-        elements = parsed.concatenate(sentinel).scan(tf.constant(0, tf.int64), account)
         return elements.filter(wanted).map(
             to_record, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic
         )
@@ -244,33 +444,84 @@ def _make_file_reader(parser_options: dict, deterministic: bool, id_filter=None)
     return read_file
 
 
-def _strict(record):
-    check = tf.debugging.Assert(
-        record["_code"] == 0,
-        [
-            tf.strings.join(
-                [record["_error"], " (skip_bad_records=True skips and counts bad records)"]
-            )
-        ],
+def _unparsable_message(path, gap, start, end, previous_id):
+    after = tf.cond(
+        tf.strings.length(previous_id) > 0,
+        lambda: tf.strings.join([", after record id ", display_id_tensor(previous_id)]),
+        lambda: tf.constant(", the first records of the file"),
     )
+    return tf.strings.join(
+        [
+            "bad YouTube-8M record in file ",
+            path,
+            " (bytes ",
+            tf.strings.as_string(start),
+            "-",
+            tf.strings.as_string(end),
+            after,
+            "): ",
+            tf.strings.as_string(gap),
+            " intact TFRecord(s) whose bytes are not a SequenceExample",
+        ]
+    )
+
+
+_SKIP_HINT = " (skip_bad_records=True skips and counts bad records)"
+
+
+def _strict(record):
+    gap_check = tf.debugging.Assert(
+        record["_gap"] == 0, [tf.strings.join([record["_gap_error"], _SKIP_HINT])]
+    )
+    with tf.control_dependencies([gap_check]):
+        check = tf.debugging.Assert(
+            record["_code"] == 0, [tf.strings.join([record["_error"], _SKIP_HINT])]
+        )
     with tf.control_dependencies([check]):
         return {key: tf.identity(value) for key, value in record.items()}
 
 
 def _make_skip_filter(counter: BadRecordCounter | None):
     def keep(record):
+        def skip_gap():
+            ops = [tf.print("skipping", record["_gap_error"], output_stream=logging.warning)]
+            if counter is not None:
+                ops.append(counter.add(PROBLEM_CODES["unparsable_record"], record["_gap"]))
+            with tf.control_dependencies(ops):
+                return tf.constant(True)
+
         def skip():
-            ops = [
-                tf.print("skipping", record["_error"], output_stream=logging.warning, summarize=-1)
-            ]
+            ops = [tf.print("skipping", record["_error"], output_stream=logging.warning)]
             if counter is not None:
                 ops.append(counter.add(record["_code"]))
+                ops.append(counter.add_lost(record["_lost_bytes"], record["_lost_records"]))
             with tf.control_dependencies(ops):
                 return tf.constant(False)
 
-        return tf.cond(record["_code"] == 0, lambda: tf.constant(True), skip)
+        gap_done = tf.cond(record["_gap"] > 0, skip_gap, lambda: tf.constant(True))
+        with tf.control_dependencies([gap_done]):
+            good = tf.cond(record["_code"] == 0, lambda: tf.constant(True), skip)
+        return good & record["_keep"]
 
     return keep
+
+
+def _make_label_counter(counter: BadRecordCounter | None):
+    """A map that counts the records without labels (kept: unlabelled test data is legitimate,
+    but in training or evaluation they read as all-negative), warning at the first one."""
+
+    def count(record):
+        if counter is None:
+            return record
+        op = tf.cond(
+            record["_unlabelled"],
+            lambda: counter.add_unlabelled(record["_file"], record["video_id"]),
+            tf.no_op,
+        )
+        with tf.control_dependencies([op]):
+            return {key: tf.identity(value) for key, value in record.items()}
+
+    return count
 
 
 def _public(record):
@@ -365,7 +616,7 @@ def frame_dataset(
         "num_classes": num_classes,
     }
     dataset = dataset.interleave(
-        _make_file_reader(parser_options, deterministic, id_filter),
+        _make_file_reader(parser_options, deterministic, skip_bad_records, id_filter),
         cycle_length=cycle_length,
         block_length=1,
         num_parallel_calls=tf.data.AUTOTUNE,
@@ -374,8 +625,8 @@ def frame_dataset(
     if skip_bad_records:
         dataset = dataset.filter(_make_skip_filter(bad_record_counter))
     else:
-        dataset = dataset.map(_strict)
-    dataset = dataset.map(_public)
+        dataset = dataset.map(_strict).filter(lambda record: record["_keep"])
+    dataset = dataset.map(_make_label_counter(bad_record_counter)).map(_public)
     if cache_file is not None:
         dataset = dataset.cache(cache_file)
     if shuffle:

@@ -44,16 +44,80 @@ DEQUANTIZE_RANGE = 4.0
 DEQUANTIZE_BIAS = -1.9921875
 DEQUANTIZE_SCALE = DEQUANTIZE_RANGE / 255.0
 
+# The kinds parse_record checks, in code order. New kinds go at the END of PROBLEM_KINDS, so that
+# the codes of the existing ones keep their numbers.
 _RECORD_KINDS = (
     "no_frames",
     "missing_feature",
     "frame_count_mismatch",
     "bad_feature_size",
     "label_out_of_range",
+    "empty_id",
 )
-PROBLEM_KINDS = ("corrupt_file", *_RECORD_KINDS)
+PROBLEM_KINDS = ("corrupt_file", *_RECORD_KINDS, "unparsable_record")
 # 0 means no problem.
 PROBLEM_CODES = {kind: code for code, kind in enumerate(PROBLEM_KINDS, start=1)}
+# The order the checks run in: the first that fails names the problem. An empty id first: a
+# record without an id cannot be named by it, whatever else is wrong with it.
+_CHECK_ORDER = ("empty_id", *_RECORD_KINDS[:-1])
+
+# Ids in error lines: longer ones are shown as their first _ID_SHOWN bytes and their length, so
+# that a 1 MB id keeps an error on one short line.
+MAX_ID_CHARS = 100
+_ID_SHOWN = 40
+
+
+def display_id(video_id: bytes | str) -> str:
+    """A video id as error lines show it: printable, on one line, at most ~100 characters.
+
+    Control characters and the bytes of an id that is not UTF-8 are escaped as \\xNN; an id
+    longer than MAX_ID_CHARS bytes is cut to its first characters + "... (N bytes)". The same
+    rules as `display_id_tensor`, which builds the ids of the in-graph messages.
+    """
+    raw = video_id.encode() if isinstance(video_id, str) else bytes(video_id)
+    try:
+        text, utf8 = raw.decode("utf-8"), True
+    except UnicodeDecodeError:
+        text, utf8 = "", False
+    if utf8:
+        shown = text[:_ID_SHOWN] if len(raw) > MAX_ID_CHARS else text
+        escaped = "".join(
+            c if ord(c) >= 32 and ord(c) != 127 else f"\\x{ord(c):02x}" for c in shown
+        )
+    else:
+        shown_bytes = raw[:_ID_SHOWN] if len(raw) > MAX_ID_CHARS else raw
+        escaped = "".join(chr(b) if 32 <= b < 127 else f"\\x{b:02x}" for b in shown_bytes)
+    return f"{escaped}... ({len(raw)} bytes)" if len(raw) > MAX_ID_CHARS else escaped
+
+
+# byte -> itself when printable ASCII, else \xNN.
+_BYTE_ESCAPES = [chr(b) if 32 <= b < 127 else f"\\x{b:02x}" for b in range(256)]
+
+
+def display_id_tensor(video_id: tf.Tensor) -> tf.Tensor:
+    """`display_id` in the graph: [] string -> [] string. For error paths (it is not cheap)."""
+    length = tf.strings.length(video_id)
+    valid = tf.equal(
+        tf.strings.unicode_transcode(video_id, "UTF-8", "UTF-8", errors="replace"), video_id
+    )
+    long = length > MAX_ID_CHARS
+
+    def cut():
+        # Whole characters of a UTF-8 id; bytes of any other.
+        return tf.cond(
+            valid,
+            lambda: tf.strings.substr(video_id, 0, _ID_SHOWN, unit="UTF8_CHAR"),
+            lambda: tf.strings.substr(video_id, 0, _ID_SHOWN),
+        )
+
+    shown = tf.cond(long, cut, lambda: video_id)
+    values = tf.cast(tf.io.decode_raw(shown, tf.uint8), tf.int32)
+    # The bytes of a UTF-8 id's non-ASCII characters stay (they print); control bytes never do.
+    keep = ((values >= 32) & (values != 127)) & ((values < 127) | valid)
+    pieces = tf.where(keep, tf.strings.bytes_split(shown), tf.gather(_BYTE_ESCAPES, values))
+    escaped = tf.strings.reduce_join(pieces)
+    suffix = tf.strings.join(["... (", tf.strings.as_string(length), " bytes)"])
+    return tf.where(long, tf.strings.join([escaped, suffix]), escaped)
 
 
 def dequantize(x: tf.Tensor) -> tf.Tensor:
@@ -123,8 +187,9 @@ def checked_record(
     else:
         label_ok = (labels >= 0) & (labels < num_classes)
 
-    # The record checks in _RECORD_KINDS order: the first that fails names the problem.
+    # The record checks in _CHECK_ORDER: the first that fails names the problem.
     checks = {
+        "empty_id": tf.strings.length(video_id) > 0,
         "no_frames": tf.reduce_any(count_tensor > 0),
         "missing_feature": tf.reduce_all(count_tensor > 0),
         "frame_count_mismatch": tf.reduce_all(count_tensor == counts[0]),
@@ -133,7 +198,7 @@ def checked_record(
     if num_classes is not None:
         checks["label_out_of_range"] = tf.reduce_all(label_ok)
     code = tf.constant(0, tf.int32)
-    for kind in reversed(_RECORD_KINDS):
+    for kind in reversed(_CHECK_ORDER):
         if kind in checks:
             code = tf.where(checks[kind], code, PROBLEM_CODES[kind])
     frames_ok = (code == 0) | (code == PROBLEM_CODES["label_out_of_range"])
@@ -185,6 +250,9 @@ def checked_record(
                 ["feature lists have different frame counts (", counts_text, ")"]
             ),
             "bad_feature_size": bad_size_text,
+            "empty_id": lambda: tf.constant(
+                "an empty video id (neither context id nor video_id holds one)"
+            ),
             "label_out_of_range": lambda: tf.strings.join(
                 [
                     "label ",
@@ -198,7 +266,12 @@ def checked_record(
         )
         # No quotes around the id: tf.debugging.Assert would print them escaped.
         record = tf.strings.strip(tf.strings.join(["bad YouTube-8M record ", where]))
-        return tf.strings.join([record, ", record id ", video_id, ": ", problem])
+        shown_id = tf.cond(
+            code == PROBLEM_CODES["empty_id"],
+            lambda: tf.constant("(none)"),
+            lambda: display_id_tensor(video_id),
+        )
+        return tf.strings.join([record, ", record id ", shown_id, ": ", problem])
 
     def decode():
         rows = [tf.io.decode_raw(sequences[name][:max_frames], tf.uint8) for name in names]
