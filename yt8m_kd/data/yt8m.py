@@ -44,6 +44,7 @@ TensorFlow's own messages, e.g. for a data check before a long run.
 
 from __future__ import annotations
 
+import codecs
 import concurrent.futures
 import re
 from collections.abc import Callable, Sequence
@@ -74,12 +75,25 @@ _TF_ERROR_NOISE = re.compile(
     r"\[\[(\{\{function_node [^}]*\}\})*\{\{node [^]]*\]\]"
     r"|\{\{function_node [^}]*\}\}|\[Op:[^\]]*\]( name:)?"
 )
+# What tf.data puts before the message of an op that failed inside one of its functions.
+_TF_DATA_CONTEXT = re.compile(
+    r"Error in user-defined function passed to \S+ transformation with iterator: \S+: "
+)
+# tf.debugging.Assert's message: "assertion failed: [<its data, C-escaped>]".
+_ASSERTION = re.compile(r"assertion failed: \[(.*)\]", re.DOTALL)
 
 
 def error_message(error: BaseException) -> str:
-    """An error's message without the graph context TensorFlow wraps around it, on one line."""
+    """An error's message on one line, without the graph context TensorFlow wraps around it: of a
+    failed tf.debugging.Assert (the reader's strict mode), just its message, unescaped."""
     message = getattr(error, "message", None) or str(error)
-    return " ".join(_TF_ERROR_NOISE.sub("", message).split())
+    message = _TF_DATA_CONTEXT.sub("", _TF_ERROR_NOISE.sub("", message))
+    assertion = _ASSERTION.search(message)
+    if assertion:
+        # Assert C-escapes the strings it prints (a backslash doubled, a non-ASCII byte as \NNN).
+        escaped = assertion.group(1).strip().encode("utf-8", "backslashreplace")
+        message = codecs.escape_decode(escaped)[0].decode("utf-8", "replace")
+    return " ".join(message.split())
 
 
 # File systems tf.io.gfile has without plugins.
