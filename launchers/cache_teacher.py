@@ -38,7 +38,11 @@ flags.DEFINE_string(
 flags.DEFINE_string("checkpoint", None, "Teacher checkpoint (default: the run's latest).")
 flags.DEFINE_integer("batch_size", 64, "Videos per teacher batch.", lower_bound=1)
 flags.DEFINE_integer("records_per_shard", 10000, "Videos per cache shard.", lower_bound=1)
-flags.DEFINE_boolean("skip_bad_records", False, "Skip and count malformed records.")
+flags.DEFINE_boolean(
+    "skip_bad_records",
+    False,
+    "Skip and count malformed records, and repeated video ids (the first is cached).",
+)
 flags.DEFINE_boolean("progress_bar", True, "Show a progress bar.")
 FLAGS = flags.FLAGS
 
@@ -76,6 +80,8 @@ def main(argv: list[str]) -> None:
         batch_size=FLAGS.batch_size,
         skip_bad_records=FLAGS.skip_bad_records,
         bad_record_counter=counter,
+        # The files of YouTube-8M records, so that a duplicate id is named with both of its files.
+        **({"source_files": True} if run.data_config.dataset == "yt8m" else {}),
     )
     # Updated after every batch, counting videos (their number is unknown until all are read).
     progbar = keras.utils.Progbar(None, unit_name="video")
@@ -102,6 +108,7 @@ def main(argv: list[str]) -> None:
             records_per_shard=FLAGS.records_per_shard,
             bad_record_counter=counter,
             progress=progress,
+            skip_duplicates=FLAGS.skip_bad_records,
         )
     except ValueError as e:  # duplicate or empty video ids, no records: a problem of the data
         raise yflags.FlagError(f"--data_pattern={FLAGS.data_pattern}: {e}") from e

@@ -20,7 +20,8 @@ NUM_CLASSES = 5
 def _good(video_id: str | bytes, labels=(1,)) -> bytes:
     rng = np.random.default_rng(len(video_id))
     frames = {
-        name: rng.integers(0, 256, (3, size), dtype=np.uint8) for name, size in zip(NAMES, SIZES)
+        name: rng.integers(0, 256, (3, size), dtype=np.uint8)
+        for name, size in zip(NAMES, SIZES, strict=True)
     }
     return make_example(video_id, list(labels), frames)
 

@@ -320,11 +320,10 @@ def _salvage_items(path: tf.Tensor, offset: tf.Tensor, size: tf.Tensor) -> dict[
 
 def _lost_region_message(path: str, region: tfrecords.LostRegion, size: int) -> str:
     records = "records lost unknown" if region.records is None else f"{region.records} lost"
-    records = records if region.records is None else f"{region.records} record(s) lost"
-    after = "the end of the file" if region.end == size else f"byte {region.end}"
+    after = "to the end of the file" if region.end == size else f"reading on at byte {region.end}"
     return (
         f"bad YouTube-8M input file {path}: bytes {region.start}-{region.end} of its {size} "
-        f"hold no valid TFRecord (a truncated or corrupt file; {records}); read on from {after}"
+        f"hold no valid TFRecord (a truncated or corrupt file; records: {records}), {after}"
     )
 
 
@@ -561,6 +560,7 @@ def frame_dataset(
     num_parallel_reads: int = tf.data.AUTOTUNE,
     id_filter: Callable[[tf.Tensor], tf.Tensor] | None = None,
     cache_file: str | None = None,
+    source_files: bool = False,
 ) -> tf.data.Dataset:
     """Batches of YouTube-8M frame records (see the module docstring for the batch and errors).
 
@@ -589,6 +589,8 @@ def frame_dataset(
         file (tf.data cache) and later passes read them from it instead of reading and parsing
         the input files again: SAKD's epochs over a selected subset read only that subset. Use a
         new file name per pipeline (a cache left by an interrupted pass is incomplete).
+      source_files: batches also hold `source_file` [B] string, the file of each record (for
+        messages that name it, e.g. the teacher cache's duplicate ids).
 
     Raises:
       FileNotFoundError: a pattern matches no file.
@@ -640,7 +642,10 @@ def frame_dataset(
         dataset = dataset.filter(_make_skip_filter(bad_record_counter))
     else:
         dataset = dataset.map(_strict).filter(lambda record: record["_keep"])
-    dataset = dataset.map(_make_label_counter(bad_record_counter)).map(_public)
+    dataset = dataset.map(_make_label_counter(bad_record_counter))
+    if source_files:
+        dataset = dataset.map(lambda record: {**record, "source_file": record["_file"]})
+    dataset = dataset.map(_public)
     if cache_file is not None:
         dataset = dataset.cache(cache_file)
     if shuffle:
@@ -657,6 +662,7 @@ def frame_dataset(
             "frames": [max_frames, width],
             "num_frames": [],
             "labels": [num_classes],
+            **({"source_file": []} if source_files else {}),
         },
         drop_remainder=drop_remainder,
     )

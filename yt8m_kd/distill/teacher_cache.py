@@ -37,15 +37,18 @@ tf.data's reach.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 from collections.abc import Callable
 
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
 from yt8m_kd.configs import ModelConfig
 from yt8m_kd.data.yt8m import BadRecordCounter
+from yt8m_kd.data.yt8m_records import display_id
 from yt8m_kd.files import write_json
 from yt8m_kd.modeling.predict import model_inputs
 
@@ -53,6 +56,9 @@ METADATA_FILE = "teacher_cache.json"
 SHARD_PREFIX = "teacher-"
 FORMAT = "yt8m_kd.teacher_cache/1"
 _REBUILD_HINT = "rebuild it with launchers/cache_teacher.py"
+
+# Duplicate ids listed in teacher_cache.json (all are counted).
+_MAX_LISTED_DUPLICATES = 100
 
 # Records parsed at once while loading: bounds the temporary tensors to a few MB per batch.
 _LOAD_BATCH = 1024
@@ -81,6 +87,37 @@ def _example(video_id: bytes, logits: np.ndarray, representation: np.ndarray) ->
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
 
+def _sources(batch: dict) -> list[str]:
+    """The file of each video of a batch, "an unknown file" without `source_file`."""
+    if "source_file" not in batch:
+        return ["an unknown file"] * int(tf.shape(batch["video_id"])[0])
+    return [path.decode(errors="replace") for path in batch["source_file"].numpy()]
+
+
+def _digest(batch: dict, row: int) -> bytes:
+    """A digest of a video's frames, to tell a repeated video from two videos with one id."""
+    num_frames = int(batch["num_frames"][row])
+    return hashlib.blake2b(
+        batch["frames"][row, :num_frames].numpy().tobytes(), digest_size=16
+    ).digest()
+
+
+def _duplicate(video_id: bytes, first: tuple[str, bytes], second: tuple[str, bytes]) -> dict:
+    same = first[1] == second[1]
+    shown = display_id(video_id)
+    what = "the same frames" if same else "different frames: two videos under one id"
+    return {
+        "video_id": shown,
+        "files": [first[0], second[0]],
+        "same_frames": same,
+        "message": (
+            f"video id {shown} appears twice in the data, in {first[0]} and in {second[0]} "
+            f"({what}): a teacher cache needs unique ids (with --skip_bad_records the first is "
+            "kept and the others are counted as duplicate_id)"
+        ),
+    }
+
+
 def _remove_previous_cache(output_dir: str) -> None:
     """Makes a cache already in output_dir incomplete before any of its shards is overwritten."""
     metadata_path = os.path.join(output_dir, METADATA_FILE)
@@ -100,6 +137,7 @@ def write_teacher_cache(
     records_per_shard: int = 10000,
     bad_record_counter: BadRecordCounter | None = None,
     progress: Callable[[int, int], None] | None = None,
+    skip_duplicates: bool = False,
 ) -> dict:
     """Runs the teacher once over `dataset` and writes its outputs per video to `output_dir`.
 
@@ -117,13 +155,17 @@ def write_teacher_cache(
       bad_record_counter: the counter of a pipeline that skips bad records; its counts are stored
         under "bad_records" (the skipped videos are not in the cache).
       progress: called after every batch with (batches done, videos done).
+      skip_duplicates: a video id seen before is skipped (logged, counted as "duplicate_id" in
+        "bad_records", listed under "duplicate_ids" with its files and whether its frames are
+        those of the first one) instead of an error; the cache keeps the first video of an id.
+        Batches with `source_file` (frame_dataset(source_files=True)) let messages name files.
 
     Returns:
       The metadata written to teacher_cache.json.
 
     Raises:
-      ValueError: a teacher that sees k < all frames, a video id that is empty or seen twice
-        (named), outputs whose width differs from model_config.num_classes, or no video at all.
+      ValueError: a teacher that sees k < all frames, a video id that is empty or (without
+        skip_duplicates) seen twice (named with both files), outputs whose width differs from model_config.num_classes, or no video at all.
         Shards written before the error stay, without teacher_cache.json: not loadable.
     """
     if model_config.k_frames != 0:
@@ -137,7 +179,8 @@ def write_teacher_cache(
     _remove_previous_cache(output_dir)
 
     teacher_outputs = _make_teacher_fn(model, model_config)
-    seen: set[bytes] = set()
+    seen: dict[bytes, tuple[str, bytes]] = {}  # video id -> (its file, a digest of its frames)
+    duplicates: list[dict] = []
     shards: list[dict] = []
     writer = None
     num_classes = repr_size = None
@@ -153,18 +196,21 @@ def write_teacher_cache(
                         f"the teacher gives {num_classes} logits, its config says "
                         f"num_classes={model_config.num_classes}"
                     )
+            sources = _sources(batch)
             for row, video_id in enumerate(batch["video_id"].numpy()):
                 if not video_id:
                     raise ValueError(
                         "a record without a video id: a teacher cache is looked up by id"
                     )
+                source = (sources[row], _digest(batch, row))
                 if video_id in seen:
-                    raise ValueError(
-                        f"video id {video_id.decode(errors='replace')} appears twice in the data "
-                        "(a file matched twice, or duplicate records): a teacher cache needs "
-                        "unique ids"
-                    )
-                seen.add(video_id)
+                    duplicate = _duplicate(video_id, seen[video_id], source)
+                    if not skip_duplicates:
+                        raise ValueError(duplicate["message"])
+                    logging.warning("skipping %s", duplicate["message"])
+                    duplicates.append(duplicate)
+                    continue
+                seen[video_id] = source
                 if writer is None or shards[-1]["num_videos"] == records_per_shard:
                     if writer is not None:
                         writer.close()
@@ -191,8 +237,17 @@ def write_teacher_cache(
         shards=shards,
         teacher_model_config=dataclasses.asdict(model_config),
     )
-    if bad_record_counter is not None:
-        result["bad_records"] = bad_record_counter.counts()
+    bad_records = bad_record_counter.counts() if bad_record_counter is not None else {}
+    if bad_record_counter is not None or duplicates:
+        # Counted with the reader's bad records: skipped, so not in the cache.
+        bad_records["duplicate_id"] = len(duplicates)
+        bad_records["total"] = bad_records.get("total", 0) + len(duplicates)
+        result["bad_records"] = bad_records
+    if duplicates:
+        result["duplicate_ids"] = [
+            {key: d[key] for key in ("video_id", "files", "same_frames")}
+            for d in duplicates[:_MAX_LISTED_DUPLICATES]
+        ]
     # Last, and atomically: only a finished cache has its json.
     write_json(os.path.join(output_dir, METADATA_FILE), result)
     return result
@@ -299,7 +354,7 @@ class TeacherCache:
 
         unique, counts = np.unique(video_ids.astype(bytes), return_counts=True)
         if len(unique) != num_videos:
-            duplicate = unique[np.argmax(counts > 1)].decode(errors="replace")
+            duplicate = display_id(unique[np.argmax(counts > 1)])
             raise ValueError(f"video id {duplicate} is twice in the teacher cache {cache_dir}")
         return cls(cache_dir, metadata, video_ids, logits, representation)
 
