@@ -4,7 +4,10 @@
       [--eval_data_pattern='data/synthetic/validate-*.tfrecord'] [--checkpoint=PATH]
 
 The model is rebuilt from the run's flags.txt; --eval_data_pattern defaults to the run's.
-Writes <run_dir>/eval_metrics.json (or --output_json) and prints the metrics as JSON.
+Writes <run_dir>/eval_metrics.json (or --output_json) and prints the metrics as JSON. A bad record
+stops it with one line naming the file and the record; with --skip_bad_records it is skipped and
+counted under "bad_records" (with the bytes and records lost to damaged files, and the records
+read without labels, which count as all-negative: a warning line names one).
 """
 
 from __future__ import annotations
@@ -61,6 +64,9 @@ def main(argv: list[str]) -> None:
         "bad_records": counter.counts(),
     }
     write_json(FLAGS.output_json or os.path.join(FLAGS.run_dir, "eval_metrics.json"), results)
+    unlabelled = counter.unlabelled_warning()
+    if unlabelled:  # they were scored as all-negative: the metrics need this caveat
+        cli.stage(f"warning: {unlabelled}")
     print(json.dumps(results, sort_keys=True))
 
 

@@ -215,5 +215,5 @@ def test_records_without_labels_are_read_counted_and_named(tmp_path, capfd):
     np.testing.assert_array_equal(batches[0]["labels"].numpy()[1], np.zeros(NUM_CLASSES))
     assert counter.counts()["unlabelled"] == 2 and counter.counts()["total"] == 0
     assert counter.unlabelled_example() == f"record id nolabel in file {path}"
-    assert counter.unlabelled_warning().startswith("2 records without labels were read (e.g. ")
+    assert counter.unlabelled_warning().startswith("records without labels: 2 read (e.g. ")
     assert capfd.readouterr().err.count("a record without labels (record id nolabel") == 1

@@ -16,30 +16,38 @@ glob patterns; tensorflow-io for s3:// and hdfs://) and `error_message` (a Tenso
 message on one line).
 
 Bad input. Every record is checked (`parse_record`) and a problem is either an error that names
-the file and the record id (default) or, with `skip_bad_records=True`, a logged warning naming
-both, the record dropped and counted by kind (`PROBLEM_KINDS`) in a `BadRecordCounter`; never
-silent. A `corrupt_file` problem is counted once per file and pass.
+the file and the record (its position, and its id shortened and escaped by `display_id`) (default)
+or, with `skip_bad_records=True`, a logged warning naming both, the record dropped and counted by
+kind (`PROBLEM_KINDS`) in a `BadRecordCounter`; never silent. A record whose bytes are an intact
+TFRecord but not a SequenceExample is an `unparsable_record`, named by its byte range and the id
+before it. A damaged region of a file (bytes TensorFlow's reader cannot read) is an error naming the
+file and the byte range (strict, after the file's earlier records), or, in skip mode, one
+`corrupt_file` line and count per damaged region, with its bytes and (where countable) records
+in the counter, and every intact record after it read all the same (`tfrecords.salvage_records`).
+Records without labels are read and counted ("unlabelled"; the first is logged).
 
 How it works. A problem code per record drives a `tf.debugging.Assert` (strict mode: an
-InvalidArgumentError) or a counting filter (skip mode). The reader runs parse_record's two stages
-apart (`record_fields`, the proto parse, and `checked_record`, the checks and frame decoding);
-between them it accounts for the record's bytes and applies `id_filter`, so that records it
-rejects are neither checked nor decoded.
-File-level damage needs more: TensorFlow's DataLossError ("corrupted record at 128") does not name
-the file, and tf.data cannot catch an error in-graph. So each file is read and parsed as its own
-TFRecordDataset followed by `ignore_errors()` (on a read error TFRecordDataset gives up the file; on
-a parse error one record is dropped) and then one sentinel element, while a `scan` adds up the bytes
-of the records that came through (a record takes its length + 16 bytes on disk). When the sentinel
-finds fewer bytes than the file's size (tf.io.gfile.stat, when the pipeline is built), it turns
-into a `corrupt_file` record whose error names the file and the bytes lost; in strict mode it
-raises once the file's earlier records have been yielded. The records before the damage are kept.
+InvalidArgumentError) or a counting filter (skip mode). Each file is its own TFRecordDataset with
+`ignore_errors()` (at a read error it gives up the file), followed by an end element; a `scan`
+gives every record its byte offset (a record takes its length + 16 bytes on disk), so the end
+element knows whether the file was read to its end (its size from tf.io.gfile.stat, when the
+pipeline is built). Only then, for a damaged file, does more run: in skip mode a py_function reads
+the file from the damage point, resynchronising on valid TFRecord headers (CRC32C checked), and
+returns the records it finds and one item per lost region; in strict mode one `corrupt_file` item.
+Intact files never reach it. The items then go through parse_record's two stages apart
+(`record_fields`, the proto parse, and `checked_record`, the checks and frame decoding); the
+parse is the only step that can fail, and `ignore_errors()` drops such a record, but the items are
+numbered first, so a gap in the numbers is an `unparsable_record`, reported with the next item.
+Between the stages `id_filter` applies, so that records it rejects are neither checked nor decoded.
 
 Limits. Only uncompressed TFRecords (the YouTube-8M format). A file cut exactly at a record boundary
-reads as a shorter valid file. A file-level error names the file but not the record. Under
-prefetching the counter runs slightly ahead of the batches consumed, and with `repeat=True` it counts
-again on every pass. Create the counter outside any `strategy.scope()`; its variable lives on the
-host CPU, where tf.data runs. `find_corrupt_files` lists the damaged files of a pattern with
-TensorFlow's own messages, e.g. for a data check before a long run.
+reads as a shorter valid file. Salvaging reads the rest of a damaged file into host memory. TF logs
+its own "Invalid protocol message" warning (without the file) before the reader's line for an
+unparsable record. Under prefetching the counter runs slightly ahead of the batches consumed, and
+with `repeat=True` it counts again on every pass. Create the counter outside any
+`strategy.scope()`; its variables live on the host CPU, where tf.data runs. `find_corrupt_files`
+lists the damaged files of a pattern with TensorFlow's own messages, e.g. for a data check before
+a long run.
 """
 
 from __future__ import annotations
@@ -185,7 +193,7 @@ class BadRecordCounter:
         if not count:
             return None
         return (
-            f"{count} records without labels were read (e.g. {self.unlabelled_example()}); "
+            f"records without labels: {count} read (e.g. {self.unlabelled_example()}); "
             "in training or evaluation they count as all-negative"
         )
 

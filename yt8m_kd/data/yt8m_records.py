@@ -14,14 +14,21 @@ training, the teacher cache and serving read a record alike.
 Problem kinds (`PROBLEM_KINDS`; a problem's code, `PROBLEM_CODES`, is its 1-based position there,
 0 meaning no problem):
 
-  corrupt_file          bytes of a file that could not be read or parsed: a truncated or
-                        corrupt TFRecord file, or a record that is not a SequenceExample (found
-                        by the reader, per file, not by parse_record)
+  corrupt_file          a region of a file that holds no valid TFRecord: a truncated or
+                        corrupt file (found by the reader, per damaged region, not by
+                        parse_record)
   no_frames             no frames in any feature list
   missing_feature       a feature list absent or empty while another one has frames
   frame_count_mismatch  feature lists with different frame counts
   bad_feature_size      a frame whose bytes are not exactly the feature size
   label_out_of_range    a label < 0 or >= num_classes
+  empty_id              neither context `id` nor `video_id` holds an id (checked first)
+  unparsable_record     an intact TFRecord whose bytes are not a SequenceExample (found by the
+                        reader: parse_record fails on it)
+
+New kinds are appended, so that a kind's code never changes. Error messages show ids through
+`display_id` (`display_id_tensor` in the graph): control characters and the bytes of a non-UTF-8
+id escaped as \\xNN, an id over 100 bytes cut to its first 40 characters + "... (N bytes)".
 
 How it works. Parsing uses defaults (an absent feature list parses as empty), and the frame bytes
 are decoded only once their lengths are checked, so a well-formed SequenceExample never makes an op
