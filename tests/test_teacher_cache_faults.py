@@ -114,13 +114,16 @@ def test_corrupt_input_file_strict_one_line_skip_counted(
     # The cut falls inside record `whole`: the `whole` records before it stay whole.
     whole = int(np.searchsorted(starts, len(raw) // 2, side="right")) - 1
     pattern = str(data / "train-*.tfrecord")
-    strict = launcher.run(*_cache_teacher(teacher_run, pattern, tmp_path / "c1")[1:])
+    strict = launcher.run(
+        "cache_teacher.py", *_cache_teacher(teacher_run, pattern, tmp_path / "c1")[2:]
+    )
     assert strict.returncode == 1
     line = launcher.last_stderr_line(strict)
     assert line.startswith(f"cache_teacher.py: error: bad YouTube-8M input file {cut}: bytes ")
     assert "Traceback" not in strict.stderr and "{{" not in line
     skip = launcher.run(
-        *_cache_teacher(teacher_run, pattern, tmp_path / "c2", "--skip_bad_records")[1:]
+        "cache_teacher.py",
+        *_cache_teacher(teacher_run, pattern, tmp_path / "c2", "--skip_bad_records")[2:],
     )
     assert skip.returncode == 0, skip.stderr[-2000:]
     printed = json.loads(skip.stdout.strip().splitlines()[-1])
@@ -181,6 +184,6 @@ def test_sigkill_while_caching_leaves_no_complete_cache(teacher_run, tmp_path, l
     assert "Traceback" not in student.stderr
 
     # A rerun completes it.
-    rerun = launcher.run(*args[1:], timeout=300)
+    rerun = launcher.run("cache_teacher.py", *args[2:], timeout=300)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     assert TeacherCache.load(str(cache_dir)).num_videos == 256

@@ -346,7 +346,7 @@ def _damaged_file_message(path: tf.Tensor, offset: tf.Tensor, size: tf.Tensor) -
             tf.strings.as_string(size),
             " of its ",
             tf.strings.as_string(size),
-            " could not be read (a truncated or corrupt TFRecord file)",
+            " could not be read or parsed (a truncated or corrupt TFRecord file)",
         ]
     )
 
