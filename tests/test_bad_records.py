@@ -118,7 +118,9 @@ def test_strict_mode_names_a_damaged_file(tmp_path, make):
     with pytest.raises(tf.errors.InvalidArgumentError) as error:
         _ids(_dataset(str(tmp_path / "*.tfrecord")))
     assert f"bad YouTube-8M input file {path}" in error.value.message
-    assert "could not be read or parsed (a truncated or corrupt TFRecord file)" in error.value.message
+    assert (
+        "could not be read or parsed (a truncated or corrupt TFRecord file)" in error.value.message
+    )
 
 
 def test_skip_mode_keeps_good_records_and_counts_bad_ones(tmp_path):
