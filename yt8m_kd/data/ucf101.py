@@ -663,9 +663,8 @@ def _strict(element: dict[str, tf.Tensor], hint: str = _SKIP_HINT) -> dict[str, 
 def _make_skip_filter(counter: BadRecordCounter | None):
     def keep(element):
         def skip():
-            ops = [
-                tf.print("skipping", element["_error"], output_stream=logging.warning, summarize=-1)
-            ]
+            line = tf.strings.join(["skipping ", element["_error"]])
+            ops = [tf.print(line, output_stream=logging.warning)]
             if counter is not None:
                 ops.append(counter.add(element["_code"]))
             with tf.control_dependencies(ops):
