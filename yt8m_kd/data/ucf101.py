@@ -23,9 +23,10 @@ from these T later, by `sampling.select_frames`.
 Bad input. Every video is checked, and a problem is either a tf.errors.InvalidArgumentError of
 one line (default) or, with `skip_bad_records=True`, a logged warning, the video dropped and
 counted by kind in a `yt8m.BadRecordCounter(kinds=UCF101_PROBLEM_KINDS)`; never silent. Both name
-the records file and the record's position in it (or the frames folder) and the video id:
-"bad UCF101 input: file <path>, record 3, video <id>: <problem>" (an id is shown cut to 200
-bytes, invalid UTF-8 replaced). Problem kinds, in code order (`UCF101_PROBLEM_KINDS`):
+the records file and the record's position in it (0-based, counting the records read), or the
+frames folder, and the video id: "bad UCF101 input: file <path>, record 3, video <id>: <problem>"
+(an id is shown cut to 200 bytes, invalid UTF-8 replaced). Problem kinds, in code order
+(`UCF101_PROBLEM_KINDS`):
 
   corrupt_file         bytes of a records file that could not be read or parsed: a truncated or
                        corrupt TFRecord file, or a record that is not a SequenceExample of this
@@ -47,7 +48,9 @@ it is read, before the shuffle buffer (and before `cache_file`), so they do not 
 sampling; so do a folder's listing checks. The decoder checks only the frames a clip samples, when
 the clip is made: a JPEG that keeps its markers but does not decode, a frame file that vanished
 or a size mismatch is found only if a clip samples that frame (in training, a different sample
-every pass). With repeat=True a problem found per clip is counted on every pass.
+every pass). With repeat=True a bad video is counted on every pass that meets it (its record or
+folder checks only on the first pass with `cache_file`); videos an `id_filter` rejects are not
+checked. `parse_eval_clip` (serving) makes the same checks, ids and optionally labels left out.
 
 How it works. Per-record checks are ops that cannot fail, giving a problem code; the caller turns
 it into an assertion (strict) or a counting filter (skip). Two kinds of failure happen inside
