@@ -20,7 +20,7 @@ from absl import flags
 
 from yt8m_kd import cli
 from yt8m_kd import flags as yflags
-from yt8m_kd.data import yt8m
+from yt8m_kd.data.videos import bad_record_counter
 from yt8m_kd.distill.teacher_cache import write_teacher_cache
 from yt8m_kd.training.restore import restore_run
 
@@ -72,7 +72,7 @@ def main(argv: list[str]) -> None:
             "student (k_frames > 0); a teacher cache is made from an all-frames teacher"
         )
 
-    counter = yt8m.BadRecordCounter()
+    counter = bad_record_counter(run.data_config)
     dataset = run.frame_dataset(
         patterns[0] if len(patterns) == 1 else patterns,
         # UCF101 frames directories are read with a split file; records need none.

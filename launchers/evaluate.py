@@ -20,7 +20,7 @@ from absl import flags
 
 from yt8m_kd import cli
 from yt8m_kd import flags as yflags
-from yt8m_kd.data import videos, yt8m
+from yt8m_kd.data import videos
 from yt8m_kd.files import write_json
 from yt8m_kd.training.loop import evaluate
 from yt8m_kd.training.restore import restore_run
@@ -44,7 +44,7 @@ def main(argv: list[str]) -> None:
     yflags.validate_run_config(run.config.replace(data=data))
     yflags.require_files("eval_data_pattern", data.eval_data_pattern)
 
-    counter = yt8m.BadRecordCounter()
+    counter = videos.bad_record_counter(run.data_config)
     dataset = run.frame_dataset(
         data.eval_data_pattern,
         split_file=data.eval_split_file,

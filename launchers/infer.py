@@ -33,7 +33,7 @@ from absl import flags
 
 from yt8m_kd import cli, inference
 from yt8m_kd import flags as yflags
-from yt8m_kd.data import yt8m
+from yt8m_kd.data.videos import bad_record_counter
 from yt8m_kd.export import data_family, load_export_metadata
 from yt8m_kd.training.restore import restore_run
 
@@ -99,8 +99,8 @@ def main(argv: list[str]) -> None:
         "skip_bad_records": FLAGS.skip_bad_records,
     }
     if FLAGS.run_dir:
-        counter = yt8m.BadRecordCounter()
         run = restore_run(FLAGS.run_dir, FLAGS.checkpoint)
+        counter = bad_record_counter(run.data_config)
         family = data_family(run)
         if family == "ucf101":
             if FLAGS.skip_bad_records:

@@ -20,12 +20,52 @@ antialiasing), then eval takes the centre S x S crop and training one random cro
 horizontal flip, the same for every frame of a clip. The few-frame student's k frames are picked
 from these T later, by `sampling.select_frames`.
 
-Bad input gives a tf.errors.InvalidArgumentError that names the file (or frame folder) and the
-video id: a record without frames, a label outside [0, num_classes) (when the classes are known),
-a frame that is not a complete JPEG (it does not start with the SOI marker FFD8 and end with the
-EOI marker FFD9: random bytes, a truncated file). Damage inside a JPEG that keeps both markers
-fails in TensorFlow's decoder, whose message names neither. A bad split file raises
-`ucf101_splits.SplitFileError`.
+Bad input. Every video is checked, and a problem is either a tf.errors.InvalidArgumentError of
+one line (default) or, with `skip_bad_records=True`, a logged warning, the video dropped and
+counted by kind in a `yt8m.BadRecordCounter(kinds=UCF101_PROBLEM_KINDS)`; never silent. Both name
+the records file and the record's position in it (0-based, counting the records read), or the
+frames folder, and the video id: "bad UCF101 input: file <path>, record 3, video <id>: <problem>"
+(an id is shown cut to 200 bytes, invalid UTF-8 replaced). Problem kinds, in code order
+(`UCF101_PROBLEM_KINDS`):
+
+  corrupt_file         bytes of a records file that could not be read or parsed: a truncated or
+                       corrupt TFRecord file, or a record that is not a SequenceExample of this
+                       schema; counted once per file and pass, the file's other records kept
+  no_frames            a record without frames; a listed frames folder that is missing or holds
+                       no frame_*.jpg
+  missing_frame        a frames folder whose frames are not numbered 1, 2, ..., n (a gap), or a
+                       frame file that cannot be read
+  empty_id             a record whose id is empty (a folder's id is its split-file name)
+  label_out_of_range   a label outside [0, num_classes) (when the classes are known), or a record
+                       without a label (read as -1)
+  bad_jpeg             a frame that is not a complete JPEG (it does not start with the SOI marker
+                       FFD8 and end with the EOI marker FFD9: random bytes, a cut file), or that
+                       keeps both markers but does not decode
+  frame_size_mismatch  sampled frames of one video with different sizes
+
+When they are found. A record's checks up to bad_jpeg's markers cover all its frames and run when
+it is read, before the shuffle buffer (and before `cache_file`), so they do not depend on the
+sampling; so do a folder's listing checks. The decoder checks only the frames a clip samples, when
+the clip is made: a JPEG that keeps its markers but does not decode, a frame file that vanished
+or a size mismatch is found only if a clip samples that frame (in training, a different sample
+every pass). With repeat=True a bad video is counted on every pass that meets it (its record or
+folder checks only on the first pass with `cache_file`); videos an `id_filter` rejects are not
+checked. `parse_eval_clip` (serving) makes the same checks, ids and optionally labels left out.
+
+How it works. Per-record checks are ops that cannot fail, giving a problem code; the caller turns
+it into an assertion (strict) or a counting filter (skip). Two kinds of failure happen inside
+TensorFlow ops, and tf.data cannot catch an error in-graph, so each runs inside a dataset followed
+by `ignore_errors()`: (1) a records file is read as its own TFRecordDataset and parsed, then one
+sentinel element, while a `scan` adds up the bytes of the records that came through (a record
+takes its length + 16 bytes on disk); a sentinel that finds fewer bytes than the file's size
+(tf.io.gfile.stat, when the pipeline is built) becomes a corrupt_file problem once the file's
+earlier records have been yielded (as `yt8m.frame_dataset` does). (2) A clip's frames are read
+and decoded inside a one-element dataset with a fallback element after it; only when that fails
+are the frames tried one by one, to name the first bad one and the problem.
+
+Limits. Only uncompressed TFRecords. A file cut exactly at a record boundary reads as a shorter
+valid file. A file-level problem names the file, not the record. A bad split file raises
+`ucf101_splits.SplitFileError` when the pipeline is built.
 """
 
 from __future__ import annotations
@@ -34,6 +74,7 @@ import dataclasses
 from collections.abc import Callable, Sequence
 
 import tensorflow as tf
+from absl import logging
 
 from yt8m_kd.data.ucf101_splits import (
     FRAME_PATTERN,
@@ -42,7 +83,19 @@ from yt8m_kd.data.ucf101_splits import (
     read_split,
     video_stem,
 )
-from yt8m_kd.data.yt8m import list_files
+from yt8m_kd.data.yt8m import BadRecordCounter, list_files
+
+UCF101_PROBLEM_KINDS = (
+    "corrupt_file",
+    "no_frames",
+    "missing_frame",
+    "empty_id",
+    "label_out_of_range",
+    "bad_jpeg",
+    "frame_size_mismatch",
+)
+# A problem's code is its 1-based position in UCF101_PROBLEM_KINDS; 0 means no problem.
+UCF101_PROBLEM_CODES = {kind: code for code, kind in enumerate(UCF101_PROBLEM_KINDS, start=1)}
 
 # Short side before cropping = image size * 256 / 224, the usual ImageNet-style ratio.
 _RESIZE_RATIO = 256 / 224
@@ -51,9 +104,17 @@ _RESIZE_RATIO = 256 / 224
 # the machine (as in yt8m.py).
 _DEFAULT_CYCLE_LENGTH = 16
 
+# TFRecord framing around each record's data: uint64 length, uint32 length CRC, uint32 data CRC.
+_TFRECORD_OVERHEAD_BYTES = 16
+
 _JPEG_SOI = b"\xff\xd8"
 _JPEG_EOI = b"\xff\xd9"
 
+# The frame files of a folder: FRAME_PATTERN with a number of at most 9 digits (an int32).
+_FRAME_NAME = r"frame_[0-9]{1,9}\.jpg"
+
+# Error lines show at most this many bytes of a video id.
+_MAX_SHOWN_ID_BYTES = 200
 
 _CONTEXT_FEATURES = {
     "id": tf.io.FixedLenFeature([], tf.string, default_value=""),
@@ -72,6 +133,7 @@ class _ClipSettings:
     training: bool
     random_flip: bool = True
     check_labels: bool = True  # serving reads records whose labels are unknown
+    check_ids: bool = True  # serving leaves ids to its caller
 
 
 def _settings(
@@ -112,11 +174,246 @@ def sample_frame_indices(
     return tf.where(n >= num_frames, picked, i)[: tf.minimum(n, num_frames)]
 
 
-def _check(condition: tf.Tensor, where: tf.Tensor, video_id: tf.Tensor, problem) -> tf.Operation:
-    return tf.debugging.Assert(
-        condition,
-        [tf.strings.join(["bad UCF101 input: ", where, ", video ", video_id, ": ", problem])],
+# ------------------------------------------------------------------------------------ problems
+# A check: (kind, ok, problem text). The text is a function, built only for a failing check.
+_Check = tuple[str, tf.Tensor, Callable[[], tf.Tensor]]
+
+
+def _first_problem(checks: Sequence[_Check]) -> tuple[tf.Tensor, tf.Tensor]:
+    """(code, problem text) of the first failing check, in the order given; (0, "") if none."""
+    first = tf.constant(len(checks), tf.int32)  # the position of the first failing check
+    for position in reversed(range(len(checks))):
+        first = tf.where(checks[position][1], first, position)
+    codes = tf.constant([UCF101_PROBLEM_CODES[kind] for kind, _, _ in checks] + [0], tf.int32)
+    problem = tf.switch_case(
+        first, [text for _, _, text in checks], default=lambda: tf.constant("")
     )
+    return tf.gather(codes, first), problem
+
+
+def _shown_id(video_id: tf.Tensor) -> tf.Tensor:
+    """A video id as an error line shows it: valid UTF-8, at most _MAX_SHOWN_ID_BYTES bytes."""
+    text = tf.strings.unicode_transcode(video_id, "UTF-8", "UTF-8", errors="replace")
+    cut = tf.strings.substr(text, 0, _MAX_SHOWN_ID_BYTES)
+    # Cutting may split a character: transcode again.
+    cut = tf.strings.unicode_transcode(cut, "UTF-8", "UTF-8", errors="replace")
+    shown = tf.where(tf.strings.length(text) > _MAX_SHOWN_ID_BYTES, cut + "...", text)
+    return tf.where(video_id == "", tf.constant("(empty id)"), shown)
+
+
+def _error_line(where: tf.Tensor, video_id: tf.Tensor, problem: tf.Tensor) -> tf.Tensor:
+    return tf.strings.join(
+        ["bad UCF101 input: ", where, ", video ", _shown_id(video_id), ": ", problem]
+    )
+
+
+def _with_problem(
+    element: dict[str, tf.Tensor], code: tf.Tensor, error: tf.Tensor
+) -> dict[str, tf.Tensor]:
+    """`element` with its problem code and error line in the private `_code` and `_error`."""
+    return {**element, "_code": code, "_error": error}
+
+
+def _is_complete_jpeg(encoded: tf.Tensor) -> tf.Tensor:
+    """[m] bool: whether each encoded frame starts with SOI and ends with EOI."""
+    length = tf.strings.length(encoded)
+    head = tf.strings.substr(encoded, tf.zeros_like(length), tf.fill(tf.shape(length), 2))
+    tail = tf.strings.substr(encoded, tf.maximum(length - 2, 0), tf.fill(tf.shape(length), 2))
+    return (length >= 4) & tf.equal(head, _JPEG_SOI) & tf.equal(tail, _JPEG_EOI)
+
+
+def _first_false(flags: tf.Tensor) -> tf.Tensor:
+    """Index of the first False of a [m] bool tensor (0 when there is none, or m == 0)."""
+    return tf.argmin(tf.concat([tf.cast(flags, tf.int32), [0]], axis=0), output_type=tf.int32)
+
+
+def _frame_number(indices: tf.Tensor, position: tf.Tensor) -> tf.Tensor:
+    """The 1-based frame number of indices[position], as text."""
+    return tf.strings.as_string(tf.gather(indices, position) + 1)
+
+
+def _record_checks(
+    settings: _ClipSettings, video_id: tf.Tensor, label: tf.Tensor, frames: tf.Tensor
+) -> list[_Check]:
+    """The checks of a record that need no decoding, over all its frames."""
+    checks: list[_Check] = [
+        ("no_frames", tf.size(frames) > 0, lambda: tf.constant("no frames")),
+    ]
+    if settings.check_ids:
+        checks.append(("empty_id", video_id != "", lambda: tf.constant("empty video id")))
+    if settings.check_labels:
+        checks.append(_label_check(settings, label))
+    complete = _is_complete_jpeg(frames)
+    checks.append(
+        (
+            "bad_jpeg",
+            tf.reduce_all(complete),
+            lambda: tf.strings.join(
+                [
+                    "frame ",
+                    tf.strings.as_string(_first_false(complete) + 1),
+                    " is not a complete JPEG (no SOI/EOI marker)",
+                ]
+            ),
+        )
+    )
+    return checks
+
+
+def _label_check(settings: _ClipSettings, label: tf.Tensor) -> _Check:
+    ok = label >= 0
+    if settings.num_classes is not None:
+        ok &= label < settings.num_classes
+    range_text = f" outside [0, {settings.num_classes})" if settings.num_classes else " (negative)"
+    return (
+        "label_out_of_range",
+        ok,
+        lambda: tf.strings.join(["label ", tf.strings.as_string(label), range_text]),
+    )
+
+
+# ------------------------------------------------------------------------------------ guarded ops
+def _guarded(attempt: Callable[[], tf.Tensor], fallback: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """(attempt(), True), or (fallback, False) when an op inside attempt fails.
+
+    The attempt runs inside a one-element dataset followed by ignore_errors(), with the fallback
+    as the next element: the first element that comes through is the answer.
+    """
+    tried = tf.data.Dataset.from_tensors(0).map(lambda _: (attempt(), True)).ignore_errors()
+    fallen = tf.data.Dataset.from_tensors((fallback, False))
+    return tried.concatenate(fallen).take(1).get_single_element()
+
+
+def _decode(encoded: tf.Tensor) -> tf.Tensor:
+    """[m] JPEGs -> [m, h, w, 3] uint8 (fails on a bad JPEG or mixed sizes)."""
+    return tf.map_fn(
+        lambda jpeg: tf.io.decode_jpeg(jpeg, channels=3),
+        encoded,
+        fn_output_signature=tf.TensorSpec([None, None, 3], tf.uint8),
+    )
+
+
+def _frame_status(read_frames, index: tf.Tensor) -> tuple[tf.Tensor, ...]:
+    """(read, complete, decodes, [h, w]) of one frame, found without failing."""
+    encoded, read = _guarded(lambda: read_frames(index[tf.newaxis])[0], tf.constant(b""))
+    complete = read & _is_complete_jpeg(encoded[tf.newaxis])[0]
+
+    def decoded_size():
+        return _guarded(
+            lambda: tf.shape(tf.io.decode_jpeg(encoded, channels=3), out_type=tf.int32)[:2],
+            tf.zeros([2], tf.int32),
+        )
+
+    size, decodes = tf.cond(
+        complete, decoded_size, lambda: (tf.zeros([2], tf.int32), tf.constant(False))
+    )
+    return read, complete, decodes, size
+
+
+def _size_text(sizes: tf.Tensor, position: tf.Tensor) -> tf.Tensor:
+    size = tf.strings.as_string(tf.gather(sizes, position))
+    return tf.strings.join([size[1], "x", size[0]])  # width x height
+
+
+def _diagnose(read_frames, indices: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """(code, problem) of a clip whose frames failed to read or decode: frame by frame."""
+    read, complete, decodes, sizes = tf.map_fn(
+        lambda index: _frame_status(read_frames, index),
+        indices,
+        fn_output_signature=(tf.bool, tf.bool, tf.bool, tf.TensorSpec([2], tf.int32)),
+    )
+    first_unread = _first_false(read)
+    first_incomplete = _first_false(complete)
+    first_undecoded = _first_false(decodes)
+    same_size = tf.reduce_all(tf.equal(sizes, sizes[:1]), axis=1)
+    first_other_size = _first_false(same_size)
+    code, problem = _first_problem(
+        [
+            (
+                "missing_frame",
+                tf.reduce_all(read),
+                lambda: tf.strings.join(
+                    ["frame ", _frame_number(indices, first_unread), " cannot be read"]
+                ),
+            ),
+            (
+                "bad_jpeg",
+                tf.reduce_all(complete) & tf.reduce_all(decodes),
+                lambda: tf.cond(
+                    tf.reduce_all(complete),
+                    lambda: tf.strings.join(
+                        [
+                            "frame ",
+                            _frame_number(indices, first_undecoded),
+                            " does not decode as a JPEG",
+                        ]
+                    ),
+                    lambda: tf.strings.join(
+                        [
+                            "frame ",
+                            _frame_number(indices, first_incomplete),
+                            " is not a complete JPEG (no SOI/EOI marker)",
+                        ]
+                    ),
+                ),
+            ),
+            (
+                "frame_size_mismatch",
+                tf.reduce_all(same_size),
+                lambda: tf.strings.join(
+                    [
+                        "frames of different sizes (frame ",
+                        _frame_number(indices, 0),
+                        " is ",
+                        _size_text(sizes, 0),
+                        ", frame ",
+                        _frame_number(indices, first_other_size),
+                        " is ",
+                        _size_text(sizes, first_other_size),
+                        ")",
+                    ]
+                ),
+            ),
+        ]
+    )
+    # Every frame passed one by one but not together: name the clip, not a frame.
+    code = tf.where(code == 0, UCF101_PROBLEM_CODES["bad_jpeg"], code)
+    problem = tf.where(problem == "", tf.constant("its frames cannot be decoded"), problem)
+    return code, problem
+
+
+# ------------------------------------------------------------------------------------ clips
+def _decoded_frames(
+    settings: _ClipSettings,
+    read_frames: Callable[[tf.Tensor], tf.Tensor],
+    n: tf.Tensor,
+    indices: tf.Tensor,
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """(images [m, h, w, 3] uint8, code, problem) of the frames at `indices`; on a problem the
+    images are an empty [0, S, S, 3], which the resizing and cropping below pass through."""
+    s = settings.image_size
+    empty = tf.zeros([0, s, s, 3], tf.uint8)
+
+    def attempt():
+        encoded = read_frames(indices)
+        # decode_jpeg also decodes PNG, GIF, BMP and WebP: only complete JPEGs pass.
+        markers = tf.debugging.Assert(tf.reduce_all(_is_complete_jpeg(encoded)), ["not a JPEG"])
+        with tf.control_dependencies([markers]):
+            return _decode(encoded)
+
+    def read_and_decode():
+        images, ok = _guarded(attempt, empty)
+        code, problem = tf.cond(
+            ok,
+            lambda: (tf.constant(0, tf.int32), tf.constant("")),
+            lambda: _diagnose(read_frames, indices),
+        )
+        return images, code, problem
+
+    def no_frames():
+        return empty, tf.constant(UCF101_PROBLEM_CODES["no_frames"]), tf.constant("no frames")
+
+    return tf.cond(n > 0, read_and_decode, no_frames)
 
 
 def _make_clip(
@@ -128,48 +425,18 @@ def _make_clip(
     where: tf.Tensor,
     seed: tf.Tensor | None,
 ) -> dict[str, tf.Tensor]:
-    """The clip of one video: n frames, read_frames(indices) -> their encoded JPEGs."""
+    """The clip of one video of n frames, read_frames(indices) -> their encoded JPEGs; with the
+    decoding problems (`_code`, `_error`) of the frames it samples."""
     s, t = settings.image_size, settings.num_frames
-    label = tf.cast(label, tf.int32)
-    label_ok = label >= 0
-    if settings.num_classes is not None:
-        label_ok &= label < settings.num_classes
-    range_text = f" outside [0, {settings.num_classes})" if settings.num_classes else " (negative)"
-    checks = [_check(n > 0, where, video_id, "no frames")]
-    if settings.check_labels:
-        label_text = tf.strings.join(["label ", tf.strings.as_string(label), range_text])
-        checks.append(_check(label_ok, where, video_id, label_text))
     if seed is not None:
         time_seed, top_seed, left_seed, flip_seed = tf.unstack(
             tf.random.experimental.stateless_split(seed, 4)
         )
     else:
         time_seed = top_seed = left_seed = flip_seed = None
-    with tf.control_dependencies(checks):
-        n = tf.identity(n)  # everything below depends on the checks
     indices = sample_frame_indices(n, t, settings.training, time_seed)
-    encoded = read_frames(indices)  # [m] string
+    images, code, problem = _decoded_frames(settings, read_frames, n, indices)  # [m, h, w, 3]
 
-    length = tf.strings.length(encoded)
-    head = tf.strings.substr(encoded, tf.zeros_like(length), tf.fill(tf.shape(length), 2))
-    tail = tf.strings.substr(encoded, tf.maximum(length - 2, 0), tf.fill(tf.shape(length), 2))
-    is_jpeg = (length >= 4) & tf.equal(head, _JPEG_SOI) & tf.equal(tail, _JPEG_EOI)
-    bad = tf.argmin(tf.cast(is_jpeg, tf.int32), output_type=tf.int32)  # the first bad one
-    bad_frame = tf.gather(indices, tf.minimum(bad, tf.maximum(tf.size(indices) - 1, 0)))
-    jpeg_check = _check(
-        tf.reduce_all(is_jpeg),
-        where,
-        video_id,
-        tf.strings.join(["frame ", tf.strings.as_string(bad_frame + 1), " is not a complete JPEG"]),
-    )
-    with tf.control_dependencies([jpeg_check]):
-        encoded = tf.identity(encoded)
-
-    images = tf.map_fn(
-        lambda jpeg: tf.io.decode_jpeg(jpeg, channels=3),
-        encoded,
-        fn_output_signature=tf.TensorSpec([None, None, 3], tf.uint8),
-    )  # [m, h, w, 3]
     height, width = tf.shape(images)[1], tf.shape(images)[2]
     short = tf.cast(tf.minimum(height, width), tf.float64)
     scale = settings.resize_short_side / short
@@ -194,41 +461,182 @@ def _make_clip(
     images = tf.cast(tf.clip_by_value(tf.round(images), 0.0, 255.0), tf.uint8)
     valid = tf.shape(images)[0]
     images = tf.pad(images, [[0, t - valid], [0, 0], [0, 0], [0, 0]])
-    return {
+    clip = {
         "video_id": video_id,
         "frames": tf.ensure_shape(images, [t, s, s, 3]),
         "num_frames": valid,
-        "labels": label,
+        "labels": tf.cast(label, tf.int32),
     }
+    error = tf.cond(
+        code == 0, lambda: tf.constant(""), lambda: _error_line(where, video_id, problem)
+    )
+    return _with_problem(clip, code, error)
 
 
-def _record_clip(
-    settings: _ClipSettings, serialized: tf.Tensor, where: tf.Tensor, seed: tf.Tensor | None
-) -> dict[str, tf.Tensor]:
+# ------------------------------------------------------------------------------------ records
+def _record_fields(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
+    """A frame record's fields: video_id, label (int64, -1 when absent), frames [n] (JPEGs).
+    Fails on bytes that are not a SequenceExample of the schema."""
     context, sequences = tf.io.parse_single_sequence_example(
         serialized, context_features=_CONTEXT_FEATURES, sequence_features=_SEQUENCE_FEATURES
     )
-    frames = sequences["frames"]
+    return {"video_id": context["id"], "label": context["label"], "frames": sequences["frames"]}
+
+
+def _checked_record(
+    settings: _ClipSettings, fields: dict[str, tf.Tensor], where: tf.Tensor
+) -> dict[str, tf.Tensor]:
+    """fields + where, with the problem of the record's checks (`_code`, `_error`)."""
+    code, problem = _first_problem(
+        _record_checks(settings, fields["video_id"], fields["label"], fields["frames"])
+    )
+    error = tf.cond(
+        code == 0, lambda: tf.constant(""), lambda: _error_line(where, fields["video_id"], problem)
+    )
+    return _with_problem({"where": where, **fields}, code, error)
+
+
+def _record_clip(
+    settings: _ClipSettings, record: dict[str, tf.Tensor], seed: tf.Tensor | None
+) -> dict[str, tf.Tensor]:
+    frames = record["frames"]
     return _make_clip(
         settings,
         lambda indices: tf.gather(frames, indices),
         tf.shape(frames, out_type=tf.int32)[0],
-        context["id"],
-        context["label"],
-        where,
+        record["video_id"],
+        record["label"],
+        record["where"],
         seed,
     )
 
 
-def _folder_clip(
-    settings: _ClipSettings,
-    folder: tf.Tensor,
-    video_id: tf.Tensor,
-    label: tf.Tensor,
-    seed: tf.Tensor | None,
+def _make_file_reader(settings: _ClipSettings, deterministic: bool, id_filter=None):
+    """(path, size) -> the checked records of one file, followed by one corrupt_file element
+    when some of its bytes could not be read or parsed (see "How it works")."""
+
+    def parse(serialized, is_sentinel):
+        num_bytes = tf.cast(tf.strings.length(serialized), tf.int64) + _TFRECORD_OVERHEAD_BYTES
+        return _record_fields(serialized), num_bytes, is_sentinel
+
+    def read_file(path: tf.Tensor, size: tf.Tensor) -> tf.data.Dataset:
+        # ignore_errors: a read error ends this file's TFRecordDataset, a parse error drops one
+        # record; both leave bytes unaccounted for, which the sentinel reports.
+        parsed = tf.data.TFRecordDataset(path).map(
+            lambda s: parse(s, False),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=deterministic,
+        )
+        parsed = parsed.ignore_errors()
+        sentinel = tf.data.Dataset.from_tensors(tf.constant(b"")).map(lambda s: parse(s, True))
+
+        def account(state, element):
+            consumed_bytes, index = state
+            fields, num_bytes, is_sentinel = element
+            damaged = is_sentinel & tf.not_equal(consumed_bytes, size)
+            lost_bytes = size - consumed_bytes
+            consumed_bytes += tf.where(is_sentinel, tf.constant(0, tf.int64), num_bytes)
+            return (consumed_bytes, index + 1), (fields, index, is_sentinel, damaged, lost_bytes)
+
+        def wanted(fields, _index, is_sentinel, damaged, _lost_bytes):
+            keep = ~is_sentinel
+            if id_filter is not None:
+                keep &= tf.cast(id_filter(fields["video_id"]), tf.bool)
+            return keep | damaged
+
+        def check(fields, index, _is_sentinel, damaged, lost_bytes):
+            where = tf.strings.join(["file ", path, ", record ", tf.strings.as_string(index)])
+            record = _checked_record(settings, fields, where)
+            file_error = tf.strings.join(
+                [
+                    "bad UCF101 input: file ",
+                    path,
+                    ": ",
+                    tf.strings.as_string(lost_bytes),
+                    " of its ",
+                    tf.strings.as_string(size),
+                    " bytes could not be read or parsed (a truncated or corrupt TFRecord file, "
+                    "or records that are not UCF101 frame records)",
+                ]
+            )
+            record["_code"] = tf.where(
+                damaged, UCF101_PROBLEM_CODES["corrupt_file"], record["_code"]
+            )
+            record["_error"] = tf.where(damaged, file_error, record["_error"])
+            return record
+
+        start = (tf.constant(0, tf.int64), tf.constant(0, tf.int64))
+        elements = parsed.concatenate(sentinel).scan(start, account)
+        return elements.filter(wanted).map(
+            check, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic
+        )
+
+    return read_file
+
+
+# ------------------------------------------------------------------------------------ folders
+def _frame_paths(folder: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """(paths, names, numbers) of a folder's frame files, in frame-number order."""
+    listed = tf.io.matching_files(tf.strings.join([folder, "/", FRAME_PATTERN]))
+    names = tf.strings.regex_replace(listed, r".*/", "")
+    is_frame = tf.strings.regex_full_match(names, _FRAME_NAME)
+    listed, names = tf.boolean_mask(listed, is_frame), tf.boolean_mask(names, is_frame)
+    numbers = tf.strings.to_number(
+        tf.strings.regex_replace(names, r"frame_([0-9]+)\.jpg", r"\1"), tf.int32
+    )
+    order = tf.argsort(numbers, stable=True)
+    return tf.gather(listed, order), tf.gather(names, order), tf.gather(numbers, order)
+
+
+def _checked_folder(
+    settings: _ClipSettings, folder: tf.Tensor, video_id: tf.Tensor, label: tf.Tensor
 ) -> dict[str, tf.Tensor]:
-    # MatchingFiles sorts its result; 5-digit names sort in time order.
-    paths = tf.io.matching_files(tf.strings.join([folder, "/", FRAME_PATTERN]))
+    """A listed video's folder, with the problem of its listing (`_code`, `_error`)."""
+    _, names, numbers = _frame_paths(folder)
+    n = tf.size(numbers)
+    numbered = tf.equal(numbers, tf.range(1, n + 1))
+    gap = _first_false(numbered)
+
+    def no_frames_text():
+        exists = tf.size(tf.io.matching_files(folder)) > 0
+        return tf.where(
+            exists,
+            tf.constant(f"no frames (no {FRAME_PATTERN} files in the folder)"),
+            tf.constant("no frames (the folder does not exist)"),
+        )
+
+    checks: list[_Check] = [
+        ("no_frames", n > 0, no_frames_text),
+        (
+            "missing_frame",
+            tf.reduce_all(numbered),
+            lambda: tf.strings.join(
+                [
+                    "frames not numbered 1, 2, ..., n: frame ",
+                    tf.strings.as_string(gap + 1),
+                    " missing (",
+                    tf.gather(names, gap),
+                    " in its place)",
+                ]
+            ),
+        ),
+    ]
+    if settings.check_labels:
+        checks.append(_label_check(settings, tf.cast(label, tf.int64)))
+    code, problem = _first_problem(checks)
+    where = tf.strings.join(["folder ", folder])
+    error = tf.cond(
+        code == 0, lambda: tf.constant(""), lambda: _error_line(where, video_id, problem)
+    )
+    element = {"folder": folder, "video_id": video_id, "label": tf.cast(label, tf.int64)}
+    return _with_problem(element, code, error)
+
+
+def _folder_clip(
+    settings: _ClipSettings, element: dict[str, tf.Tensor], seed: tf.Tensor | None
+) -> dict[str, tf.Tensor]:
+    folder = element["folder"]
+    paths, _, _ = _frame_paths(folder)
 
     def read(indices):
         return tf.map_fn(tf.io.read_file, tf.gather(paths, indices), fn_output_signature=tf.string)
@@ -237,13 +645,63 @@ def _folder_clip(
         settings,
         read,
         tf.shape(paths, out_type=tf.int32)[0],
-        video_id,
-        label,
+        element["video_id"],
+        element["label"],
         tf.strings.join(["folder ", folder]),
         seed,
     )
 
 
+# ------------------------------------------------------------------------------------ policy
+_SKIP_HINT = " (skip_bad_records=True skips and counts bad records)"
+
+
+def _strict(element: dict[str, tf.Tensor], hint: str = _SKIP_HINT) -> dict[str, tf.Tensor]:
+    """`element`, or an InvalidArgumentError of its `_error` (+ hint) when it has a problem."""
+    check = tf.debugging.Assert(element["_code"] == 0, [tf.strings.join([element["_error"], hint])])
+    with tf.control_dependencies([check]):
+        return {key: tf.identity(value) for key, value in element.items()}
+
+
+def _make_skip_filter(counter: BadRecordCounter | None):
+    def keep(element):
+        def skip():
+            line = tf.strings.join(["skipping ", element["_error"]])
+            ops = [tf.print(line, output_stream=logging.warning)]
+            if counter is not None:
+                ops.append(counter.add(element["_code"]))
+            with tf.control_dependencies(ops):
+                return tf.constant(False)
+
+        return tf.cond(element["_code"] == 0, lambda: tf.constant(True), skip)
+
+    return keep
+
+
+def _public(element: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+    return {key: value for key, value in element.items() if not key.startswith("_")}
+
+
+def _enforce(
+    dataset: tf.data.Dataset, skip_bad_records: bool, counter: BadRecordCounter | None
+) -> tf.data.Dataset:
+    """Elements with a problem: an error (strict) or dropped and counted (skip)."""
+    if skip_bad_records:
+        dataset = dataset.filter(_make_skip_filter(counter))
+    else:
+        dataset = dataset.map(_strict)
+    return dataset.map(_public)
+
+
+def _check_counter(counter: BadRecordCounter | None) -> None:
+    if counter is not None and tuple(counter.kinds) != UCF101_PROBLEM_KINDS:
+        raise ValueError(
+            f"the bad-record counter counts {', '.join(counter.kinds)}; UCF101 needs "
+            "BadRecordCounter(kinds=UCF101_PROBLEM_KINDS) (videos.bad_record_counter)"
+        )
+
+
+# ------------------------------------------------------------------------------------ public
 def parse_eval_clip(
     serialized: tf.Tensor,
     num_frames: int,
@@ -256,16 +714,24 @@ def parse_eval_clip(
 
     The same ops as `frame_dataset(..., training=False)`, so the two agree exactly. With
     check_labels=False a record without a label (or with any label) is read as well: serving.
+    Ids are not checked (an empty one passes).
 
     Returns:
       {"video_id": scalar string, "frames": [num_frames, image_size, image_size, 3] uint8,
        "num_frames": scalar int32, "labels": scalar int32}.
+    Raises (when run): InvalidArgumentError "bad UCF101 input: record, video <id>: <problem>" for
+      a record with a problem of the module docstring; bytes that are not a SequenceExample fail
+      in TensorFlow's parser.
     """
     settings = dataclasses.replace(
         _settings(num_frames, image_size, resize_short_side, num_classes, training=False),
         check_labels=check_labels,
+        check_ids=False,
     )
-    return _record_clip(settings, serialized, tf.constant("record"), seed=None)
+    record = _checked_record(settings, _record_fields(serialized), tf.constant("record"))
+    record = _strict(record, hint="")  # before decoding
+    clip = _strict(_record_clip(settings, record, seed=None), hint="")
+    return _public(clip)
 
 
 def _is_frames_dir(source: str | Sequence[str]) -> bool:
@@ -292,6 +758,8 @@ def frame_dataset(
     id_filter: Callable[[tf.Tensor], tf.Tensor] | None = None,
     cache_file: str | None = None,
     random_flip: bool = True,
+    skip_bad_records: bool = False,
+    bad_record_counter: BadRecordCounter | None = None,
 ) -> tf.data.Dataset:
     """Batches of UCF101 clips (see the module docstring for the batch, sampling and errors).
 
@@ -309,9 +777,9 @@ def frame_dataset(
       num_classes: labels must lie in [0, num_classes); default: from the class index file, else
         only negative labels are errors.
       resize_short_side: short side before cropping (default round(S * 256 / 224)).
-      shuffle: shuffle the files and records (records: in a buffer of shuffle_buffer serialized
-        records, each holding all JPEGs of a video, before decoding; a frames directory: the
-        whole video list).
+      shuffle: shuffle the files and records (records: in a buffer of shuffle_buffer records,
+        each holding all JPEGs of a video, before decoding; a frames directory: the whole video
+        list).
       repeat: repeat forever.
       seed: seeds the shuffles and the training randomness; with a seed the batches are
         reproducible; without one a shuffled pipeline may also read in a nondeterministic order.
@@ -319,20 +787,26 @@ def frame_dataset(
       input_context: with more than one input pipeline, this pipeline reads only every
         num_input_pipelines-th file (records) or video (frames directory), from its
         input_pipeline_id on.
+      id_filter: video id (scalar string) -> bool: keeps only the videos it accepts (SAKD's
+        selected subset), before they are checked or any frame is decoded.
+      cache_file: with repeat=True, the (filtered, checked) records or folders of the first pass
+        are cached in this file and later passes read them from it instead of all input files;
+        the clips are still decoded and augmented anew every pass. A new name per pipeline.
       random_flip: training flips a clip horizontally with probability 1/2 (right for UCF101's
         actions; wrong where left and right are different classes, as in the synthetic set).
-      id_filter: video id (scalar string) -> bool: keeps only the videos it accepts (SAKD's
-        selected subset), before any frame is decoded.
-      cache_file: with repeat=True, the (filtered) serialized records of the first pass are
-        cached in this file and later passes read them from it instead of all input files; the
-        clips are still decoded and augmented anew every pass. A new name per pipeline.
+      skip_bad_records: skip a bad video (logged, counted) instead of raising an error.
+      bad_record_counter: where skipped videos are counted: a
+        `BadRecordCounter(kinds=UCF101_PROBLEM_KINDS)`.
 
     Raises:
       FileNotFoundError: a pattern matches no file.
       ValueError: bad sizes, a frames directory without split files (or records with one), fewer
-        files than input pipelines.
+        files than input pipelines, a counter of other kinds.
       SplitFileError: a bad line in a split file.
+    Errors raised while iterating (strict mode): tf.errors.InvalidArgumentError naming the file
+    (and record) or folder and the video id (the file only, for a truncated or corrupt file).
     """
+    _check_counter(bad_record_counter)
     if class_index_file is not None and num_classes is None:
         num_classes = len(read_class_index(class_index_file))
     settings = dataclasses.replace(
@@ -359,16 +833,12 @@ def frame_dataset(
             dataset = dataset.shard(pipelines, pipeline_id)
         if id_filter is not None:
             dataset = dataset.filter(lambda _folder, video_id, _label: id_filter(video_id))
-        if cache_file is not None:
-            dataset = dataset.cache(cache_file)
-        if shuffle:
-            # Paths are small: shuffle the whole list.
-            dataset = dataset.shuffle(len(listed), seed=seed, reshuffle_each_iteration=True)
-
-        def clip(element, clip_seed):
-            folder, video_id, label = element
-            return _folder_clip(settings, folder, video_id, label, clip_seed)
-
+        dataset = dataset.map(
+            lambda folder, video_id, label: _checked_folder(settings, folder, video_id, label),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+        make_clip = _folder_clip
+        shuffle_size = len(listed)  # folder names are small: shuffle the whole list
     else:
         if split_file is not None:
             raise ValueError("split_file is only for a frames directory; records hold one split")
@@ -380,35 +850,28 @@ def frame_dataset(
                     "pipelines that each read whole files"
                 )
             files = files[pipeline_id::pipelines]
-        dataset = tf.data.Dataset.from_tensor_slices(files)
+        # (path, size) pairs: the size lets a reader tell a cut-short file from a whole one.
+        sizes = [tf.io.gfile.stat(path).length for path in files]
+        dataset = tf.data.Dataset.from_tensor_slices(
+            (tf.constant(files), tf.constant(sizes, tf.int64))
+        )
         if shuffle:
             dataset = dataset.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
         dataset = dataset.interleave(
-            lambda path: tf.data.TFRecordDataset(path).map(
-                lambda serialized: (tf.strings.join(["file ", path]), serialized)
-            ),
+            _make_file_reader(settings, deterministic, id_filter),
             cycle_length=min(len(files), _DEFAULT_CYCLE_LENGTH),
             block_length=1,
             num_parallel_calls=tf.data.AUTOTUNE,
             deterministic=deterministic,
         )
-        if id_filter is not None:
-            dataset = dataset.filter(
-                lambda _where, serialized: id_filter(
-                    tf.io.parse_single_sequence_example(
-                        serialized, context_features={"id": _CONTEXT_FEATURES["id"]}
-                    )[0]["id"]
-                )
-            )
-        if cache_file is not None:
-            dataset = dataset.cache(cache_file)
-        if shuffle:
-            dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-
-        def clip(element, clip_seed):
-            where, serialized = element
-            return _record_clip(settings, serialized, where, clip_seed)
-
+        make_clip = _record_clip
+        shuffle_size = shuffle_buffer
+    # The checks of whole videos, before the shuffle buffer and the cache.
+    dataset = _enforce(dataset, skip_bad_records, bad_record_counter)
+    if cache_file is not None:
+        dataset = dataset.cache(cache_file)
+    if shuffle:
+        dataset = dataset.shuffle(shuffle_size, seed=seed, reshuffle_each_iteration=True)
     if repeat:
         dataset = dataset.repeat()
     if training:
@@ -417,11 +880,16 @@ def frame_dataset(
         seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
         dataset = tf.data.Dataset.zip(dataset, seeds)
         dataset = dataset.map(
-            clip, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic
+            lambda element, clip_seed: make_clip(settings, element, clip_seed),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=deterministic,
         )
     else:
         dataset = dataset.map(
-            lambda *element: clip(element, None), num_parallel_calls=tf.data.AUTOTUNE
+            lambda element: make_clip(settings, element, None),
+            num_parallel_calls=tf.data.AUTOTUNE,
         )
+    # The checks of the frames a clip decodes.
+    dataset = _enforce(dataset, skip_bad_records, bad_record_counter)
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     return dataset.prefetch(tf.data.AUTOTUNE)

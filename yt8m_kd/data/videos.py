@@ -9,7 +9,9 @@ Two families share one batch contract (docs/design.md) and one training loop:
           segment centres and the centre crop. T is --max_frames, S the model's --image_size.
 
 `read_videos` is what the trainers, the teacher cache, SAKD's difficulty pass and evaluation call,
-so that every part of a run reads its data the same way.
+so that every part of a run reads its data the same way. Both families check every record: a bad
+one is an error naming its file and id, or with --skip_bad_records it is skipped, logged and
+counted by the family's problem kinds in the counter of `bad_record_counter(data_config)`.
 """
 
 from __future__ import annotations
@@ -28,6 +30,14 @@ def class_names(data_config: DataConfig) -> list[str] | None:
     if data_config.dataset == "ucf101" and data_config.class_index_file:
         return ucf101_splits.read_class_index(data_config.class_index_file)
     return None
+
+
+def bad_record_counter(data_config: DataConfig) -> BadRecordCounter:
+    """A counter of the skipped records of the run's data family, by its problem kinds (create it
+    outside any strategy scope)."""
+    if data_config.dataset == "ucf101":
+        return BadRecordCounter(kinds=ucf101.UCF101_PROBLEM_KINDS)
+    return BadRecordCounter()
 
 
 def read_videos(
@@ -56,7 +66,7 @@ def read_videos(
       pattern: a file pattern; for UCF101 also a frames root directory, read with `split_file`.
       training: UCF101 training augmentation (random segment frames, crop and flip).
       The other arguments are those of `yt8m.frame_dataset`; `bad_record_counter` counts the
-      skipped records of YouTube-8M data (UCF101 records are checked strictly);
+      skipped records (with --skip_bad_records), a `bad_record_counter(data_config)`;
       `family_kwargs` go to the family's frame_dataset as they are (num_parallel_reads, ...).
     """
     if data_config.dataset == "yt8m":
@@ -98,6 +108,8 @@ def read_videos(
             id_filter=id_filter,
             cache_file=cache_file,
             random_flip=data_config.random_flip,
+            skip_bad_records=data_config.skip_bad_records,
+            bad_record_counter=bad_record_counter,
             **family_kwargs,
         )
     raise ValueError(f"unknown dataset {data_config.dataset!r}; known: {', '.join(DATASETS)}")

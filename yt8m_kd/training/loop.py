@@ -17,7 +17,7 @@ from absl import logging
 
 from yt8m_kd import metrics as metrics_lib
 from yt8m_kd.configs import DataConfig, ModelConfig, TrainConfig
-from yt8m_kd.data import videos, yt8m
+from yt8m_kd.data import videos
 from yt8m_kd.distill import losses
 from yt8m_kd.files import write_json
 from yt8m_kd.modeling import build_video_model, model_size
@@ -93,7 +93,7 @@ class Trainer:
         self.run_dir = run_dir
         self.strategy = strategy
         self.is_chief = _is_chief(strategy)
-        self.bad_records = yt8m.BadRecordCounter()
+        self.bad_records = videos.bad_record_counter(data_config)
         tf.io.gfile.makedirs(run_dir)
 
         keras.utils.set_random_seed(train_config.seed)  # the initial weights follow --seed
