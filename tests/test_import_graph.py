@@ -61,6 +61,7 @@ LAYERS = {
     "yt8m_kd.fuzz.oracle": 7,
     "yt8m_kd.fuzz.worker": 7,
     "yt8m_kd.fuzz.campaign": 7,
+    "yt8m_kd.fuzz.entry_points": 7,
 }
 
 # The order of the import-everything-in-a-shuffled-order check; the failure message prints it.
