@@ -178,9 +178,11 @@ def classify(expected: oracle.Expected, mode: str, answer: dict) -> list[str]:
 class Worker:
     """The worker process (worker.py), restarted after a hang or a crash."""
 
-    def __init__(self, timeout_s: float, log_path: str):
+    def __init__(self, timeout_s: float, log_path: str, command: Sequence[str] | None = None):
+        """command: the process to run (default: this Python on `yt8m_kd.fuzz.worker`)."""
         self.timeout_s = timeout_s
         self.log_path = log_path
+        self.command = list(command or [sys.executable, "-m", "yt8m_kd.fuzz.worker"])
         self.process: subprocess.Popen | None = None
 
     def _start(self) -> subprocess.Popen:
@@ -189,7 +191,7 @@ class Worker:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [repo_root, env.get("PYTHONPATH")]))
         log = open(self.log_path, "ab")  # noqa: SIM115  (the process keeps it)
         return subprocess.Popen(
-            [sys.executable, "-m", "yt8m_kd.fuzz.worker"],
+            self.command,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=log,
@@ -202,13 +204,20 @@ class Worker:
         if self.process is None or self.process.poll() is not None:
             self.process = self._start()
         process = self.process
-        process.stdin.write((json.dumps(request) + "\n").encode())
-        process.stdin.flush()
-        # The first request also waits for TensorFlow to import.
-        ready, _, _ = select.select([process.stdout], [], [], timeout_s)
-        line = process.stdout.readline() if ready else b""
+        try:
+            process.stdin.write((json.dumps(request) + "\n").encode())
+            process.stdin.flush()
+            # The first request also waits for TensorFlow to import.
+            ready, _, _ = select.select([process.stdout], [], [], timeout_s)
+            line = process.stdout.readline() if ready else b""
+        except BrokenPipeError:  # the worker died before reading the request
+            line = b""
         if line:
             return json.loads(line)
+        try:  # an end of file: the worker is exiting; its status comes a moment later
+            process.wait(timeout=0 if not ready else 10)
+        except subprocess.TimeoutExpired:
+            pass
         hung = process.poll() is None
         self.close()
         empty = {"ids": [], "counts": None}

@@ -203,7 +203,7 @@ def jpeg_problem(jpegs: Sequence[bytes]) -> str | None:
         if len(jpeg) < 4 or not (jpeg.startswith(b"\xff\xd8") and jpeg.endswith(b"\xff\xd9")):
             return f"frame {number} is not a complete JPEG"
         try:
-            shape = tuple(tf.io.extract_jpeg_shape(jpeg).numpy()[:2])
+            shape = tuple(int(x) for x in tf.io.extract_jpeg_shape(jpeg).numpy()[:2])
             tf.io.decode_jpeg(jpeg, channels=3)
         except tf.errors.OpError:
             return f"frame {number} does not decode"
