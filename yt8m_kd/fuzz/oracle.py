@@ -196,16 +196,26 @@ def yt8m_expected(
 
 
 # ------------------------------------------------------------------------------------ UCF101
+def _decoded_shape(jpeg: bytes) -> tuple[int, int] | None:
+    """(height, width) of a JPEG that TensorFlow's decoder decodes, else None."""
+    try:
+        image = tf.io.decode_jpeg(jpeg, channels=3)
+    except tf.errors.OpError:
+        return None
+    return int(image.shape[0]), int(image.shape[1])
+
+
 def jpeg_problem(jpegs: Sequence[bytes]) -> str | None:
     """Why a video's JPEG frames cannot be read (the ucf101 reader's checks), or None."""
     size = None
+    shapes: dict[bytes, tuple[int, int] | None] = {}  # a long video repeats its frames
     for number, jpeg in enumerate(jpegs, start=1):
         if len(jpeg) < 4 or not (jpeg.startswith(b"\xff\xd8") and jpeg.endswith(b"\xff\xd9")):
             return f"frame {number} is not a complete JPEG"
-        try:
-            shape = tuple(int(x) for x in tf.io.extract_jpeg_shape(jpeg).numpy()[:2])
-            tf.io.decode_jpeg(jpeg, channels=3)
-        except tf.errors.OpError:
+        if jpeg not in shapes:
+            shapes[jpeg] = _decoded_shape(jpeg)
+        shape = shapes[jpeg]
+        if shape is None:
             return f"frame {number} does not decode"
         if size is not None and shape != size:
             return f"frame {number} is {shape}, frame 1 {size}"
