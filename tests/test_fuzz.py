@@ -202,3 +202,18 @@ def test_every_mutant_kind_of_both_families_has_an_allowed_outcome(tmp_path):
     for family in summary["families"].values():
         good = family["skip_mode_good_records"]
         assert good["read"] == good["written"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family, kind", [("yt8m", "truncate"), ("ucf101", "undecodable_jpeg")])
+def test_a_bad_mutant_through_train_py(family, kind, tmp_path):
+    """train.py (one step) over a mutant, in strict and skip mode: exit 0 or one
+    `train.py: error:` line naming the file; never a traceback."""
+    mutant = campaign.make_mutant(family, SEED, kind, 0)
+    base = mutant.write(str(tmp_path))
+    expected = campaign.expected_of(mutant, base)
+    for skip in (False, True):
+        command = entry_points.train_command(mutant, base, str(tmp_path / f"run{skip}"), skip)
+        result = entry_points.launch("train.py", command, timeout_s=600)
+        outcome = entry_points.classify_launch("train.py", result, expected, skip)
+        assert outcome in entry_points.ALLOWED, (skip, result and result.stderr[-2000:])
