@@ -177,6 +177,8 @@ def test_launch_classes():
         "error_without_file"
     )
     assert classify("infer.py", None, expected, False) == "hang"
+    noisy = "train.py: error: /data/shard-0.tfrecord: x [[RemoteCall]] [[IteratorGetNext]]"
+    assert classify("train.py", result(1, noisy), expected, False) == "error_with_node_names"
 
 
 # ------------------------------------------------------------------------------------ the subset

@@ -55,7 +55,7 @@ FORBIDDEN = (
 )
 MAX_ERROR_CHARS = 1000  # beyond the file path
 # TensorFlow's graph context in a message: node names, and tf.data's function and iterator names.
-_NODE_NAMES = ("{{node", "{{function_node", "[[", "[Op:", "Iterator::", "user-defined function")
+NODE_NAMES = ("{{node", "{{function_node", "[[", "[Op:", "Iterator::", "user-defined function")
 # Ids shown in an error are expected when they are short, printable text.
 _SHOWN_ID_CHARS = 200
 
@@ -121,7 +121,7 @@ def _message_classes(expected: oracle.Expected, message: str) -> list[str]:
         classes.append("error_without_file")
     if "\n" in message.strip():
         classes.append("error_not_one_line")
-    if any(noise in message for noise in _NODE_NAMES):
+    if any(noise in message for noise in NODE_NAMES):
         classes.append("error_with_node_names")
     longest_path = max((len(b.path) for b in expected.bad), default=0)
     if len(message) > MAX_ERROR_CHARS + longest_path:

@@ -17,6 +17,7 @@ import sys
 from collections.abc import Sequence
 
 from yt8m_kd.fuzz import oracle, ucf101_mutants, yt8m_mutants
+from yt8m_kd.fuzz.campaign import NODE_NAMES
 from yt8m_kd.fuzz.mutants import Mutant
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -27,6 +28,7 @@ FORBIDDEN = (
     "hang",
     "error_without_file",
     "error_not_one_line",
+    "error_with_node_names",
     "error_in_skip_mode",
     "bad_record_accepted",
 )
@@ -111,6 +113,8 @@ def classify_launch(
         return "error_in_skip_mode"
     if not any(bad.path in last for bad in expected.bad):
         return "error_without_file"
+    if any(noise in last for noise in NODE_NAMES):
+        return "error_with_node_names"
     return "one_line_error"
 
 
