@@ -55,7 +55,15 @@ FORBIDDEN = (
 )
 MAX_ERROR_CHARS = 1000  # beyond the file path
 # TensorFlow's graph context in a message: node names, and tf.data's function and iterator names.
-NODE_NAMES = ("{{node", "{{function_node", "[[", "[Op:", "Iterator::", "user-defined function")
+NODE_NAMES = (
+    "{{node",
+    "{{function_node",
+    "[[",
+    "[Op:",
+    "Iterator::",
+    "user-defined function",
+    "Detected at node",
+)
 # Ids shown in an error are expected when they are short, printable text.
 _SHOWN_ID_CHARS = 200
 
