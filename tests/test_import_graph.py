@@ -53,6 +53,15 @@ LAYERS = {
     "yt8m_kd.tables": 6,
     "yt8m_kd.experiments": 7,
     "yt8m_kd.cli": 7,
+    "yt8m_kd.fuzz": 7,
+    "yt8m_kd.fuzz.tfrecord": 7,
+    "yt8m_kd.fuzz.mutants": 7,
+    "yt8m_kd.fuzz.yt8m_mutants": 7,
+    "yt8m_kd.fuzz.ucf101_mutants": 7,
+    "yt8m_kd.fuzz.oracle": 7,
+    "yt8m_kd.fuzz.worker": 7,
+    "yt8m_kd.fuzz.campaign": 7,
+    "yt8m_kd.fuzz.entry_points": 7,
 }
 
 # The order of the import-everything-in-a-shuffled-order check; the failure message prints it.

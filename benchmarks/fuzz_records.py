@@ -1,0 +1,117 @@
+"""The fuzz campaign over both data families' readers (issue 11): seeded mutants of valid
+synthetic records and frames folders, each read in strict and skip mode and its outcome classified
+against an oracle (yt8m_kd/fuzz). Writes benchmarks/results/fuzz.json: mutants per kind and
+family, outcomes per class, forbidden totals, good records written vs read in skip mode, seconds,
+and one stratified sample (one mutant per kind) through the launchers.
+
+    .venv/bin/python benchmarks/fuzz_records.py                       # 1,000 mutants per family
+    .venv/bin/python benchmarks/fuzz_records.py --mutants_per_family=200 --nolaunchers
+
+Exit status 1 when any outcome is in a forbidden class.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import tensorflow as tf  # noqa: E402
+from absl import app, flags  # noqa: E402
+
+from yt8m_kd import machine as yt8m_machine  # noqa: E402
+from yt8m_kd.fuzz import campaign, entry_points  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+flags.DEFINE_integer("mutants_per_family", 1000, "Mutants of each family.", lower_bound=1)
+flags.DEFINE_list("families", ["yt8m", "ucf101"], "Data families to fuzz.")
+flags.DEFINE_integer("seed", 0, "Seeds every mutant.")
+flags.DEFINE_float("timeout_s", 120.0, "A read taking longer than this is a hang.")
+flags.DEFINE_integer("group_size", 16, "Record mutants read together (see campaign.run_mutants).")
+flags.DEFINE_boolean("launchers", True, "Also run one mutant per kind through the launchers.")
+flags.DEFINE_list("launcher_kinds", [], "Only these kinds through the launchers (default: all).")
+flags.DEFINE_string(
+    "output", str(REPO_ROOT / "benchmarks" / "results" / "fuzz.json"), "Where the JSON goes."
+)
+FLAGS = flags.FLAGS
+
+
+def launcher_sample(seed: int, families: list[str]) -> dict:
+    """One mutant per kind (index 0) of each family through the launchers, with a teacher run of
+    the YouTube-8M fuzz widths for cache_teacher.py and infer.py."""
+    outcomes: dict = {}
+    with tempfile.TemporaryDirectory() as work:
+        teacher = None
+        if "yt8m" in families:
+            valid = campaign.make_mutant("yt8m", seed, "extra_features", 0)
+            teacher = entry_points.train_teacher(
+                valid, valid.write(work), os.path.join(work, "teacher")
+            )
+        for family in families:
+            for kind in campaign.kinds(family):
+                if FLAGS.launcher_kinds and kind not in FLAGS.launcher_kinds:
+                    continue
+                mutant = campaign.make_mutant(family, seed, kind, 0)
+                base = mutant.write(work)
+                expected = campaign.expected_of(mutant, base)
+                runs = entry_points.run_entry_points(mutant, base, expected, work, teacher)
+                outcomes.setdefault(family, {})[kind] = runs
+                print(mutant.name, {name: run["class"] for name, run in runs.items()}, flush=True)
+    forbidden = [
+        f"{family} {kind} {name}: {run['class']}"
+        for family, kinds in outcomes.items()
+        for kind, runs in kinds.items()
+        for name, run in runs.items()
+        if run["class"] in entry_points.FORBIDDEN
+    ]
+    return {"runs": outcomes, "forbidden_total": len(forbidden), "forbidden": forbidden}
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    start = time.perf_counter()
+    counts = {family: FLAGS.mutants_per_family for family in FLAGS.families}
+    results = campaign.run_campaign(
+        counts, seed=FLAGS.seed, timeout_s=FLAGS.timeout_s, group_size=FLAGS.group_size
+    )
+    summary = campaign.summarize(results, time.perf_counter() - start)
+    report = {
+        "benchmark": "fuzz campaign over the record readers (yt8m_kd/fuzz)",
+        "machine": yt8m_machine.machine_info(tensorflow=tf.__version__),
+        "settings": {
+            "mutants_per_family": FLAGS.mutants_per_family,
+            "families": FLAGS.families,
+            "seed": FLAGS.seed,
+            "timeout_s": FLAGS.timeout_s,
+            "group_size": FLAGS.group_size,
+            "kinds": {family: list(campaign.kinds(family)) for family in FLAGS.families},
+        },
+        "allowed_classes": list(campaign.ALLOWED),
+        "forbidden_classes": list(campaign.FORBIDDEN),
+        **summary,
+    }
+    if FLAGS.launchers:
+        launch_start = time.perf_counter()
+        report["launchers"] = launcher_sample(FLAGS.seed, FLAGS.families)
+        report["launchers"]["seconds"] = round(time.perf_counter() - launch_start, 1)
+    Path(FLAGS.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(FLAGS.output).write_text(json.dumps(report, indent=2) + "\n")
+    for family, result in summary["families"].items():
+        print(
+            f"{family}: {result['mutants']} mutants, {result['forbidden_total']} forbidden "
+            f"outcomes {result['forbidden_per_class']}, skip mode good records "
+            f"{result['skip_mode_good_records']}"
+        )
+    print(f"wrote {FLAGS.output}")
+    launch_forbidden = report.get("launchers", {}).get("forbidden_total", 0)
+    if summary["forbidden_total"] or launch_forbidden:
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,222 @@
+"""The fuzzing harness (yt8m_kd/fuzz, issue 11): its TFRecord framing and oracle against known
+cases, its outcome classes on answers that break the guarantee, its hang and crash detection, and
+a seeded subset of the campaign, one mutant of every kind of both families, through the readers
+(the full campaign: benchmarks/fuzz_records.py)."""
+
+from __future__ import annotations
+
+import collections
+import sys
+
+import pytest
+import tensorflow as tf
+
+from yt8m_kd.fuzz import campaign, entry_points, oracle, tfrecord, ucf101_mutants, yt8m_mutants
+from yt8m_kd.fuzz.worker import id_key
+
+SEED = 11
+
+
+# ------------------------------------------------------------------------------------ framing
+def test_framing_is_byte_identical_to_tensorflows_writer(tmp_path):
+    records = [b"", b"a", bytes(range(256)) * 3]
+    path = str(tmp_path / "tf.tfrecord")
+    with tf.io.TFRecordWriter(path) as writer:
+        for record in records:
+            writer.write(record)
+    with open(path, "rb") as f:
+        assert f.read() == tfrecord.frame_all(records)
+    assert tfrecord.crc32c(b"123456789") == 0xE3069283  # the CRC32C check value
+
+
+def test_split_records_resynchronises_after_a_damaged_frame():
+    records = [bytes([i]) * (10 + i) for i in range(5)]
+    content = bytearray(tfrecord.frame_all(records))
+    second = len(tfrecord.frame(records[0]))
+    content[second + 14] ^= 0x40  # inside the second record's data: its data CRC fails
+    framed = tfrecord.split_records(bytes(content))
+    assert framed.records == (records[0], *records[2:])
+    assert framed.damaged == ((second, second + len(tfrecord.frame(records[1]))),)
+
+    cut = tfrecord.split_records(tfrecord.frame_all(records)[:-3])
+    assert cut.records == tuple(records[:4]) and len(cut.damaged) == 1
+
+
+# ------------------------------------------------------------------------------------ mutants
+def test_mutants_are_reproducible_and_vary_with_the_index():
+    first = yt8m_mutants.make_mutant(SEED, "flip_bytes_bad_crc", 3)
+    assert first.files == yt8m_mutants.make_mutant(SEED, "flip_bytes_bad_crc", 3).files
+    assert first.files != yt8m_mutants.make_mutant(SEED, "flip_bytes_bad_crc", 4).files
+    folder = ucf101_mutants.make_mutant(SEED, "folder_missing_frame", 0)
+    assert folder.files == ucf101_mutants.make_mutant(SEED, "folder_missing_frame", 0).files
+
+
+def _verdict(family: str, kind: str, tmp_path) -> oracle.Expected:
+    mutant = campaign.make_mutant(family, SEED, kind, 0)
+    return campaign.expected_of(mutant, mutant.write(str(tmp_path)))
+
+
+@pytest.mark.parametrize(
+    "family, kind, good, problems",
+    [
+        ("yt8m", "extra_features", 9, []),
+        ("yt8m", "duplicate_ids", 9, []),
+        ("yt8m", "long_video", 9, []),
+        ("yt8m", "wrong_frame_size", 8, ["bad_feature_size"]),
+        ("yt8m", "frame_count_mismatch", 8, ["frame_count_mismatch"]),
+        ("yt8m", "huge_label", 8, ["label_out_of_range"]),
+        ("yt8m", "empty_id", 8, ["empty_id"]),
+        ("yt8m", "example_not_sequence_example", 8, ["no_frames"]),
+        ("yt8m", "wrong_feature_type", 8, ["unparseable record"]),
+        ("yt8m", "zero_byte_file", 3, []),
+        ("ucf101", "undecodable_jpeg", 6, ["does not decode"]),
+        ("ucf101", "truncated_jpeg", 6, ["is not a complete JPEG"]),
+        ("ucf101", "mixed_frame_sizes", 6, ["frame 1 (24, 32)"]),
+        ("ucf101", "missing_label", 6, ["label -1 out of range"]),
+        ("ucf101", "folder_missing_frame", 3, ["a gap in the frame numbering"]),
+        ("ucf101", "folder_stray_files", 4, []),
+    ],
+)
+def test_oracle_verdicts(family, kind, good, problems, tmp_path):
+    expected = _verdict(family, kind, tmp_path)
+    assert len(expected.good_ids) == good
+    assert len(expected.bad) == len(problems)
+    for bad, problem in zip(expected.bad, problems, strict=True):
+        assert problem in bad.problem
+
+
+def test_oracle_finds_the_damage_of_a_truncated_file(tmp_path):
+    expected = _verdict("yt8m", "truncate", tmp_path)
+    assert [bad.record_level for bad in expected.bad] == [False]
+    assert expected.bad[0].path.endswith("shard-0.tfrecord")
+    assert expected.file_bad_range == (1, 1)
+
+
+# ------------------------------------------------------------------------------------ classes
+def _expected() -> oracle.Expected:
+    bad = oracle.BadRecord("/data/shard-0.tfrecord", b"vid-2", "label_out_of_range", True)
+    return oracle.Expected(good_ids=[b"vid-0", b"vid-1"], bad=[bad])
+
+
+def _answer(outcome="ok", message="", ids=(b"vid-0", b"vid-1"), total=1):
+    return {
+        "outcome": outcome,
+        "message": message,
+        "ids": [id_key(v) for v in ids],
+        "counts": {"total": total},
+    }
+
+
+GOOD_ERROR = "prog: error: bad record in file /data/shard-0.tfrecord, record id vid-2: label 9"
+
+
+@pytest.mark.parametrize(
+    "mode, answer, classes",
+    [
+        ("strict", _answer("error", GOOD_ERROR, ids=[b"vid-0"]), ["strict_error"]),
+        ("strict", _answer(), ["bad_record_accepted"]),
+        ("strict", _answer("error", "prog: error: corrupted record at 12"), ["error_without_file"]),
+        (
+            "strict",
+            _answer("error", "prog: error: bad record in file /data/shard-0.tfrecord: label 9"),
+            ["error_without_record_id"],
+        ),
+        (
+            "strict",
+            _answer("error", GOOD_ERROR + " [[{{node Assert}}]]"),
+            ["error_with_node_names"],
+        ),
+        ("strict", _answer("error", GOOD_ERROR + "x" * 2000), ["error_too_long"]),
+        ("strict", _answer("error", GOOD_ERROR, ids=[b"vid-2"]), ["bad_record_accepted"]),
+        ("strict", _answer("traceback", "TypeError: x"), ["traceback"]),
+        ("skip", _answer(), ["skip_exact"]),
+        ("skip", _answer(ids=[b"vid-0"]), ["good_record_dropped"]),
+        ("skip", _answer(ids=[b"vid-0", b"vid-1", b"vid-2"]), ["bad_record_accepted"]),
+        ("skip", _answer(total=0), ["bad_record_not_counted"]),
+        ("skip", _answer(total=3), ["count_too_high"]),
+        ("skip", _answer("error", GOOD_ERROR), ["error_in_skip_mode"]),
+        ("skip", _answer("hang"), ["hang"]),
+    ],
+)
+def test_classify_names_every_broken_guarantee(mode, answer, classes):
+    assert campaign.classify(_expected(), mode, answer) == classes
+
+
+def test_classify_a_clean_mutant_in_strict_mode():
+    clean = oracle.Expected(good_ids=[b"a", b"a", b"b"])
+    assert campaign.classify(clean, "strict", _answer(ids=[b"a", b"b", b"a"])) == ["strict_clean"]
+    assert campaign.classify(clean, "strict", _answer(ids=[b"a", b"b"])) == ["good_record_dropped"]
+    assert campaign.classify(clean, "strict", _answer("error", "prog: error: x", ids=[b"a"])) == [
+        "error_on_good_input"
+    ]
+
+
+def test_worker_hang_and_crash_are_caught(tmp_path):
+    hang = campaign.Worker(1.0, str(tmp_path / "log"), [sys.executable, "-c", "input(); input()"])
+    assert hang.ask({})["outcome"] == "hang"
+    crash = campaign.Worker(30.0, str(tmp_path / "log"), [sys.executable, "-c", "input()"])
+    answer = crash.ask({})
+    assert answer["outcome"] == "crash" and "exit status 0" in answer["message"]
+
+
+def test_launch_classes():
+    expected = _expected()
+
+    def result(rc, stderr):
+        return type("Result", (), {"returncode": rc, "stderr": stderr})()
+
+    classify = entry_points.classify_launch
+    line = "infer.py: error: bad record in file /data/shard-0.tfrecord: x"
+    assert classify("infer.py", result(1, "log\n" + line + "\n"), expected, False) == (
+        "one_line_error"
+    )
+    assert classify("infer.py", result(0, ""), expected, False) == "bad_record_accepted"
+    assert classify("train.py", result(0, ""), expected, False) == "ok"
+    assert classify("infer.py", result(1, "Traceback (most recent call last):\n"), expected, False)
+    assert classify("infer.py", result(1, "infer.py: error: x\n"), expected, False) == (
+        "error_without_file"
+    )
+    assert classify("infer.py", None, expected, False) == "hang"
+    noisy = "train.py: error: /data/shard-0.tfrecord: x [[RemoteCall]] [[IteratorGetNext]]"
+    assert classify("train.py", result(1, noisy), expected, False) == "error_with_node_names"
+
+
+# ------------------------------------------------------------------------------------ the subset
+def _forbidden_report(results) -> str:
+    found = collections.defaultdict(list)
+    for r in results:
+        for mode, classes in r.classes.items():
+            for c in campaign.c_list(classes):
+                found[f"{r.family} {r.kind} {mode}"].append(f"{c}: {r.messages[mode][:160]}")
+    return "\n".join(f"{k}: {v}" for k, v in sorted(found.items()))
+
+
+def test_every_mutant_kind_of_both_families_has_an_allowed_outcome(tmp_path):
+    """The guarantee of issue 11 on one seeded mutant of every kind (50 mutants), strict and skip
+    mode: one-line errors naming file and record, or every good record read and every bad one
+    skipped and counted; never a traceback, hang, crash, accepted bad or dropped good record."""
+    counts = {family: len(campaign.kinds(family)) for family in campaign.FAMILIES}
+    results = campaign.run_campaign(counts, seed=SEED, timeout_s=120, root=str(tmp_path))
+    assert len(results) == sum(counts.values())
+    assert {r.kind for r in results} == {k for f in counts for k in campaign.kinds(f)}
+    summary = campaign.summarize(results, 0.0)
+    assert summary["forbidden_total"] == 0, _forbidden_report(results)
+    for family in summary["families"].values():
+        good = family["skip_mode_good_records"]
+        assert good["read"] == good["written"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family, kind", [("yt8m", "truncate"), ("ucf101", "truncate")])
+def test_a_bad_mutant_through_train_py(family, kind, tmp_path):
+    """train.py (one step) over a truncated shard (damage that the first read meets), in strict
+    and skip mode: exit 0 or one `train.py: error:` line naming the file, without TensorFlow's
+    node names; never a traceback."""
+    mutant = campaign.make_mutant(family, SEED, kind, 0)
+    base = mutant.write(str(tmp_path))
+    expected = campaign.expected_of(mutant, base)
+    for skip in (False, True):
+        command = entry_points.train_command(mutant, base, str(tmp_path / f"run{skip}"), skip)
+        result = entry_points.launch("train.py", command, timeout_s=600)
+        outcome = entry_points.classify_launch("train.py", result, expected, skip)
+        assert outcome in entry_points.ALLOWED, (skip, result and result.stderr[-2000:])

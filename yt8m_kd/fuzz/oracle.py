@@ -1,0 +1,288 @@
+"""The fuzz oracle: which records of a set of files are good and which are bad, decided without
+the readers.
+
+Records: the TFRecord framing is walked in pure Python (`tfrecord.split_records`, resynchronising
+after damage), each intact record is parsed with protobuf (`tf.train.SequenceExample` is the
+generated protobuf class, not TensorFlow's parsing op) and checked against the documented schema
+and record checks:
+
+- the schema the readers' parse op enforces (a record that breaks it cannot be parsed): a context
+  feature read as one value (YouTube-8M `id` / `video_id`; UCF101 `id`, `label`, `class_name`)
+  holds, when present, exactly one value of its type; YouTube-8M `labels`, when present, is an
+  int64 list (or no list); every frame of a read feature list is one bytes value;
+- an empty video id (neither `id` nor `video_id`) is bad: it would become an empty row of a
+  predictions CSV (issue 11);
+- YouTube-8M, the record checks of `yt8m_kd.data.yt8m_records` in its order: no_frames,
+  missing_feature, frame_count_mismatch, bad_feature_size, label_out_of_range;
+- UCF101, the checks of `yt8m_kd.data.ucf101`: no frames, a label outside [0, num_classes) (a
+  record without a label has label -1), a frame that is not a complete JPEG (SOI ... EOI) or does
+  not decode, and frames of one video that differ in size;
+- UCF101 frames folders: a listed video whose folder is missing, holds no frames, has a gap in its
+  frame_00001.jpg, frame_00002.jpg, ... numbering, or a frame that is bad as above.
+
+A byte flip that leaves a record that passes all of this is a good record: its content changed,
+which a reader cannot know. Duplicate ids are good records here: both are read; reporting them is
+the job of what writes ids out (infer.py's CSV). JPEG decoding uses TensorFlow's decoder (the one
+training uses) eagerly, outside any pipeline; everything else is plain Python.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Sequence
+
+import tensorflow as tf
+
+from yt8m_kd.fuzz import tfrecord
+
+_FRAME_NAME = re.compile(r"frame_(\d+)\.jpg")
+
+
+@dataclasses.dataclass(frozen=True)
+class BadRecord:
+    """One bad record (or damaged region) of a file, as the oracle sees it."""
+
+    path: str  # the file, or for a frames folder the folder
+    video_id: bytes | None  # None where the record cannot be identified
+    problem: str
+    record_level: bool  # a parsed record that fails a check (counted by kind, named by id)
+
+
+@dataclasses.dataclass
+class Expected:
+    """What a correct reader gives for a set of files."""
+
+    good_ids: list[bytes] = dataclasses.field(default_factory=list)  # in file order
+    bad: list[BadRecord] = dataclasses.field(default_factory=list)
+
+    @property
+    def record_bad(self) -> int:
+        return sum(b.record_level for b in self.bad)
+
+    @property
+    def file_bad_range(self) -> tuple[int, int]:
+        """(min, max) a skip counter may count for damage below the record level: at least one
+        per damaged file, at most one per damaged region or unparseable record."""
+        events = [b for b in self.bad if not b.record_level]
+        return len({b.path for b in events}), len(events)
+
+
+# ------------------------------------------------------------------------------------ schema
+@dataclasses.dataclass(frozen=True)
+class Schema:
+    """The part of a family's parse spec the oracle checks (see the module docstring)."""
+
+    scalar_context: dict  # name -> "bytes_list" | "int64_list": exactly one value when present
+    list_context: dict  # name -> kind: any number of values (or no kind) when present
+    feature_lists: tuple[str, ...]  # each frame exactly one bytes value
+
+
+YT8M_SCHEMA = Schema(
+    scalar_context={"id": "bytes_list", "video_id": "bytes_list"},
+    list_context={"labels": "int64_list"},
+    feature_lists=("rgb", "audio"),
+)
+UCF101_SCHEMA = Schema(
+    scalar_context={"id": "bytes_list", "label": "int64_list", "class_name": "bytes_list"},
+    list_context={},
+    feature_lists=("frames",),
+)
+
+
+def _values(feature: tf.train.Feature, kind: str) -> list:
+    return list(getattr(feature, kind).value)
+
+
+def schema_problem(example: tf.train.SequenceExample, schema: Schema) -> str | None:
+    """Why the readers' parse op would refuse this record, or None."""
+    context = example.context.feature
+    for name, kind in schema.scalar_context.items():
+        if name in context:
+            feature = context[name]
+            if feature.WhichOneof("kind") != kind or len(_values(feature, kind)) != 1:
+                return f"context {name} is not one {kind} value"
+    for name, kind in schema.list_context.items():
+        if name in context and context[name].WhichOneof("kind") not in (None, kind):
+            return f"context {name} is not an {kind}"
+    lists = example.feature_lists.feature_list
+    for name in schema.feature_lists:
+        if name in lists:
+            for step in lists[name].feature:
+                if step.WhichOneof("kind") != "bytes_list" or len(step.bytes_list.value) != 1:
+                    return f"a frame of feature list {name} is not one bytes value"
+    return None
+
+
+def _parse(data: bytes) -> tf.train.SequenceExample | None:
+    example = tf.train.SequenceExample()
+    try:
+        example.ParseFromString(data)
+    except Exception:  # protobuf's DecodeError, or a RuntimeWarning-turned-error on bad UTF-8
+        return None
+    return example
+
+
+def _scalar(example: tf.train.SequenceExample, name: str, kind: str, default):
+    context = example.context.feature
+    return _values(context[name], kind)[0] if name in context else default
+
+
+# ------------------------------------------------------------------------------------ YouTube-8M
+def yt8m_record_problem(
+    example: tf.train.SequenceExample,
+    feature_names: Sequence[str],
+    feature_sizes: Sequence[int],
+    num_classes: int,
+) -> str | None:
+    """The first record check of yt8m_records (in its order) a parsed record fails, or None."""
+    lists = example.feature_lists.feature_list
+    frames = {
+        name: [step.bytes_list.value[0] for step in lists[name].feature] if name in lists else []
+        for name in feature_names
+    }
+    counts = [len(frames[name]) for name in feature_names]
+    if not any(counts):
+        return "no_frames"
+    if not all(counts):
+        return "missing_feature"
+    if len(set(counts)) > 1:
+        return "frame_count_mismatch"
+    for name, size in zip(feature_names, feature_sizes, strict=True):
+        if any(len(value) != size for value in frames[name]):
+            return "bad_feature_size"
+    labels = (
+        _values(example.context.feature["labels"], "int64_list")
+        if "labels" in (example.context.feature)
+        else []
+    )
+    if any(not 0 <= label < num_classes for label in labels):
+        return "label_out_of_range"
+    return None
+
+
+def yt8m_expected(
+    paths: Sequence[str],
+    *,
+    feature_names: Sequence[str],
+    feature_sizes: Sequence[int],
+    num_classes: int,
+) -> Expected:
+    """The oracle's verdict on YouTube-8M record files."""
+    schema = dataclasses.replace(YT8M_SCHEMA, feature_lists=tuple(feature_names))
+    expected = Expected()
+    for path in paths:
+        with open(path, "rb") as f:
+            framed = tfrecord.split_records(f.read())
+        for start, end in framed.damaged:
+            expected.bad.append(BadRecord(path, None, f"damaged bytes {start}..{end}", False))
+        for data in framed.records:
+            example = _parse(data)
+            if example is None or (problem := schema_problem(example, schema)) is not None:
+                expected.bad.append(BadRecord(path, None, "unparseable record", False))
+                continue
+            video_id = _scalar(example, "id", "bytes_list", b"") or _scalar(
+                example, "video_id", "bytes_list", b""
+            )
+            problem = yt8m_record_problem(example, feature_names, feature_sizes, num_classes)
+            if problem is None and not video_id:
+                problem = "empty_id"
+            if problem is None:
+                expected.good_ids.append(video_id)
+            else:
+                expected.bad.append(BadRecord(path, video_id, problem, True))
+    return expected
+
+
+# ------------------------------------------------------------------------------------ UCF101
+def _decoded_shape(jpeg: bytes) -> tuple[int, int] | None:
+    """(height, width) of a JPEG that TensorFlow's decoder decodes, else None."""
+    try:
+        image = tf.io.decode_jpeg(jpeg, channels=3)
+    except tf.errors.OpError:
+        return None
+    return int(image.shape[0]), int(image.shape[1])
+
+
+def jpeg_problem(jpegs: Sequence[bytes]) -> str | None:
+    """Why a video's JPEG frames cannot be read (the ucf101 reader's checks), or None."""
+    size = None
+    shapes: dict[bytes, tuple[int, int] | None] = {}  # a long video repeats its frames
+    for number, jpeg in enumerate(jpegs, start=1):
+        if len(jpeg) < 4 or not (jpeg.startswith(b"\xff\xd8") and jpeg.endswith(b"\xff\xd9")):
+            return f"frame {number} is not a complete JPEG"
+        if jpeg not in shapes:
+            shapes[jpeg] = _decoded_shape(jpeg)
+        shape = shapes[jpeg]
+        if shape is None:
+            return f"frame {number} does not decode"
+        if size is not None and shape != size:
+            return f"frame {number} is {shape}, frame 1 {size}"
+        size = shape
+    return None
+
+
+def ucf101_record_problem(example: tf.train.SequenceExample, num_classes: int) -> str | None:
+    lists = example.feature_lists.feature_list
+    jpegs = [s.bytes_list.value[0] for s in lists["frames"].feature] if "frames" in lists else []
+    if not jpegs:
+        return "no frames"
+    label = _scalar(example, "label", "int64_list", -1)
+    if not 0 <= label < num_classes:
+        return f"label {label} out of range"
+    return jpeg_problem(jpegs)
+
+
+def ucf101_expected(paths: Sequence[str], *, num_classes: int) -> Expected:
+    """The oracle's verdict on UCF101 frame-record files."""
+    expected = Expected()
+    for path in paths:
+        with open(path, "rb") as f:
+            framed = tfrecord.split_records(f.read())
+        for start, end in framed.damaged:
+            expected.bad.append(BadRecord(path, None, f"damaged bytes {start}..{end}", False))
+        for data in framed.records:
+            example = _parse(data)
+            if example is None or schema_problem(example, UCF101_SCHEMA) is not None:
+                expected.bad.append(BadRecord(path, None, "unparseable record", False))
+                continue
+            video_id = _scalar(example, "id", "bytes_list", b"")
+            problem = ucf101_record_problem(example, num_classes)
+            if problem is None and not video_id:
+                problem = "empty_id"
+            if problem is None:
+                expected.good_ids.append(video_id)
+            else:
+                expected.bad.append(BadRecord(path, video_id, problem, True))
+    return expected
+
+
+def folder_problem(folder: str) -> str | None:
+    """Why a video's frames folder cannot be read as its frames, or None."""
+    if not os.path.isdir(folder):
+        return "no folder"
+    numbered = sorted(
+        int(match.group(1)) for name in os.listdir(folder) if (match := _FRAME_NAME.fullmatch(name))
+    )
+    if not numbered:
+        return "no frames"
+    if numbered != list(range(1, len(numbered) + 1)):
+        return "a gap in the frame numbering"
+    jpegs = []
+    for number in numbered:
+        with open(os.path.join(folder, f"frame_{number:05d}.jpg"), "rb") as f:
+            jpegs.append(f.read())
+    return jpeg_problem(jpegs)
+
+
+def ucf101_folders_expected(folders: Sequence[tuple[str, bytes]]) -> Expected:
+    """The oracle's verdict on the listed videos of a frames root: (folder, video id) pairs."""
+    expected = Expected()
+    for folder, video_id in folders:
+        problem = folder_problem(folder)
+        if problem is None:
+            expected.good_ids.append(video_id)
+        else:
+            expected.bad.append(BadRecord(folder, video_id, problem, True))
+    return expected
