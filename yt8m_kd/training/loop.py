@@ -118,6 +118,15 @@ class SignalStop:
             raise TrainingStopped(self.received)
 
 
+# What to do about a diverged run, at the end of its error line.
+_ADVICE = "(lower --base_learning_rate or set --clip_gradient_norm, then rerun)"
+
+
+def checkpoint_step(path: str) -> int:
+    """The step of a checkpoint path that CheckpointManager wrote (".../ckpt-<step>")."""
+    return int(path.rsplit("-", 1)[1])
+
+
 def _format_values(values: dict[str, float]) -> str:
     return " ".join(f"{name}={value:.4g}" for name, value in values.items())
 
@@ -420,17 +429,18 @@ class Trainer:
         """A checkpoint is never written of non-finite weights (a NaN learning rate, or an update
         that overflowed, makes them so while the step's loss and gradients were finite)."""
         for variable in self.trainable_variables + self.model.non_trainable_variables:
-            if variable.dtype.is_floating and not bool(tf.reduce_all(tf.math.is_finite(variable))):
+            if tf.as_dtype(variable.dtype).is_floating and not bool(tf.reduce_all(tf.math.is_finite(variable))):
                 raise NonFiniteLossError(
                     f"non-finite weights ({variable.path}) after step {self.step}; "
-                    f"{self._kept_checkpoint()}"
+                    f"{self._kept_checkpoint()} {_ADVICE}"
                 )
 
     def _kept_checkpoint(self) -> str:
+        """What a diverged run leaves: its latest checkpoint, which is finite."""
         latest = self.manager.latest_checkpoint
         if not latest:
             return "no checkpoint was saved"
-        return f"the last checkpoint ({latest}) is kept"
+        return f"the last checkpoint (step {checkpoint_step(latest)}, {latest}) is kept"
 
     def fit(self) -> dict:
         """Trains to --max_steps from the latest checkpoint, then evaluates; returns metrics.json.
@@ -446,7 +456,7 @@ class Trainer:
                 self.save()
                 stop.step = self.step
                 latest = self.manager.latest_checkpoint
-                stop.checkpoint_step = int(latest.rsplit("-", 1)[1]) if latest else None
+                stop.checkpoint_step = checkpoint_step(latest) if latest else None
                 raise
 
     def _fit(self) -> dict:
@@ -515,8 +525,7 @@ class Trainer:
         what = "gradient" if losses_finite else "loss"
         raise NonFiniteLossError(
             f"non-finite {what} at step {step}: {_format_values(values)}; "
-            f"{self._kept_checkpoint()} (lower --base_learning_rate or set "
-            "--clip_gradient_norm, then rerun)"
+            f"{self._kept_checkpoint()} {_ADVICE}"
         )
 
     def run_eval(self) -> dict:
