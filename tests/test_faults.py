@@ -172,49 +172,49 @@ def test_diverged_run_stops_without_saving_its_step(tiny_yt8m, tmp_path):
             assert np.isfinite(value).all(), name
 
 
-def test_non_finite_loss_names_the_step_and_the_terms(tiny_yt8m, tmp_path):
-    trainer = _trainer(tiny_yt8m, tmp_path, max_steps=20, checkpoint_every_steps=2)
-    train_step = trainer._train_step
+def test_faults_in_a_step_keep_the_last_good_checkpoint(tiny_yt8m, tmp_path):
+    """One trainer (one traced step), three faults in turn, each fit resuming from the last:
+    a bad record at step 4 and Ctrl-C during step 6 save the step they stopped at; a NaN loss at
+    step 9 saves nothing, and the error names the step, the terms and the checkpoint kept."""
+    trainer = _trainer(tiny_yt8m, tmp_path, max_steps=50, checkpoint_every_steps=1000)
+    train_step, fault = trainer._train_step, {}
 
-    def poisoned(iterator):  # the loss of step 5 is NaN, as a diverged step's would be
+    def faulty(iterator):
+        step = trainer.step + 1  # the step about to run (each fault happens once)
+        if fault.get("bad_record") == step:
+            del fault["bad_record"]
+            raise tf.errors.InvalidArgumentError(None, None, "bad record")
+        if fault.get("sigint") == step:
+            del fault["sigint"]
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while the step runs: it finishes first
         outputs = dict(train_step(iterator))
-        if trainer.step == 5:
+        if fault.get("nan") == step:  # what a diverged step returns
             outputs["label_loss"] = tf.constant(np.nan)
             outputs["finite"] = tf.constant(False)
         return outputs
 
-    trainer._train_step = poisoned
+    trainer._train_step = faulty
+    fault["bad_record"] = 4
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        trainer.fit()
+    assert trainer.step == 3 and _latest_step(trainer) == 3
+
+    fault["sigint"] = 6
+    with pytest.raises(TrainingStopped) as stopped:
+        trainer.fit()
+    assert stopped.value.step == 6 and stopped.value.checkpoint_step == 6
+    assert stopped.value.exit_status == 130
+    assert _latest_step(trainer) == 6
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored after fit
+
+    fault["nan"] = 9
     with pytest.raises(NonFiniteLossError) as error:
         trainer.fit()
     message = str(error.value)
-    assert message.startswith("non-finite loss at step 5: loss=")
+    assert message.startswith("non-finite loss at step 9: loss=")
     assert " label_loss=nan " in message and " grad_norm=" in message
-    assert "the last checkpoint (step 4, " in message
-    assert _latest_step(trainer) == 4  # step 5 was not saved
-
-
-@pytest.mark.parametrize("fault", ["bad_record", "sigint"])
-def test_checkpoint_is_saved_when_a_step_fails_or_ctrl_c(fault, tiny_yt8m, tmp_path):
-    trainer = _trainer(tiny_yt8m, tmp_path, max_steps=50, checkpoint_every_steps=1000)
-    train_step = trainer._train_step
-
-    def failing(iterator):
-        if trainer.step == 3:
-            if fault == "bad_record":
-                raise tf.errors.InvalidArgumentError(None, None, "bad record")
-            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while step 4 runs
-        return train_step(iterator)
-
-    trainer._train_step = failing
-    expected = tf.errors.InvalidArgumentError if fault == "bad_record" else TrainingStopped
-    with pytest.raises(expected) as error:
-        trainer.fit()
-    saved = 3 if fault == "bad_record" else 4  # the step in progress finishes first
-    assert _latest_step(trainer) == saved
-    if fault == "sigint":
-        assert error.value.step == saved and error.value.checkpoint_step == saved
-        assert error.value.exit_status == 130
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+    assert "the last checkpoint (step 6, " in message
+    assert _latest_step(trainer) == 6  # neither step 9 nor the steps before it since 6
 
 
 # ---------------------------------------------------------------------------- entry points
