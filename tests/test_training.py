@@ -1,12 +1,21 @@
-"""Pieces of the training step: the reference loss, the learning-rate schedule, frame selection."""
+"""Pieces of the training step: the reference loss, the learning-rate schedule, frame selection,
+and the distributed step's clipping and replica scaling."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from yt8m_kd.configs import ModelConfig, TrainConfig
 from yt8m_kd.distill import losses
 from yt8m_kd.modeling.predict import model_inputs
 from yt8m_kd.training.loop import learning_rate_schedule
+
+SCRIPTS = Path(__file__).parent / "scripts"
 
 
 def test_sigmoid_cross_entropy_is_summed_over_classes():
@@ -50,3 +59,25 @@ def test_model_inputs_select_k_frames_for_students_only():
     # The 4-frame video keeps its 4 frames and is padded, never repeated.
     np.testing.assert_array_equal(student["frames"][1, :4].numpy(), frames[1, :4].numpy())
     assert not student["frames"][1, 4].numpy().any()
+
+
+@pytest.mark.slow
+def test_mirrored_step_clips_the_global_gradient_and_divides_by_replicas(tiny_yt8m, tmp_path):
+    """One step on 2 logical CPUs (SGD, clipping active) equals the update computed by hand on the
+    whole batch: w - lr * g * clip / |g|, g the gradient of the batch-mean loss. A clip of each
+    replica's share, or a missing 1/num_replicas before Keras's own sum over replicas, would give
+    another norm or twice the update."""
+    result = subprocess.run(
+        [sys.executable, str(SCRIPTS / "clipped_update.py"), str(tiny_yt8m.root), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=SCRIPTS.parent.parent,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["replicas"] == 2
+    # The norm the step clips by is the global one (the sum over replicas), not a replica's.
+    np.testing.assert_allclose(report["step_grad_norm"], report["hand_grad_norm"], rtol=1e-5)
+    assert report["hand_grad_norm"] > 0.05 * 10  # the clip (0.05) is active
+    assert report["max_weight_diff"] < 0.01 * report["max_update"], report
