@@ -9,11 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import tiny_configs
 
-from yt8m_kd.configs import ModelConfig, TrainConfig
+from yt8m_kd.configs import DistillConfig, ModelConfig, SAKDConfig, TrainConfig
+from yt8m_kd.data import videos
 from yt8m_kd.distill import losses
 from yt8m_kd.modeling.predict import model_inputs
+from yt8m_kd.training import strategy as strategy_lib
 from yt8m_kd.training.loop import learning_rate_schedule
+from yt8m_kd.training.sakd_trainer import SAKDTrainer
 
 SCRIPTS = Path(__file__).parent / "scripts"
 
@@ -81,3 +85,59 @@ def test_mirrored_step_clips_the_global_gradient_and_divides_by_replicas(tiny_yt
     np.testing.assert_allclose(report["step_grad_norm"], report["hand_grad_norm"], rtol=1e-5)
     assert report["hand_grad_norm"] > 0.05 * 10  # the clip (0.05) is active
     assert report["max_weight_diff"] < 0.01 * report["max_update"], report
+
+
+def test_sakd_loss_gives_each_sample_its_own_strength(tiny_yt8m, teacher_cache, tmp_path):
+    """(1 - alpha_i) L_label_i + alpha_i L_distill_i with alpha_i looked up by the sample's cache
+    row (docs/sakd.md, spec 2), not by its position in the batch."""
+    configs = tiny_configs("tiny_distilled_k6.flags", tiny_yt8m, drop_rate=0.0)
+    trainer = SAKDTrainer(
+        *configs,
+        str(tmp_path),
+        strategy_lib.make_strategy("one_device"),
+        DistillConfig(teacher_cache_dir=teacher_cache),
+        SAKDConfig(),
+        num_epochs=1,
+    )
+    rows = trainer.teacher_cache.num_videos
+    strength = (np.arange(rows) % 5 / 4).astype(np.float32)  # 0, 0.25, ..., 1 by row
+    trainer.state.strength.assign(strength)
+    data = trainer.data_config
+    batch = next(
+        iter(
+            trainer._join(
+                videos.read_videos(
+                    data,
+                    trainer.model_config,
+                    data.train_data_pattern,
+                    batch_size=8,
+                    training=True,
+                    shuffle=True,
+                    seed=3,
+                )
+            )
+        )
+    )
+    index = batch["index"].numpy()
+    assert not np.array_equal(strength[index], strength[: len(index)])  # rows != positions
+    seed = tf.constant([1, 2], tf.int64)
+    values = trainer._losses(batch, seed)
+
+    # By hand from the same forward pass (no dropout; batch norm on the same batch).
+    student = trainer.model(model_inputs(batch, trainer.model_config, seed), training=True)
+    per_sample = trainer._per_sample_losses(batch, student, batch["teacher_logits"])
+    label, distill = per_sample["label_loss"].numpy(), per_sample["distill_loss"].numpy()
+    assert np.all(distill > 0) and np.all(label > 0)
+    alpha = strength[index]
+    expected = np.mean((1 - alpha) * label + alpha * distill) + float(values["regularization_loss"])
+    np.testing.assert_allclose(float(values["loss"]), expected, rtol=1e-5)
+    np.testing.assert_allclose(float(values["mean_strength"]), alpha.mean(), rtol=1e-6)
+    # The loss of the batch's positions' strengths differs: the lookup is what is tested.
+    wrong = strength[: len(index)]
+    assert (
+        abs(
+            np.mean((1 - wrong) * label + wrong * distill)
+            - np.mean((1 - alpha) * label + alpha * distill)
+        )
+        > 1e-4
+    )
