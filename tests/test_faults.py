@@ -280,3 +280,8 @@ def test_outputs_under_a_regular_file(script, args, regular_file, teacher_run, t
     assert "Traceback" not in result.stderr, result.stderr[-3000:]
     line = launcher.last_stderr_line(result)
     assert line.startswith(f"{script}: error: ") and str(regular_file) in line, line
+
+
+def test_ctrl_c_outside_training_is_one_line(capsys):
+    assert _exit_of(KeyboardInterrupt()).code == 130
+    assert capsys.readouterr().err.strip().endswith(": interrupted by SIGINT")

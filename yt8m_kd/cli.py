@@ -10,7 +10,7 @@ line and exit status 1:
   file should be), Python's OSError and TensorFlow's equivalents: the path and what to do;
 - a diverged run (non-finite loss, weights or scores).
 Training stopped by SIGINT or SIGTERM (its checkpoint saved) is one line too, with the exit status
-of the signal: 130 for SIGINT, 143 for SIGTERM.
+of the signal: 130 for SIGINT, 143 for SIGTERM; so is Ctrl-C at any other time (130).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
 import errno  # noqa: E402
 import functools  # noqa: E402
+import signal  # noqa: E402
 import sys  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 
@@ -98,6 +99,9 @@ def guarded(main: Callable[[list[str]], None]) -> Callable[[list[str]], None]:
         except TrainingStopped as e:
             print(f"{program}: {e}", file=sys.stderr, flush=True)
             sys.exit(e.exit_status)
+        except KeyboardInterrupt:  # Ctrl-C outside training (which saves and stops on its own)
+            print(f"{program}: interrupted by SIGINT", file=sys.stderr, flush=True)
+            sys.exit(128 + signal.SIGINT)
         except expected as e:
             sys.exit(f"{program}: error: {error_message(e)}")
         except (OSError, *_TF_FILE_ERRORS) as e:
