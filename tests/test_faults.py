@@ -53,7 +53,7 @@ def _exit_of(error: BaseException) -> SystemExit:
         ),
         (
             NotADirectoryError(errno.ENOTDIR, "Not a directory", "/f/sub/x.csv"),
-            "/f/sub/x.csv: Not a directory; a part of the path is a regular file",
+            "/f/sub/x.csv: Not a directory; the path or a directory above it is a regular file",
         ),
         (
             IsADirectoryError(errno.EISDIR, "Is a directory", "/out"),
@@ -61,7 +61,7 @@ def _exit_of(error: BaseException) -> SystemExit:
         ),
         (
             tf.errors.FailedPreconditionError(None, None, "/f is not a directory"),
-            "/f is not a directory; a part of the path is a regular file",
+            "/f is not a directory; the path or a directory above it is a regular file",
         ),
         (
             tf.errors.PermissionDeniedError(None, None, "/ro/ckpt-3_temp; Permission denied"),
@@ -242,7 +242,7 @@ def test_train_run_dir_that_cannot_be_made(
     assert "Traceback" not in result.stderr
     line = launcher.last_stderr_line(result)
     assert line.startswith("train.py: error: ") and str(regular_file) in line
-    assert "a part of the path is a regular file" in line
+    assert "the path or a directory above it is a regular file" in line
 
 
 @pytest.mark.slow

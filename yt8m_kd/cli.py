@@ -51,7 +51,11 @@ _ADVICE = (
     (errno.EROFS, "read-only file system", "write to a writable file system"),
     (errno.EACCES, "permission denied", "make it writable (or readable) or use another path"),
     (errno.EPERM, "operation not permitted", "make it writable or use another path"),
-    (errno.ENOTDIR, "not a directory", "a part of the path is a regular file: use another path"),
+    (
+        errno.ENOTDIR,
+        "not a directory",
+        "the path or a directory above it is a regular file: use another path",
+    ),
     (errno.EISDIR, "is a directory", "give the path of a file, not a directory"),
     (errno.EEXIST, "already exists", "remove it or use another path"),
 )
