@@ -285,3 +285,19 @@ def test_outputs_under_a_regular_file(script, args, regular_file, teacher_run, t
 def test_ctrl_c_outside_training_is_one_line(capsys):
     assert _exit_of(KeyboardInterrupt()).code == 130
     assert capsys.readouterr().err.strip().endswith(": interrupted by SIGINT")
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs Linux's /dev/full")
+def test_a_full_disk_is_one_line_naming_the_file():
+    """A real ENOSPC from TensorFlow's file layer (what checkpoints, summaries and metrics.json
+    are written with): /dev/full accepts no byte, for root too."""
+
+    def main(argv):
+        with tf.io.gfile.GFile("/dev/full", "w") as f:
+            f.write("{}" * 1000)
+
+    with pytest.raises(SystemExit) as exit_info:
+        cli.guarded(main)(["prog"])
+    assert exit_info.value.code.endswith(
+        "error: /dev/full; No space left on device; free some disk space or write elsewhere"
+    )
