@@ -429,7 +429,9 @@ class Trainer:
         """A checkpoint is never written of non-finite weights (a NaN learning rate, or an update
         that overflowed, makes them so while the step's loss and gradients were finite)."""
         for variable in self.trainable_variables + self.model.non_trainable_variables:
-            if tf.as_dtype(variable.dtype).is_floating and not bool(tf.reduce_all(tf.math.is_finite(variable))):
+            if tf.as_dtype(variable.dtype).is_floating and not bool(
+                tf.reduce_all(tf.math.is_finite(variable))
+            ):
                 raise NonFiniteLossError(
                     f"non-finite weights ({variable.path}) after step {self.step}; "
                     f"{self._kept_checkpoint()} {_ADVICE}"
