@@ -12,6 +12,11 @@ Distillation (Bhardwaj et al.): give the student a teacher, online or from a tea
 The run directory gets flags.txt, checkpoints/, TensorBoard events in train/ and eval/, and
 metrics.json with the final evaluation. A rerun on the same --run_dir goes on from its latest
 checkpoint (a longer --max_steps trains further); one with other flags is refused.
+
+SIGINT (Ctrl-C) or SIGTERM (a scheduler's stop, a preemption) saves a checkpoint of the current
+step and exits with one line and status 130 or 143; rerunning the same command resumes at that
+step. A run whose loss, gradient or weights become NaN or infinite stops with one line naming the
+step and the loss terms (exit 1), and its last finite checkpoint stays the latest.
 """
 
 from __future__ import annotations

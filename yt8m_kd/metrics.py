@@ -11,6 +11,9 @@ Two ways to evaluate:
 
 Ties are resolved deterministically everywhere: within a video, equal scores rank the lower class
 index first; in a pooled AP list, equal scores are ordered by a fixed seeded shuffle.
+
+Non-finite scores (NaN or infinite, the output of a diverged model) have no rank: every function
+and accumulator here raises `NonFinitePredictionsError` on them rather than report a metric.
 """
 
 from __future__ import annotations
@@ -19,6 +22,22 @@ import numpy as np
 
 # Seed of the fixed shuffle that breaks score ties in a pooled AP list.
 TIE_BREAK_SEED = 0
+
+
+class NonFinitePredictionsError(ValueError):
+    """Some scores are NaN or infinite: a diverged model, whose metrics would mean nothing."""
+
+
+def check_finite(predictions: np.ndarray) -> None:
+    """Raises NonFinitePredictionsError naming how many videos have a NaN or infinite score."""
+    bad = ~np.isfinite(predictions)
+    if bad.any():
+        videos = int(bad.reshape(bad.shape[0], -1).any(axis=1).sum()) if bad.ndim else 1
+        raise NonFinitePredictionsError(
+            f"{videos} of {bad.shape[0] if bad.ndim else 1} videos have NaN or infinite scores: "
+            "the model's weights are not finite (a diverged run); evaluate an earlier checkpoint "
+            "or retrain with a lower learning rate"
+        )
 
 
 def _check_multi_hot(predictions: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -30,6 +49,7 @@ def _check_multi_hot(predictions: np.ndarray, labels: np.ndarray) -> tuple[np.nd
             f"predictions and labels must both be [N, C], got {predictions.shape} and "
             f"{labels.shape}"
         )
+    check_finite(predictions)
     return predictions, labels > 0
 
 
@@ -405,6 +425,7 @@ class AccuracyAccumulator:
                 f"predictions must be [B, C] and labels [B], got {predictions.shape} and "
                 f"{labels.shape}"
             )
+        check_finite(predictions)
         if predictions.shape[1] != self.num_classes:
             raise ValueError(f"expected {self.num_classes} classes, got {predictions.shape[1]}")
         if labels.size and (labels.min() < 0 or labels.max() >= self.num_classes):

@@ -3,11 +3,26 @@
 One loop serves OneDevice, Mirrored and MultiWorkerMirrored strategies (docs/design.md says why not
 `model.fit`). A run directory holds `checkpoints/`, `train/` and `eval/` TensorBoard events, and
 `metrics.json`; the launcher adds `flags.txt`.
+
+Faults while training:
+- SIGINT or SIGTERM (Ctrl-C, a scheduler's or a preemption's stop) asks the loop to stop at the
+  next step boundary: it saves a checkpoint of that step and raises `TrainingStopped`, which the
+  launchers report on one line and exit with 128 + the signal number (130, 143). A second signal
+  while the checkpoint is written is ignored, so the save is never cut short; a second one at
+  any other time stops at once (still saving the last finished step). The handlers are
+  installed for `fit` only and the previous ones restored after it.
+- A non-finite loss term or gradient norm stops the run with `NonFiniteLossError` naming the step
+  and the loss terms, without saving that step; a checkpoint is never written of non-finite
+  weights either. The last finite checkpoint stays the latest, so a rerun (with a lower learning
+  rate, say) resumes from it.
 """
 
 from __future__ import annotations
 
+import math
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable
 
@@ -22,6 +37,98 @@ from yt8m_kd.distill import losses
 from yt8m_kd.files import write_json
 from yt8m_kd.modeling import build_video_model, model_size
 from yt8m_kd.modeling.predict import SELECTION_SEED, make_predict_fn, model_inputs
+
+
+class TrainingStopped(Exception):  # noqa: N818 (a stop, not an error)
+    """Training was stopped by a signal; the checkpoint of the current step is saved.
+
+    Attributes:
+      signal_number: the signal (SIGINT or SIGTERM).
+      step: the step training stopped at (set by `Trainer.fit`).
+      checkpoint_step: the step of the latest checkpoint, None when there is none.
+    """
+
+    def __init__(self, signal_number: int):
+        super().__init__(signal.Signals(signal_number).name)
+        self.signal_number = signal_number
+        self.step: int | None = None
+        self.checkpoint_step: int | None = None
+
+    @property
+    def exit_status(self) -> int:
+        """The shell's status of a process ended by the signal: 130 for SIGINT, 143 for SIGTERM."""
+        return 128 + self.signal_number
+
+    def __str__(self) -> str:
+        name = signal.Signals(self.signal_number).name
+        if self.checkpoint_step is None:
+            saved = "nothing was trained, no checkpoint saved"
+        elif self.checkpoint_step == self.step:
+            saved = "checkpoint saved"
+        else:
+            saved = f"the last checkpoint is of step {self.checkpoint_step}"
+        return f"stopped by {name} at step {self.step}; {saved}; rerun the same command to resume"
+
+
+class NonFiniteLossError(ArithmeticError):
+    """A loss term, the gradient norm or the weights became NaN or infinite (a diverged run)."""
+
+
+class SignalStop:
+    """SIGINT and SIGTERM, while in use as a context manager, become a request to stop.
+
+    The loop calls `check()` at safe points (between steps, between evaluation batches) and stops
+    there with `TrainingStopped`. Python runs a handler between bytecodes only, so a step in
+    progress always finishes first and the step counter and weights agree. Outside the main
+    thread (where Python cannot install handlers) nothing is installed.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.received: int | None = None
+        self.saving = False  # set while a checkpoint is written: further signals wait
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> SignalStop:
+        self.received = None
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+        self._previous = {}
+
+    def _handle(self, signal_number: int, frame) -> None:
+        del frame
+        name = signal.Signals(signal_number).name
+        if self.received is None:
+            self.received = signal_number
+            logging.warning("%s: saving a checkpoint and stopping after this step", name)
+        elif self.saving:
+            logging.warning("%s: a checkpoint is being written; stopping after it", name)
+        else:  # a second signal: the user does not want to wait for the step boundary
+            raise TrainingStopped(self.received)
+
+    def check(self) -> None:
+        """Raises TrainingStopped if a signal asked to stop."""
+        if self.received is not None:
+            raise TrainingStopped(self.received)
+
+
+# What to do about a diverged run, at the end of its error line.
+_ADVICE = "(lower --base_learning_rate or set --clip_gradient_norm, then rerun)"
+
+
+def checkpoint_step(path: str) -> int:
+    """The step of a checkpoint path that CheckpointManager wrote (".../ckpt-<step>")."""
+    return int(path.rsplit("-", 1)[1])
+
+
+def _format_values(values: dict[str, float]) -> str:
+    return " ".join(f"{name}={value:.4g}" for name, value in values.items())
 
 
 def learning_rate_schedule(config: TrainConfig) -> keras.optimizers.schedules.LearningRateSchedule:
@@ -43,11 +150,16 @@ def evaluate(
     predict: Callable | None = None,
     single_label: bool = False,
     class_names: list[str] | None = None,
+    between_batches: Callable[[], None] | None = None,
 ) -> dict:
     """Metrics over `dataset`, streaming: GAP, mAP, Hit@1 and PERR of multi-label data (keeping
     each video's top_k only), or top-1, top-5 and per-class accuracy of single-label data.
 
-    `predict` (from make_predict_fn) lets repeated evaluations reuse one traced function.
+    `predict` (from make_predict_fn) lets repeated evaluations reuse one traced function;
+    `between_batches` runs after each batch (a trainer's check for a stop signal).
+
+    Raises:
+      metrics.NonFinitePredictionsError: a score is NaN or infinite.
     """
     if single_label:
         accumulator = metrics_lib.AccuracyAccumulator(model_config.num_classes, class_names)
@@ -56,6 +168,8 @@ def evaluate(
     predict = predict or make_predict_fn(model, model_config, single_label)
     for batch in dataset:
         accumulator.update(predict(batch).numpy(), batch["labels"].numpy())
+        if between_batches is not None:
+            between_batches()
     return accumulator.result()
 
 
@@ -131,6 +245,7 @@ class Trainer:
         )
         self._train_step = self._make_train_step()
         self._saved_step = -1
+        self.signals = SignalStop()
         self.eval_history: list[dict] = []
         self._predict = None  # traced once, on the first evaluation
 
@@ -271,10 +386,16 @@ class Trainer:
         @tf.function
         def train_step(iterator):
             per_replica = strategy.run(self._replica_step, args=(next(iterator),))
-            return {
+            values = {
                 name: strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
                 for name, value in per_replica.items()
             }
+            # One boolean for the NaN guard: the host reads it every step (a scalar the step has
+            # computed anyway; the loss values themselves are fetched only to log them).
+            values["finite"] = tf.reduce_all(
+                tf.stack([tf.reduce_all(tf.math.is_finite(v)) for v in values.values()])
+            )
+            return values
 
         return train_step
 
@@ -290,12 +411,57 @@ class Trainer:
 
     def save(self, force: bool = False) -> None:
         """Saves a checkpoint of the current step, unless one exists already (or `force`: state
-        beside the step changed, such as SAKD's epoch bookkeeping)."""
+        beside the step changed, such as SAKD's epoch bookkeeping).
+
+        Raises:
+          NonFiniteLossError: a weight is NaN or infinite (nothing is saved).
+        """
         if force or self.step != self._saved_step:
-            self.manager.save(checkpoint_number=self.step)
+            self._check_finite_weights()
+            self.signals.saving = True  # a signal now waits for the save to finish
+            try:
+                self.manager.save(checkpoint_number=self.step)
+            finally:
+                self.signals.saving = False
             self._saved_step = self.step
 
+    def _check_finite_weights(self) -> None:
+        """A checkpoint is never written of non-finite weights (a NaN learning rate, or an update
+        that overflowed, makes them so while the step's loss and gradients were finite)."""
+        for variable in self.trainable_variables + self.model.non_trainable_variables:
+            if tf.as_dtype(variable.dtype).is_floating and not bool(
+                tf.reduce_all(tf.math.is_finite(variable))
+            ):
+                raise NonFiniteLossError(
+                    f"non-finite weights ({variable.path}) after step {self.step}; "
+                    f"{self._kept_checkpoint()} {_ADVICE}"
+                )
+
+    def _kept_checkpoint(self) -> str:
+        """What a diverged run leaves: its latest checkpoint, which is finite."""
+        latest = self.manager.latest_checkpoint
+        if not latest:
+            return "no checkpoint was saved"
+        return f"the last checkpoint (step {checkpoint_step(latest)}, {latest}) is kept"
+
     def fit(self) -> dict:
+        """Trains to --max_steps from the latest checkpoint, then evaluates; returns metrics.json.
+
+        Raises:
+          TrainingStopped: SIGINT or SIGTERM (the checkpoint of the step is saved).
+          NonFiniteLossError: the run diverged (the last finite checkpoint stays the latest).
+        """
+        with self.signals:
+            try:
+                return self._fit()
+            except TrainingStopped as stop:
+                self.save()
+                stop.step = self.step
+                latest = self.manager.latest_checkpoint
+                stop.checkpoint_step = checkpoint_step(latest) if latest else None
+                raise
+
+    def _fit(self) -> dict:
         cfg = self.config
         start_step = self.restore()
         results = {"resumed_from_step": start_step}
@@ -323,8 +489,10 @@ class Trainer:
                 outputs = self._train_step(iterator)
                 step += 1
                 window_steps += 1
+                if not bool(outputs["finite"]):
+                    self._raise_non_finite(step, outputs)
                 if step % cfg.log_every_steps == 0 or step == max_steps:
-                    last = {k: float(v) for k, v in outputs.items()}
+                    last = {k: float(v) for k, v in outputs.items() if k != "finite"}
                     now = time.perf_counter()
                     last["examples_per_sec"] = window_steps * cfg.batch_size / (now - window_start)
                     window_start, window_steps = now, 0
@@ -341,12 +509,26 @@ class Trainer:
                     and step != (max_steps if final_step is None else final_step)
                 ):
                     self._write_eval_summaries(step, self.run_eval())
-        finally:
-            # Whatever stopped the loop (the end, a bad record, Ctrl-C), keep what was trained.
+                self.signals.check()
+        except NonFiniteLossError:
+            raise  # the weights of this step are not worth keeping
+        except BaseException:
+            # Whatever else stopped the loop (a bad record, a signal), keep what was trained.
             self.save()
+            raise
+        self.save()
         last["wall_time_s"] = time.perf_counter() - started
         last["steps"] = step - start_step
         return last
+
+    def _raise_non_finite(self, step: int, outputs: dict[str, tf.Tensor]) -> None:
+        values = {name: float(v) for name, v in outputs.items() if name != "finite"}
+        losses_finite = all(math.isfinite(v) for n, v in values.items() if n != "grad_norm")
+        what = "gradient" if losses_finite else "loss"
+        raise NonFiniteLossError(
+            f"non-finite {what} at step {step}: {_format_values(values)}; "
+            f"{self._kept_checkpoint()} {_ADVICE}"
+        )
 
     def run_eval(self) -> dict:
         """Evaluates the model now; every evaluation is kept in `eval_history` (metrics.json),
@@ -362,6 +544,7 @@ class Trainer:
             predict=self._predict,
             single_label=self.single_label,
             class_names=self._class_names,
+            between_batches=self.signals.check,
         )
         # Per-class accuracies only in the final evaluation (metrics.json "eval").
         scalars = {name: value for name, value in metrics.items() if not isinstance(value, dict)}

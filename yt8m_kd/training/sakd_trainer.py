@@ -190,6 +190,8 @@ class SAKDTrainer(DistillationTrainer):
             batch_labels = batch["labels"].numpy()
             for row, label in zip(index, batch_labels, strict=True):
                 labels[row] = np.flatnonzero(label) if batch_labels.ndim == 2 else np.array([label])
+            # A stop signal ends the pass here; the rerun makes it again (nothing was assigned).
+            self.signals.check()
         seen = ~np.isnan(difficulty)
         if not seen.all():
             # Skipped bad records, or a cache made from other records: they are never selected.
@@ -250,7 +252,7 @@ class SAKDTrainer(DistillationTrainer):
             json.dump(summary, f, indent=2)
 
     # ------------------------------------------------------------------------------ epochs
-    def fit(self) -> dict:
+    def _fit(self) -> dict:  # Trainer.fit adds the signal handling around it
         start_step = self.restore()
         results = {"resumed_from_step": start_step, "epochs": []}
         state, interval = self.state, self.sakd_config.selection_interval
