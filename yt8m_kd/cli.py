@@ -24,6 +24,7 @@ from absl import app, flags, logging  # noqa: E402
 from yt8m_kd.configs import FlagError  # noqa: E402
 from yt8m_kd.data.ucf101_splits import SplitFileError  # noqa: E402
 from yt8m_kd.data.yt8m import error_message  # noqa: E402
+from yt8m_kd.training.strategy import WorkerLostError  # noqa: E402
 
 
 def stage(message: str) -> None:
@@ -46,6 +47,7 @@ def guarded(main: Callable[[list[str]], None]) -> Callable[[list[str]], None]:
             SplitFileError,  # a bad line of a UCF101 split file, named with its file and line
             tf.errors.InvalidArgumentError,  # a bad record, named by the pipeline
             tf.errors.DataLossError,
+            WorkerLostError,  # a multi-worker run lost a worker (training/strategy.py)
         )
         try:
             main(argv)

@@ -8,6 +8,7 @@ One loop serves OneDevice, Mirrored and MultiWorkerMirrored strategies (docs/des
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Callable
 
@@ -22,6 +23,7 @@ from yt8m_kd.distill import losses
 from yt8m_kd.files import write_json
 from yt8m_kd.modeling import build_video_model, model_size
 from yt8m_kd.modeling.predict import SELECTION_SEED, make_predict_fn, model_inputs
+from yt8m_kd.training import strategy as strategy_lib
 
 
 def learning_rate_schedule(config: TrainConfig) -> keras.optimizers.schedules.LearningRateSchedule:
@@ -110,7 +112,7 @@ class Trainer:
         self.checkpoint = tf.train.Checkpoint(
             model=self.model, optimizer=self.optimizer, **self._checkpointed_parts()
         )
-        checkpoint_dir = os.path.join(run_dir, "checkpoints")
+        checkpoint_dir = self.chief_checkpoint_dir = os.path.join(run_dir, "checkpoints")
         if not self.is_chief:  # other workers write throwaway copies (MultiWorkerMirrored needs it)
             checkpoint_dir = os.path.join(
                 run_dir, "tmp", f"worker_{strategy.cluster_resolver.task_id}"
@@ -280,12 +282,16 @@ class Trainer:
 
     # ----------------------------------------------------------------------------------- loop
     def restore(self) -> int:
-        """Restores the latest checkpoint if any; returns the step it resumes from."""
-        latest = self.manager.latest_checkpoint
+        """Restores the latest checkpoint if any; returns the step it resumes from.
+
+        Every worker restores the chief's latest checkpoint (not its own throwaway copies, which a
+        killed worker may have left behind at another step), and they check that they agree."""
+        latest = tf.train.latest_checkpoint(self.chief_checkpoint_dir)
         if latest:
             self.checkpoint.restore(latest).assert_existing_objects_matched()
             logging.warning("Restored %s: resuming at step %d", latest, self.step)
         self._saved_step = self.step
+        strategy_lib.check_same_step(self.strategy, self.step)
         return self.step
 
     def save(self, force: bool = False) -> None:
@@ -342,8 +348,11 @@ class Trainer:
                 ):
                     self._write_eval_summaries(step, self.run_eval())
         finally:
-            # Whatever stopped the loop (the end, a bad record, Ctrl-C), keep what was trained.
-            self.save()
+            # Whatever stopped the loop (the end, a bad record, Ctrl-C), keep what was trained;
+            # but not after a lost worker: its step may be half applied (synchronised batch-norm
+            # statistics updated, weights not), and the last checkpoint is what all workers share.
+            if not strategy_lib.is_worker_failure(sys.exc_info()[1], self.strategy):
+                self.save()
         last["wall_time_s"] = time.perf_counter() - started
         last["steps"] = step - start_step
         return last
