@@ -1,10 +1,12 @@
-"""One worker of a 2-worker MultiWorkerMirroredStrategy whose peer is alive but stuck.
+"""One worker of a 2-worker MultiWorkerMirroredStrategy whose peer is late to an all-reduce.
 
-  TF_CONFIG=... python tests/scripts/stuck_worker.py COLLECTIVE_TIMEOUT_S STUCK_S
+  TF_CONFIG=... python tests/scripts/stuck_worker.py COLLECTIVE_TIMEOUT_S STUCK_S RUN_DIR
 
-Worker 1 sleeps STUCK_S seconds (alive: its coordination-service heartbeats go on) before it
-joins the all-reduce; worker 0 joins at once. Each prints one JSON line: how long its all-reduce
-took, and the error it ended with (the one-line `worker_failures` message) or null.
+Each worker prints {"ready": task} once the strategy is up (the cluster has formed); then worker
+1 sleeps STUCK_S seconds (alive: its coordination-service heartbeats go on, unless the test
+freezes it with SIGSTOP) before it joins the all-reduce, which worker 0 joins at once. Each ends
+with one JSON line: how long its all-reduce took, and the error it ended with (the one-line
+`worker_failures` message, naming RUN_DIR's checkpoint) or null.
 """
 
 import json
@@ -21,6 +23,7 @@ def main() -> None:
     timeout_s, stuck_s = float(sys.argv[1]), float(sys.argv[2])
     strategy = strategy_lib.make_strategy("multi_worker", collective_timeout_s=timeout_s)
     task_id = strategy.cluster_resolver.task_id
+    print(json.dumps({"ready": task_id}), flush=True)
 
     @tf.function
     def all_reduce() -> tf.Tensor:
