@@ -104,7 +104,10 @@ def test_sigkill_during_sakd_selection(tiny_yt8m, teacher_run, teacher_cache, tm
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["step"] == EPOCHS * STEPS_PER_EPOCH
-    assert [e["epoch"] for e in metrics["epochs"]] == [EPOCHS - 1]  # the rest were done before
+    # Killed in the second selection, before epoch 2 was checkpointed: the rerun went on from
+    # the end of epoch 1 and redid that selection.
+    assert metrics["resumed_from_step"] == 2 * STEPS_PER_EPOCH
+    assert [e["epoch"] for e in metrics["epochs"]] == [2, 3]
     # Each selection's files are complete and agree: its summary counts its ids ...
     for epoch in (0, 2):
         ids = (sakd_dir / f"selection_epoch{epoch:04d}.txt").read_text().split()
