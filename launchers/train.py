@@ -22,6 +22,7 @@ step and the loss terms (exit 1), and its last finite checkpoint stays the lates
 from __future__ import annotations
 
 import json
+import os
 
 from absl import flags
 
@@ -41,7 +42,9 @@ def main(argv: list[str]) -> None:
     yflags.validate_run_config(config, training=True)
     devices = strategy.setup_devices(config.train)
     cli.stage(f"Training in {FLAGS.run_dir} with {devices.num_replicas_in_sync} replica(s)")
-    results, _ = runs.train_or_reuse(config, FLAGS.run_dir, devices)
+    checkpoints = os.path.join(FLAGS.run_dir, "checkpoints")
+    with strategy.worker_failures(devices, checkpoints):  # a lost worker: one line
+        results, _ = runs.train_or_reuse(config, FLAGS.run_dir, devices)
     print(json.dumps({"step": results["step"], "eval": results.get("eval")}, sort_keys=True))
 
 

@@ -25,7 +25,7 @@ def test_mirrored_two_cpus_matches_one_device(tmp_path, tiny_yt8m):
     assert report["max_update"] > 1e-2  # the weights did move
 
 
-def _free_port_base(count: int) -> int:
+def free_port_base(count: int) -> int:
     """A port p such that p .. p + count - 1 were free a moment ago."""
     for _ in range(50):
         with socket.socket() as s:
@@ -44,7 +44,7 @@ def _port_free(port: int) -> bool:
 @pytest.mark.slow
 def test_two_multi_worker_processes_train_the_same_model(tmp_path, tiny_yt8m, tiny_train_args):
     run_dir = tmp_path / "run"
-    env = dict(os.environ, BASE_PORT=str(_free_port_base(2)))
+    env = dict(os.environ, BASE_PORT=str(free_port_base(2)))
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env["PATH"]
     result = subprocess.run(
         [

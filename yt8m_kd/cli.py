@@ -34,6 +34,7 @@ from yt8m_kd.data.ucf101_splits import SplitFileError  # noqa: E402
 from yt8m_kd.data.yt8m import error_message  # noqa: E402
 from yt8m_kd.metrics import NonFinitePredictionsError  # noqa: E402
 from yt8m_kd.training.loop import NonFiniteLossError, TrainingStopped  # noqa: E402
+from yt8m_kd.training.strategy import WorkerLostError  # noqa: E402
 
 # TensorFlow's file-system errors (tf.io.gfile, checkpoints, summaries, SavedModels): a denied
 # write, a full disk, a path under a regular file ("is not a directory"), a path that exists.
@@ -97,6 +98,7 @@ def guarded(main: Callable[[list[str]], None]) -> Callable[[list[str]], None]:
             SplitFileError,  # a bad line of a UCF101 split file, named with its file and line
             tf.errors.InvalidArgumentError,  # a bad record, named by the pipeline
             tf.errors.DataLossError,
+            WorkerLostError,  # a multi-worker run lost a worker (training/strategy.py)
         )
         try:
             main(argv)

@@ -1,4 +1,5 @@
-"""Small JSON files of a run (metrics.json, manifests), local or on any tf.io.gfile file system."""
+"""Small JSON and text files of a run (metrics.json, manifests, SAKD selections), local or on any
+tf.io.gfile file system."""
 
 from __future__ import annotations
 
@@ -20,4 +21,13 @@ def write_json(path: str, value: dict) -> None:
     tmp = path + ".tmp"
     with tf.io.gfile.GFile(tmp, "w") as f:
         json.dump(value, f, indent=2, sort_keys=True)
+    tf.io.gfile.rename(tmp, path, overwrite=True)
+
+
+def write_text(path: str, text: str) -> None:
+    """Writes a text file atomically: a crash mid-write leaves the old file or none, never half
+    a file that a reader would take for complete."""
+    tmp = path + ".tmp"
+    with tf.io.gfile.GFile(tmp, "w") as f:
+        f.write(text)
     tf.io.gfile.rename(tmp, path, overwrite=True)

@@ -37,6 +37,7 @@ from yt8m_kd.distill import losses
 from yt8m_kd.files import write_json
 from yt8m_kd.modeling import build_video_model, model_size
 from yt8m_kd.modeling.predict import SELECTION_SEED, make_predict_fn, model_inputs
+from yt8m_kd.training import strategy as strategy_lib
 
 
 class TrainingStopped(Exception):  # noqa: N818 (a stop, not an error)
@@ -224,7 +225,7 @@ class Trainer:
         self.checkpoint = tf.train.Checkpoint(
             model=self.model, optimizer=self.optimizer, **self._checkpointed_parts()
         )
-        checkpoint_dir = os.path.join(run_dir, "checkpoints")
+        checkpoint_dir = self.chief_checkpoint_dir = os.path.join(run_dir, "checkpoints")
         if not self.is_chief:  # other workers write throwaway copies (MultiWorkerMirrored needs it)
             checkpoint_dir = os.path.join(
                 run_dir, "tmp", f"worker_{strategy.cluster_resolver.task_id}"
@@ -401,12 +402,16 @@ class Trainer:
 
     # ----------------------------------------------------------------------------------- loop
     def restore(self) -> int:
-        """Restores the latest checkpoint if any; returns the step it resumes from."""
-        latest = self.manager.latest_checkpoint
+        """Restores the latest checkpoint if any; returns the step it resumes from.
+
+        Every worker restores the chief's latest checkpoint (not its own throwaway copies, which a
+        killed worker may have left behind at another step), and they check that they agree."""
+        latest = tf.train.latest_checkpoint(self.chief_checkpoint_dir)
         if latest:
             self.checkpoint.restore(latest).assert_existing_objects_matched()
             logging.warning("Restored %s: resuming at step %d", latest, self.step)
         self._saved_step = self.step
+        strategy_lib.check_same_step(self.strategy, self.step)
         return self.step
 
     def save(self, force: bool = False) -> None:
@@ -512,9 +517,12 @@ class Trainer:
                 self.signals.check()
         except NonFiniteLossError:
             raise  # the weights of this step are not worth keeping
-        except BaseException:
-            # Whatever else stopped the loop (a bad record, a signal), keep what was trained.
-            self.save()
+        except BaseException as e:
+            # Whatever else stopped the loop (a bad record, a signal), keep what was trained; but
+            # not after a lost worker: its step may be half applied (synchronised batch-norm
+            # statistics updated, weights not), and the last checkpoint is what all workers share.
+            if not strategy_lib.is_worker_failure(e, self.strategy):
+                self.save()
             raise
         self.save()
         last["wall_time_s"] = time.perf_counter() - started

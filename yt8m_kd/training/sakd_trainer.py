@@ -20,7 +20,6 @@ selection's video ids are written to <run_dir>/sakd/.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -32,6 +31,7 @@ from absl import logging
 from yt8m_kd.configs import SAKDConfig
 from yt8m_kd.data import videos, yt8m_records
 from yt8m_kd.distill import losses, sakd, selection
+from yt8m_kd.files import write_json, write_text
 from yt8m_kd.modeling.predict import model_inputs
 from yt8m_kd.training.distillation import DistillationTrainer
 
@@ -242,14 +242,12 @@ class SAKDTrainer(DistillationTrainer):
             return
         directory = os.path.join(self.run_dir, "sakd")
         tf.io.gfile.makedirs(directory)
-        with tf.io.gfile.GFile(
-            os.path.join(directory, f"selection_epoch{epoch:04d}.txt"), "w"
-        ) as f:
-            f.write("\n".join(v.decode() for v in self.teacher_cache.video_ids[chosen]) + "\n")
-        with tf.io.gfile.GFile(
-            os.path.join(directory, f"selection_epoch{epoch:04d}.json"), "w"
-        ) as f:
-            json.dump(summary, f, indent=2)
+        # Atomic writes: a kill leaves each file whole or absent (a rerun redoes the selection).
+        write_text(
+            os.path.join(directory, f"selection_epoch{epoch:04d}.txt"),
+            "\n".join(v.decode() for v in self.teacher_cache.video_ids[chosen]) + "\n",
+        )
+        write_json(os.path.join(directory, f"selection_epoch{epoch:04d}.json"), summary)
 
     # ------------------------------------------------------------------------------ epochs
     def _fit(self) -> dict:  # Trainer.fit adds the signal handling around it
