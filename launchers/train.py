@@ -11,7 +11,8 @@ Distillation (Bhardwaj et al.): give the student a teacher, online or from a tea
 
 The run directory gets flags.txt, checkpoints/, TensorBoard events in train/ and eval/, and
 metrics.json with the final evaluation. A rerun on the same --run_dir goes on from its latest
-checkpoint (a longer --max_steps trains further); one with other flags is refused.
+checkpoint (a longer --max_steps trains further, recorded in flags_history.json); one with flags
+that change what is trained is refused, naming them, unless --overwrite_run_dir replaces the run.
 """
 
 from __future__ import annotations
@@ -25,6 +26,11 @@ from yt8m_kd import flags as yflags
 from yt8m_kd.training import runs, strategy
 
 yflags.define_all_flags(flags.FLAGS)
+flags.DEFINE_boolean(
+    "overwrite_run_dir",
+    False,
+    "Delete the run in --run_dir (one with flags.txt or checkpoints/) and train a new one there.",
+)
 FLAGS = flags.FLAGS
 
 
@@ -36,7 +42,9 @@ def main(argv: list[str]) -> None:
     yflags.validate_run_config(config, training=True)
     devices = strategy.setup_devices(config.train)
     cli.stage(f"Training in {FLAGS.run_dir} with {devices.num_replicas_in_sync} replica(s)")
-    results, _ = runs.train_or_reuse(config, FLAGS.run_dir, devices)
+    results, _ = runs.train_or_reuse(
+        config, FLAGS.run_dir, devices, overwrite=FLAGS.overwrite_run_dir
+    )
     print(json.dumps({"step": results["step"], "eval": results.get("eval")}, sort_keys=True))
 
 
