@@ -171,8 +171,9 @@ def _csv_line(fields: Sequence[str]) -> str:
     """Fields joined as one CSV record (RFC 4180 quoting: a field holding a comma, a quote or a
     line break is quoted, its quotes doubled), without the line terminator."""
     line = io.StringIO()
-    csv.writer(line, lineterminator="").writerow(fields)
-    return line.getvalue()
+    # csv quotes a field holding a character of the line terminator: "\r\n" covers both.
+    csv.writer(line, lineterminator="\r\n").writerow(fields)
+    return line.getvalue()[: -len("\r\n")]
 
 
 def _text(value: bytes | str) -> str:
