@@ -352,7 +352,13 @@ def test_infer_launcher(teacher_export, tiny_yt8m, launcher, tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout.strip().splitlines()[-1])
-    assert summary["videos"] == 32 and summary["bad_records"] == {"total": 0}
+    assert summary["videos"] == 32
+    assert summary["bad_records"] == {
+        "duplicate_id": 0,
+        "empty_id": 0,
+        "non_utf8_id": 0,
+        "total": 0,
+    }
     assert len(_rows(output)) == 32
     assert sorted(p.name for p in tmp_path.iterdir()) == ["predictions.csv"]
 
