@@ -42,14 +42,27 @@ def _teacher(tiny_yt8m, **overrides):
 @pytest.mark.parametrize(
     "preset, overrides, words",
     [
-        ("tiny_student_k6.flags", {}, ["--k_frames: 0 -> 6"]),
+        ("tiny_student_k6.flags", {}, ["model.k_frames: 0 -> 6"]),
         (
             "tiny_teacher.flags",
             {"cluster_size": 8, "hidden_size": 32, "seed": 3},
-            ["--cluster_size: 16 -> 8", "--hidden_size: 64 -> 32", "--seed: 0 -> 3"],
+            ["model.cluster_size: 16 -> 8", "model.hidden_size: 64 -> 32", "train.seed: 0 -> 3"],
         ),
-        ("tiny_teacher.flags", {"feature_sizes": [32, 48]}, ["--feature_sizes: 64,16 -> 32,48"]),
-        ("tiny_teacher.flags", {"teacher_cache": "a-cache"}, ["--teacher_cache: None -> "]),
+        (
+            "tiny_teacher.flags",
+            {"feature_sizes": [32, 48]},
+            ["model.feature_sizes: (64, 16) -> (32, 48)"],
+        ),
+        (
+            "tiny_teacher.flags",
+            {"teacher_cache": "c"},
+            ["distill: off -> on (--teacher_run_dir / --"],
+        ),
+        (
+            "tiny_teacher.flags",
+            {"sakd_ratio": 0.5, "teacher_cache": "c", "sakd": True},
+            ["sakd: off"],
+        ),
     ],
 )
 def test_other_flags_are_refused_before_anything_is_written(
@@ -60,7 +73,7 @@ def test_other_flags_are_refused_before_anything_is_written(
     with pytest.raises(FlagError) as error:
         runs.train_or_reuse(config, str(teacher_copy), one_device)
     message = str(error.value)
-    assert message.startswith(f"{teacher_copy} holds a run trained with other flags")
+    assert message.startswith(f"{teacher_copy} holds a run with other flags")
     for word in words:
         assert word in message
     assert "--overwrite_run_dir" in message and "\n" not in message
@@ -131,9 +144,23 @@ def test_student_flagfile_on_a_teacher_copy_is_one_line(teacher_copy, tiny_yt8m,
     )
     assert result.returncode == 1
     assert launcher.last_stderr_line(result) == (
-        f"train.py: error: {teacher_copy} holds a run trained with other flags "
-        f"({teacher_copy}/flags.txt): --k_frames: 0 -> 6; use another --run_dir, or "
+        f"train.py: error: {teacher_copy} holds a run with other flags "
+        f"({teacher_copy}/flags.txt): model.k_frames: 0 -> 6; use another --run_dir, or "
         "--overwrite_run_dir to replace that run"
     )
     assert "Traceback" not in result.stderr
     assert _snapshot(teacher_copy) == before
+
+
+def test_differences_name_renamed_flags(tiny_yt8m):
+    """Fields whose flag has another name say which flag; the loss weights are named one by one."""
+    a = tiny_run_config("tiny_distilled_k6.flags", tiny_yt8m, teacher_cache="c1")
+    b = tiny_run_config("tiny_distilled_k6.flags", tiny_yt8m, teacher_cache="c2", w_pred=0.5)
+    lines = runs.differences(a, b)
+    assert len(lines) == 2
+    assert lines[0].startswith("distill.teacher_cache_dir: '") and lines[0].endswith(
+        "/c2' (--teacher_cache)"
+    )
+    assert lines[1] == "distill.weights.w_pred: 1.0 -> 0.5"
+    # What may change never counts.
+    assert runs.differences(a, a.replace(num_epochs=3)) == []

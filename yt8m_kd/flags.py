@@ -44,6 +44,7 @@ from yt8m_kd.configs import (
 __all__ = [
     "FlagError",
     "define_all_flags",
+    "flag_name",
     "flag_values",
     "flags_text",
     "read_flagfile",
@@ -326,7 +327,8 @@ _NO_FLAG = {("sakd", "power")}  # constants of the paper without a flag
 _TUPLE_FIELDS = {"feature_sizes": int, "feature_names": str}
 
 
-def _flag_name(section: str, field: str) -> str:
+def flag_name(section: str, field: str) -> str:
+    """The flag of a RunConfig field: its name, but for the fields `_RENAMED` lists."""
     return _RENAMED.get((section, field), field)
 
 
@@ -335,7 +337,7 @@ def _section_values(fv: flags.FlagValues, section: str, cls) -> dict:
     for f in dataclasses.fields(cls):
         if (section, f.name) in _NO_FLAG or f.name == "weights":
             continue
-        value = fv[_flag_name(section, f.name)].value
+        value = fv[flag_name(section, f.name)].value
         if f.name in _TUPLE_FIELDS:
             try:
                 value = tuple(_TUPLE_FIELDS[f.name](v) for v in value)
@@ -398,7 +400,7 @@ def flag_values(config: RunConfig, run_dir: str | None = None) -> flags.FlagValu
             item = getattr(value, f.name)
             if f.name in _TUPLE_FIELDS:
                 item = [str(v) for v in item]
-            fv[_flag_name(section, f.name)].value = item
+            fv[flag_name(section, f.name)].value = item
     fv["sakd"].value = config.sakd is not None
     fv["num_epochs"].value = config.num_epochs
     fv["run_dir"].value = run_dir

@@ -25,7 +25,13 @@ from absl import logging
 
 from yt8m_kd.configs import FlagError, RunConfig
 from yt8m_kd.files import read_json, write_json
-from yt8m_kd.flags import FLAGS_FILE, read_run_config, recorded_values, write_run_config
+from yt8m_kd.flags import (
+    FLAGS_FILE,
+    flag_name,
+    read_run_config,
+    recorded_values,
+    write_run_config,
+)
 from yt8m_kd.training.distillation import DistillationTrainer
 from yt8m_kd.training.loop import Trainer
 from yt8m_kd.training.sakd_trainer import SAKDTrainer
@@ -101,18 +107,43 @@ def comparable(config: RunConfig) -> RunConfig:
     return config.replace(**changes)
 
 
-def _show(value) -> str:
-    """A flag value as it would be typed, cut short (a path list can be long)."""
-    text = ",".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+# Which flags switch a whole section on: a plain run has no distill section, a non-SAKD run no sakd.
+_SECTION_FLAGS = {"distill": "--teacher_run_dir / --teacher_cache", "sakd": "--sakd"}
+
+
+def _fields(section: str, value: dict) -> dict[str, tuple[str, object]]:
+    """'section.field' -> (its flag, value), the distillation weights flattened."""
+    fields = {}
+    for name, item in value.items():
+        if name == "weights":
+            fields.update({f"{section}.weights.{k}": (k, v) for k, v in item.items()})
+        else:
+            fields[f"{section}.{name}"] = (flag_name(section, name), item)
+    return fields
 
 
 def differences(recorded: RunConfig, wanted: RunConfig) -> list[str]:
-    """'--flag: recorded -> wanted' for every flag (as named on the command line) where two runs
-    differ in what they train; the fields of `_MAY_CHANGE` and the length never count."""
-    a = recorded_values(comparable(recorded))
-    b = recorded_values(comparable(wanted))
-    return [f"--{name}: {_show(a[name])} -> {_show(b[name])}" for name in a if a[name] != b[name]]
+    """'section.field: recorded -> wanted' for every field where two runs differ in what they
+    train, with the flag that sets it where its name is another ("(--teacher_cache)"); the
+    fields of `_MAY_CHANGE` and the length never count."""
+    a, b = dataclasses.asdict(comparable(recorded)), dataclasses.asdict(comparable(wanted))
+    lines = []
+    for section in a:
+        if a[section] == b[section]:
+            continue
+        if not isinstance(a[section], dict) or not isinstance(b[section], dict):
+            state = {True: "on", False: "off"}
+            lines.append(
+                f"{section}: {state[a[section] is not None]} -> {state[b[section] is not None]} "
+                f"({_SECTION_FLAGS.get(section, section)})"
+            )
+            continue
+        old, new = _fields(section, a[section]), _fields(section, b[section])
+        for path, (flag, value) in old.items():
+            if value != new[path][1]:
+                hint = "" if path.endswith(f".{flag}") else f" (--{flag})"
+                lines.append(f"{path}: {value!r} -> {new[path][1]!r}{hint}")
+    return lines
 
 
 def changed_flags(recorded: RunConfig, wanted: RunConfig) -> dict[str, list]:
@@ -238,7 +269,7 @@ def _check_rerun(config: RunConfig, run_dir: str) -> tuple[RunConfig | None, dic
     differ = differences(recorded, config)
     if differ:
         raise FlagError(
-            f"{run_dir} holds a run trained with other flags ({flags_path}): "
+            f"{run_dir} holds a run with other flags ({flags_path}): "
             f"{'; '.join(differ[:4])}{f' (and {len(differ) - 4} more)' if len(differ) > 4 else ''}"
             "; use another --run_dir, or --overwrite_run_dir to replace that run"
         )
