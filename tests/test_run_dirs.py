@@ -164,3 +164,26 @@ def test_differences_name_renamed_flags(tiny_yt8m):
     assert lines[1] == "distill.weights.w_pred: 1.0 -> 0.5"
     # What may change never counts.
     assert runs.differences(a, a.replace(num_epochs=3)) == []
+
+
+@pytest.mark.slow  # train.py in a subprocess, training 2 steps
+def test_overwrite_run_dir_replaces_the_run(teacher_copy, tiny_yt8m, launcher):
+    result = launcher.run(
+        "train.py",
+        "--flagfile=models/tiny_student_k6.flags",
+        "--max_frames=60",
+        "--batch_size=8",
+        "--max_steps=2",
+        "--noprogress_bar",
+        f"--train_data_pattern={tiny_yt8m.train_pattern}",
+        f"--run_dir={teacher_copy}",
+        "--overwrite_run_dir",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "--k_frames=6" in (teacher_copy / "flags.txt").read_text().splitlines()
+    assert sorted(p.name for p in (teacher_copy / "checkpoints").glob("*.index")) == [
+        "ckpt-2.index"
+    ]
+    history = json.loads((teacher_copy / "flags_history.json").read_text())["invocations"]
+    assert [(e["new_run"], e["step"]) for e in history] == [(True, 0)]
+    assert not teacher_copy.with_name("run.overwritten").exists()
