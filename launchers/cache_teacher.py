@@ -18,7 +18,7 @@ import os
 import keras
 from absl import flags
 
-from yt8m_kd import cli
+from yt8m_kd import cli, flag_checks
 from yt8m_kd import flags as yflags
 from yt8m_kd.data.videos import bad_record_counter
 from yt8m_kd.distill.teacher_cache import write_teacher_cache
@@ -66,11 +66,7 @@ def main(argv: list[str]) -> None:
     patterns = _validate_flags()
     run = restore_run(FLAGS.teacher_run_dir, FLAGS.checkpoint)
     model_config = run.model_config
-    if model_config.k_frames != 0:
-        raise yflags.FlagError(
-            f"--teacher_run_dir={FLAGS.teacher_run_dir} trained a {model_config.k_frames}-frame "
-            "student (k_frames > 0); a teacher cache is made from an all-frames teacher"
-        )
+    flag_checks.check_teacher_model(model_config, "teacher_run_dir", FLAGS.teacher_run_dir)
 
     counter = bad_record_counter(run.data_config)
     dataset = run.frame_dataset(

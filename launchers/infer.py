@@ -18,6 +18,11 @@ serialized records. The CSV follows the data family of the run or export (yt8m_k
               classInd.txt name and "%g" score; the names come from --class_index_file, else
               the run's --class_index_file or the export's metadata
 
+Ids are quoted as CSV quotes them (a comma, quote or line break reads back); an empty, non-UTF-8
+or repeated id stops the run with one line naming the record and the id, or with
+--skip_bad_records is left out, logged and counted (empty_id, non_utf8_id, duplicate_id in the
+summary's bad_records). Records without labels (test data) are fine.
+
 It is written batch by batch to <output_file>.partial and renamed to --output_file when complete.
 Prints a JSON summary.
 """
@@ -89,6 +94,13 @@ def _class_names(read, source) -> list[str]:
         raise yflags.FlagError(str(e)) from e
 
 
+def _bad_record_counts(read: dict, ids: collections.Counter) -> dict[str, int]:
+    """What the reader skipped and what the CSV's id check skipped, per kind, with their total."""
+    counts = collections.Counter({k: v for k, v in read.items() if k != "total"})
+    counts.update(ids)
+    return {**counts, "total": sum(counts.values())}
+
+
 def main(argv: list[str]) -> None:
     del argv
     patterns = _validate_flags()
@@ -120,19 +132,23 @@ def main(argv: list[str]) -> None:
             FLAGS.saved_model, patterns, skipped=skipped, **options
         )
         summary = {"saved_model": FLAGS.saved_model}
+    id_check = inference.VideoIdCheck(FLAGS.skip_bad_records)
     if family == "ucf101":
         top_k = FLAGS.top_k or inference.DEFAULT_TOP_K[family]
         videos = inference.write_class_name_csv(
-            batches, FLAGS.output_file, class_names, top_k, FLAGS.progress_bar
+            batches, FLAGS.output_file, class_names, top_k, FLAGS.progress_bar, id_check
         )
     else:
-        videos = inference.write_kaggle_csv(batches, FLAGS.output_file, FLAGS.progress_bar)
+        videos = inference.write_kaggle_csv(
+            batches, FLAGS.output_file, FLAGS.progress_bar, id_check
+        )
     summary["data_family"] = family
-    if FLAGS.run_dir:
-        bad_records = counter.counts()
-    else:
-        bad_records = {**skipped, "total": sum(skipped.values())}
-    summary.update(output_file=FLAGS.output_file, videos=videos, bad_records=bad_records)
+    read = counter.counts() if FLAGS.run_dir else skipped
+    summary.update(
+        output_file=FLAGS.output_file,
+        videos=videos,
+        bad_records=_bad_record_counts(read, id_check.counts),
+    )
     print(json.dumps(summary, sort_keys=True))
 
 

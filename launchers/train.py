@@ -11,7 +11,8 @@ Distillation (Bhardwaj et al.): give the student a teacher, online or from a tea
 
 The run directory gets flags.txt, checkpoints/, TensorBoard events in train/ and eval/, and
 metrics.json with the final evaluation. A rerun on the same --run_dir goes on from its latest
-checkpoint (a longer --max_steps trains further); one with other flags is refused.
+checkpoint (a longer --max_steps trains further, recorded in flags_history.json); one with flags
+that change what is trained is refused, naming them, unless --overwrite_run_dir replaces the run.
 
 SIGINT (Ctrl-C) or SIGTERM (a scheduler's stop, a preemption) saves a checkpoint of the current
 step and exits with one line and status 130 or 143; rerunning the same command resumes at that
@@ -31,6 +32,11 @@ from yt8m_kd import flags as yflags
 from yt8m_kd.training import runs, strategy
 
 yflags.define_all_flags(flags.FLAGS)
+flags.DEFINE_boolean(
+    "overwrite_run_dir",
+    False,
+    "Delete the run in --run_dir (one with flags.txt or checkpoints/) and train a new one there.",
+)
 FLAGS = flags.FLAGS
 
 
@@ -44,7 +50,9 @@ def main(argv: list[str]) -> None:
     cli.stage(f"Training in {FLAGS.run_dir} with {devices.num_replicas_in_sync} replica(s)")
     checkpoints = os.path.join(FLAGS.run_dir, "checkpoints")
     with strategy.worker_failures(devices, checkpoints):  # a lost worker: one line
-        results, _ = runs.train_or_reuse(config, FLAGS.run_dir, devices)
+        results, _ = runs.train_or_reuse(
+            config, FLAGS.run_dir, devices, overwrite=FLAGS.overwrite_run_dir
+        )
     print(json.dumps({"step": results["step"], "eval": results.get("eval")}, sort_keys=True))
 
 

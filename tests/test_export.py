@@ -387,3 +387,46 @@ def test_export_launcher_refuses_an_existing_export_dir(teacher_run, launcher, t
         "replace it"
     )
     assert "Traceback" not in result.stderr and not list(export_dir.iterdir())
+
+
+# ------------------------------------------------------------------- bad requests
+def test_bytes_that_are_no_record_are_named_by_position():
+    good = make_example(
+        "good", [1], {"rgb": np.zeros((3, 4), np.uint8), "audio": np.zeros((3, 2), np.uint8)}
+    )
+    for records, position in (([good, b"garbage", good], 1), ([b"\x0a\xff", good], 0)):
+        with pytest.raises(tf.errors.InvalidArgumentError) as error:
+            _parse(records)
+        message = yt8m.error_message(error.value)
+        assert f"bad record at position {position} of the request" in message, message
+        assert "not a tf.train.SequenceExample" in message
+    assert list(_parse([good, good])["video_id"]) == [b"good", b"good"]  # the check passes
+
+
+def test_empty_requests_get_empty_outputs(exports):
+    _, export_dir = exports["teacher"]
+    loaded = tf.saved_model.load(export_dir)
+    served = loaded.signatures["serving_default"](example_bytes=tf.constant([], tf.string))
+    assert served["video_id"].shape == (0,)
+    assert served["class_indexes"].shape == (0, 20) and served["scores"].shape == (0, 20)
+    assert served["probabilities"].shape == (0, NUM_CLASSES)
+    frames = loaded.signatures["serve_frames"](
+        frames=tf.zeros([0, 5, 80], tf.uint8), num_frames=tf.constant([], tf.int32)
+    )
+    assert frames["probabilities"].shape == (0, NUM_CLASSES)
+
+
+@pytest.mark.parametrize(
+    "num_frames, length", [([3, 0], 5), ([3, -2], 5), ([3, 3], 0)], ids=["zero", "negative", "T0"]
+)
+def test_serve_frames_refuses_videos_of_no_frames(exports, num_frames, length):
+    _, export_dir = exports["teacher"]
+    serve = tf.saved_model.load(export_dir).signatures["serve_frames"]
+    with pytest.raises(tf.errors.InvalidArgumentError) as error:
+        serve(frames=tf.zeros([2, length, 80], tf.uint8), num_frames=tf.constant(num_frames))
+    message = yt8m.error_message(error.value)
+    assert "every video needs num_frames >= 1" in message, message
+    assert str(num_frames[1]) in message
+    # The same call with frames for every video answers.
+    served = serve(frames=tf.zeros([2, 5, 80], tf.uint8), num_frames=tf.constant([3, 1]))
+    assert served["probabilities"].shape == (2, NUM_CLASSES)

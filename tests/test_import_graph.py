@@ -40,6 +40,7 @@ LAYERS = {
     "yt8m_kd.files": 0,
     "yt8m_kd.machine": 0,
     "yt8m_kd.flags": 1,
+    "yt8m_kd.flag_checks": 1,
     "yt8m_kd.data": 2,
     "yt8m_kd.metrics": 2,
     "yt8m_kd.modeling": 3,

@@ -4,6 +4,7 @@ from its SavedModel, atomic output, bad input."""
 from __future__ import annotations
 
 import collections
+import csv
 import json
 import re
 
@@ -108,9 +109,76 @@ def test_ucf101_csv_refuses_what_it_cannot_write(tmp_path):
     )
     with pytest.raises(ValueError, match="3 classes for a CSV of 5 per row"):
         inference.write_class_name_csv([three], str(tmp_path / "five.csv"), list("ABCDEF"))
-    with pytest.raises(ValueError, match="class name 'A,B'"):
-        inference.write_class_name_csv([three], str(tmp_path / "comma.csv"), ["A,B", "C", "D"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["three.csv"]
+    # A class name holding a comma is quoted, and reads back whole.
+    inference.write_class_name_csv([three], str(tmp_path / "comma.csv"), ["A,B", "C", "D"])
+    with open(tmp_path / "comma.csv", newline="") as f:
+        assert list(csv.reader(f))[1] == ["v_a", "A,B", "0.5", "C", "0.3", "D", "0.2"]
+
+
+# ------------------------------------------------------------------------------ video ids
+AWKWARD_IDS = ["plain", "a,b", 'say "hi"', "two\nlines", "cr\r\nlf", "naïve", " padded "]
+
+
+def _batch(video_ids, sources=None) -> inference.PredictionBatch:
+    n = len(video_ids)
+    return inference.PredictionBatch(
+        np.array(video_ids, object),
+        np.tile([[2, 0]], (n, 1)),
+        np.tile([[0.75, 0.25]], (n, 1)),
+        None if sources is None else np.array(sources, object),
+    )
+
+
+def test_awkward_ids_round_trip_through_csv_and_pandas(tmp_path):
+    import pandas as pd
+
+    output = tmp_path / "predictions.csv"
+    ids = [i.encode() for i in AWKWARD_IDS]
+    assert inference.write_kaggle_csv([_batch(ids)], str(output)) == len(ids)
+    with open(output, newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["VideoId", "LabelConfidencePairs"]
+    assert [row[0] for row in rows[1:]] == AWKWARD_IDS
+    assert {row[1] for row in rows[1:]} == {"2 0.75 0 0.25"}
+    frame = pd.read_csv(output, dtype=str, keep_default_na=False)
+    assert list(frame["VideoId"]) == AWKWARD_IDS
+    # Plain ids are written as before: the reference's rows, no quotes.
+    assert output.read_text().splitlines()[1] == "plain,2 0.75 0 0.25"
+
+
+@pytest.mark.parametrize(
+    "ids, kind, words",
+    [
+        ([b"a", b"", b"b"], "empty_id", "has an empty video id"),
+        (
+            [b"a", b"\xff\xfe-x", b"b"],
+            "non_utf8_id",
+            "video id b'\\xff\\xfe-x', which is not UTF-8",
+        ),
+        ([b"a", b"a", b"b"], "duplicate_id", "repeats video id 'a'"),
+    ],
+)
+def test_bad_ids_are_refused_or_skipped_and_counted(ids, kind, words, tmp_path):
+    sources = [f"record {i} of f.tfrecord" for i in range(3)]
+    output = tmp_path / "predictions.csv"
+    with pytest.raises(tf.errors.InvalidArgumentError) as error:
+        inference.write_kaggle_csv([_batch(ids, sources)], str(output))
+    assert error.value.message.startswith("record 1 of f.tfrecord ")
+    assert words in error.value.message
+    assert not list(tmp_path.iterdir())  # no CSV, no .partial
+
+    check = inference.VideoIdCheck(skip_bad_records=True)
+    assert inference.write_kaggle_csv([_batch(ids, sources)], str(output), id_check=check) == 2
+    assert check.counts == {**dict.fromkeys(inference.ID_PROBLEMS, 0), kind: 1}
+    assert [line.split(",")[0] for line in output.read_text().splitlines()[1:]] == ["a", "b"]
+
+
+def test_a_huge_id_is_cut_short_in_the_error(tmp_path):
+    huge = b"x" * 1_000_000
+    with pytest.raises(tf.errors.InvalidArgumentError) as error:
+        inference.write_kaggle_csv([_batch([huge, huge])], str(tmp_path / "p.csv"))
+    assert len(error.value.message) < 200 and "(1000000 long)" in error.value.message
 
 
 def test_run_dir_csv_rows_are_the_models_top_20(teacher, tiny_yt8m, tmp_path):
@@ -284,7 +352,13 @@ def test_infer_launcher(teacher_export, tiny_yt8m, launcher, tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout.strip().splitlines()[-1])
-    assert summary["videos"] == 32 and summary["bad_records"] == {"total": 0}
+    assert summary["videos"] == 32
+    assert summary["bad_records"] == {
+        "duplicate_id": 0,
+        "empty_id": 0,
+        "non_utf8_id": 0,
+        "total": 0,
+    }
     assert len(_rows(output)) == 32
     assert sorted(p.name for p in tmp_path.iterdir()) == ["predictions.csv"]
 
@@ -302,3 +376,91 @@ def test_infer_launcher_bad_pattern_is_one_line(teacher_run, tiny_yt8m, launcher
         f"infer.py: error: --input_data_pattern={pattern} matches no file"
     )
     assert "Traceback" not in result.stderr and not list(tmp_path.iterdir())
+
+
+# ------------------------------------------------------------------------------ ids from records
+def _frames(seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {
+        "rgb": rng.integers(0, 256, (12, 64), np.uint8),
+        "audio": rng.integers(0, 256, (12, 16), np.uint8),
+    }
+
+
+def _unlabelled(video_id: bytes) -> bytes:
+    """A test-set record: frames and an id, no `labels` key at all."""
+    example = tf.train.SequenceExample()
+    example.ParseFromString(make_example(video_id, [], _frames(9)))
+    del example.context.feature["labels"]
+    return example.SerializeToString()
+
+
+ODD_ID = b'a,"b"\nc'
+
+
+@pytest.fixture
+def odd_ids_file(tmp_path) -> str:
+    """Records 0-5: ok1, an empty id, a non-UTF-8 id, ok1 again, an id needing quotes, and an
+    unlabelled record."""
+    ids = [b"ok1", b"", b"\xff\xfe-x", b"ok1", ODD_ID]
+    path = str(tmp_path / "odd.tfrecord")
+    with tf.io.TFRecordWriter(path) as writer:
+        for i, video_id in enumerate(ids):
+            writer.write(make_example(video_id, [1], _frames(i)))
+        writer.write(_unlabelled(b"no-labels"))
+    return path
+
+
+@pytest.mark.parametrize("source", ["run_dir", "saved_model"])
+def test_odd_ids_from_records(source, teacher, teacher_export, odd_ids_file, tmp_path, caplog):
+    if source == "run_dir":
+        predictions, model, first_bad = inference.run_predictions, teacher, "a record of "
+    else:
+        predictions, model, first_bad = (
+            inference.saved_model_predictions,
+            teacher_export,
+            "record 1 of ",
+        )
+    output = tmp_path / "predictions.csv"
+    with pytest.raises(tf.errors.InvalidArgumentError) as error:
+        inference.write_kaggle_csv(predictions(model, odd_ids_file, batch_size=4), str(output))
+    assert error.value.message == f"{first_bad}{odd_ids_file} has an empty video id"
+    assert not output.exists()
+
+    check = inference.VideoIdCheck(skip_bad_records=True)
+    caplog.set_level("WARNING")
+    rows = inference.write_kaggle_csv(
+        predictions(model, odd_ids_file, batch_size=4), str(output), id_check=check
+    )
+    assert rows == 3
+    assert check.counts == {"empty_id": 1, "non_utf8_id": 1, "duplicate_id": 1}
+    with open(output, newline="", encoding="utf-8") as f:
+        ids = [row[0] for row in list(csv.reader(f))[1:]]
+    assert sorted(ids) == sorted(["ok1", ODD_ID.decode(), "no-labels"])
+    # Skips are logged; the unlabelled record is not worth a word.
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert sum("skipping" in w for w in warnings) == 3
+    assert not any("label" in w for w in warnings), warnings
+
+
+@pytest.mark.slow  # a launcher process that loads TensorFlow and the model
+def test_infer_launcher_bad_id_is_one_line_or_counted(
+    teacher_run, odd_ids_file, launcher, tmp_path
+):
+    output = tmp_path / "out" / "predictions.csv"
+    output.parent.mkdir()
+    args = [f"--run_dir={teacher_run}", f"--input_data_pattern={odd_ids_file}"]
+    args += [f"--output_file={output}", "--noprogress_bar"]
+    result = launcher.run("infer.py", *args)
+    assert result.returncode == 1
+    assert launcher.last_stderr_line(result) == (
+        f"infer.py: error: a record of {odd_ids_file} has an empty video id"
+    )
+    assert "Traceback" not in result.stderr and not list(output.parent.iterdir())
+
+    result = launcher.run("infer.py", *args, "--skip_bad_records")
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["videos"] == 3
+    bad = summary["bad_records"]
+    assert (bad["empty_id"], bad["non_utf8_id"], bad["duplicate_id"], bad["total"]) == (1, 1, 1, 3)

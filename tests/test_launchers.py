@@ -27,6 +27,11 @@ BAD_FLAGS = {
         ["--train_data_pattern=", "nothing-*.tfrecord", "matches no file"],
     ),
     "missing_run_dir": ([], False, ["--run_dir is required"]),
+    "nan_learning_rate": (
+        ["--base_learning_rate=nan"],
+        True,
+        ["flag --base_learning_rate=nan: must be a finite number"],
+    ),
     "feature_names_sizes_mismatch": (
         ["--feature_sizes=64"],
         True,

@@ -20,6 +20,7 @@ checks that its registry matches.
 from __future__ import annotations
 
 import dataclasses
+import math
 import numbers
 
 # ------------------------------------------------------------------------------------ choices
@@ -188,11 +189,12 @@ class DistillationWeights:
     temperature: float = 4.0
 
     def __post_init__(self):
+        # Written so that nan fails too (every comparison with nan is false).
         for name in ("w_pred", "w_rep", "w_kl"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.temperature <= 0:
-            raise ValueError(f"temperature must be positive, got {self.temperature}")
+            if not 0 <= getattr(self, name) < math.inf:
+                raise ValueError(f"{name} must be finite and >= 0, got {getattr(self, name)}")
+        if not 0 < self.temperature < math.inf:
+            raise ValueError(f"temperature must be finite and positive, got {self.temperature}")
 
 
 @dataclasses.dataclass(frozen=True)

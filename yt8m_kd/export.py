@@ -23,7 +23,10 @@ Per data family (the run's --dataset):
           accuracy and of the inference CSV (all C are in `probabilities`); probabilities: a
           softmax over the classes (single-label)
 
-serve_frames cuts or zero-pads the T' frames it is given to T, as the input pipeline does.
+serve_frames cuts or zero-pads the T' frames it is given to T, as the input pipeline does; a video
+whose num_frames is 0 or negative (or that is given no frames) fails the call with an
+InvalidArgumentError, as a zero-frame record does. An empty request (B = 0) answers empty outputs,
+in both signatures.
 
 Everything between the bytes and the probabilities runs in the graph, with the semantics of the
 training code's evaluation: parsing by the family's frame_dataset parser, per record (YouTube-8M:
@@ -35,8 +38,11 @@ centre crop), dequantization (the model's first op), a student's k-frame selecti
 exported: no teacher, projection head or optimizer. A record the model cannot read fails the call
 with an InvalidArgumentError naming its id (YouTube-8M: the input pipeline's record checks and
 messages, no frames, a feature list missing, frame counts that differ between feature lists, a
-frame of the wrong size, also naming its position in the request; UCF101: no frames, a frame that
-is not a complete JPEG). Labels are not read, so test records without labels are fine.
+frame of the wrong size, also naming its position in the request, and bytes that are not a
+SequenceExample at all, naming that position; UCF101: no frames, a frame that is not a complete
+JPEG). Labels are not read, so test records without labels are fine. No bad record ever gets a
+score: the whole call fails (a client retries without it; launchers/infer.py does so record by
+record, naming the file and the record's index in it).
 
 A random-k student (`frame_selection=random`) draws a video's frames from a seed of the video's
 own (`yt8m_kd.modeling.predict.evaluation_seeds`): in serving_default a fingerprint of its id, so a
@@ -202,6 +208,9 @@ def parse_yt8m_records(
     Raises (when run): InvalidArgumentError naming the first bad record's position and id.
     """
     width = sum(int(s) for s in feature_sizes)
+    readable = _check_protos(
+        serialized, lambda record: yt8m_records.record_fields(record, feature_names, False)
+    )
 
     def parse(position_and_record):
         position, serialized_record = position_and_record
@@ -218,6 +227,8 @@ def parse_yt8m_records(
         frames = tf.pad(frames, [[0, max_frames - tf.shape(frames)[0]], [0, 0]])
         return {**record, "frames": frames, "code": code, "error": error}
 
+    with tf.control_dependencies([readable]):  # before the parse below can fail on bytes
+        serialized = tf.identity(serialized)
     parsed = tf.map_fn(
         parse,
         (tf.range(tf.size(serialized, out_type=tf.int64)), serialized),
@@ -233,6 +244,48 @@ def parse_yt8m_records(
     check = tf.debugging.Assert(tf.size(errors) == 0, [tf.strings.reduce_join(errors[:1])])
     with tf.control_dependencies([check]):
         return {name: tf.identity(parsed[name]) for name in ("video_id", "frames", "num_frames")}
+
+
+def _check_protos(serialized: tf.Tensor, parse_fields) -> tf.Operation:
+    """An op that fails with InvalidArgumentError naming the position of the first record of
+    `serialized` [B] whose proto `parse_fields` cannot parse (bytes that are no SequenceExample,
+    or a feature of the wrong type), instead of the parse op's message, which names neither.
+
+    The records are parsed in a tf.data pipeline whose `ignore_errors` drops those that fail; the
+    first position missing from what comes out is the bad one. This parses every record's proto
+    twice; the cost is small beside the model's.
+    """
+    size = tf.size(serialized, out_type=tf.int64)
+
+    def parsed_position(position, record):
+        # The id goes along so that the parse is part of the element and is not pruned away.
+        return position, parse_fields(record)["video_id"]
+
+    positions = (
+        tf.data.Dataset.from_tensor_slices((tf.range(size), serialized))
+        .map(parsed_position)
+        .ignore_errors()
+    )
+
+    def first_missing(state, element):
+        position, _ = element
+        count, missing = state
+        missing = tf.where((missing < 0) & (position != count), count, missing)
+        return count + 1, missing
+
+    count, missing = positions.reduce(
+        (tf.constant(0, tf.int64), tf.constant(-1, tf.int64)), first_missing
+    )
+    missing = tf.where((missing < 0) & (count < size), count, missing)
+    message = tf.strings.join(
+        [
+            "bad record at position ",
+            tf.strings.as_string(missing),
+            " of the request: its bytes are not a tf.train.SequenceExample of this export's "
+            "features (a feature of another type, or no record at all)",
+        ]
+    )
+    return tf.debugging.Assert(missing < 0, [message])
 
 
 def parse_ucf101_records(
@@ -342,7 +395,22 @@ def serving_module(run: RestoredRun, spec: ExportSpec) -> tf.Module:
         tf.debugging.assert_equal(
             tf.shape(frames)[0], tf.shape(num_frames)[0], "frames and num_frames differ in B"
         )
+        given, given_length = num_frames, tf.shape(frames)[1]
         frames, num_frames = fit_frames(frames, num_frames, spec.max_frames)
+        # A video of no frames has no prediction (the record path refuses one too); without this
+        # the model would score padding.
+        check = tf.debugging.Assert(
+            tf.reduce_all(num_frames > 0),
+            [
+                "serve_frames: every video needs num_frames >= 1 and at least one frame (a video "
+                "with no frames has no prediction); num_frames given:",
+                given,
+                "frames given per video:",
+                given_length,
+            ],
+        )
+        with tf.control_dependencies([check]):
+            num_frames = tf.identity(num_frames)
         return outputs({"frames": frames, "num_frames": num_frames})
 
     module = tf.Module(name="yt8m_kd_serving")

@@ -6,9 +6,10 @@ definitions parse the `models/*.flags` presets and a run's flags.txt into a priv
 (`read_flagfile`, `read_run_config`), and `write_run_config` writes a RunConfig back as the
 flags.txt that those read: one mapping, both ways.
 
-Range checks are absl's (`lower_bound`, `upper_bound`, enums), so a bad value stops the parse with
-a line that names the flag; checks across flags and against the file system are
-`validate_run_config`.
+Range checks are absl's (`lower_bound`, `upper_bound`, enums) and the validators of
+`yt8m_kd.flag_checks` (every float flag finite, ranges absl's bounds cannot say), so a bad value
+stops the parse with a line that names the flag; checks across flags (model widths that fit
+together, a teacher that sees all frames) and against the file system are `validate_run_config`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import os
 import tensorflow as tf
 from absl import flags
 
+from yt8m_kd import flag_checks
 from yt8m_kd.configs import (
     BACKBONES,
     CLASSIFIERS,
@@ -42,10 +44,12 @@ from yt8m_kd.configs import (
 __all__ = [
     "FlagError",
     "define_all_flags",
+    "flag_name",
     "flag_values",
     "flags_text",
     "read_flagfile",
     "read_run_config",
+    "recorded_values",
     "run_config_from_flags",
     "validate_run_config",
     "write_run_config",
@@ -59,13 +63,20 @@ def _defined(fv: flags.FlagValues, name: str) -> bool:
     return name in fv
 
 
+def _define_finite_float(name: str, default, help_text: str, flag_values, **bounds) -> None:
+    """absl's DEFINE_float, refusing nan and +-inf (which absl's bounds let through)."""
+    flags.DEFINE_float(name, default, help_text, flag_values=flag_values, **bounds)
+    flag_checks.register_finite_check(flag_values, name)
+
+
 def _definers(fv: flags.FlagValues):
-    """absl's DEFINE_integer, _float, _string, _boolean, _enum and _list, bound to `fv`."""
+    """absl's DEFINE_integer, _float (finite only), _string, _boolean, _enum and _list, bound to
+    `fv`."""
     return tuple(
         functools.partial(define, flag_values=fv)
         for define in (
             flags.DEFINE_integer,
-            flags.DEFINE_float,
+            _define_finite_float,
             flags.DEFINE_string,
             flags.DEFINE_boolean,
             flags.DEFINE_enum,
@@ -238,6 +249,7 @@ def define_training_flags(fv: flags.FlagValues) -> None:
         "GPU). bfloat16 has float32's range, so no loss scaling is needed.",
     )
     boolean("progress_bar", True, "Show a progress bar.")
+    flag_checks.register_value_checks(fv)
 
 
 def define_distill_flags(fv: flags.FlagValues) -> None:
@@ -315,7 +327,8 @@ _NO_FLAG = {("sakd", "power")}  # constants of the paper without a flag
 _TUPLE_FIELDS = {"feature_sizes": int, "feature_names": str}
 
 
-def _flag_name(section: str, field: str) -> str:
+def flag_name(section: str, field: str) -> str:
+    """The flag of a RunConfig field: its name, but for the fields `_RENAMED` lists."""
     return _RENAMED.get((section, field), field)
 
 
@@ -324,7 +337,7 @@ def _section_values(fv: flags.FlagValues, section: str, cls) -> dict:
     for f in dataclasses.fields(cls):
         if (section, f.name) in _NO_FLAG or f.name == "weights":
             continue
-        value = fv[_flag_name(section, f.name)].value
+        value = fv[flag_name(section, f.name)].value
         if f.name in _TUPLE_FIELDS:
             try:
                 value = tuple(_TUPLE_FIELDS[f.name](v) for v in value)
@@ -387,11 +400,18 @@ def flag_values(config: RunConfig, run_dir: str | None = None) -> flags.FlagValu
             item = getattr(value, f.name)
             if f.name in _TUPLE_FIELDS:
                 item = [str(v) for v in item]
-            fv[_flag_name(section, f.name)].value = item
+            fv[flag_name(section, f.name)].value = item
     fv["sakd"].value = config.sakd is not None
     fv["num_epochs"].value = config.num_epochs
     fv["run_dir"].value = run_dir
     return fv
+
+
+def recorded_values(config: RunConfig) -> dict[str, object]:
+    """flag name -> value of every flag that flags.txt records for `config` (--run_dir aside):
+    what two invocations on one run directory are compared by."""
+    fv = flag_values(config)
+    return {f.name: f.value for f in fv.get_flags_for_module(__name__) if f.name != "run_dir"}
 
 
 def flags_text(fv: flags.FlagValues) -> str:
@@ -480,6 +500,7 @@ def validate_run_config(config: RunConfig, *, training: bool = False) -> None:
       FlagError: naming the flags at fault.
     """
     model, data = config.model, config.data
+    flag_checks.check_model_shapes(model)
     if not data.feature_names or len(data.feature_names) != len(model.feature_sizes):
         raise FlagError(
             f"--feature_names has {len(data.feature_names)} names but --feature_sizes has "
@@ -510,6 +531,8 @@ def validate_run_config(config: RunConfig, *, training: bool = False) -> None:
     distill = config.distill
     if distill and distill.teacher_run_dir:
         require_run_dir("teacher_run_dir", distill.teacher_run_dir)
+        teacher = read_run_config(distill.teacher_run_dir).model
+        flag_checks.check_teacher_model(teacher, "teacher_run_dir", distill.teacher_run_dir)
     if distill and distill.teacher_cache_dir:
         if not tf.io.gfile.exists(os.path.join(distill.teacher_cache_dir, "teacher_cache.json")):
             raise FlagError(

@@ -25,8 +25,16 @@ The names come from the run's --class_index_file (a run directory) or the export
 SavedModel), or a classInd.txt given instead (`class_index_file`); without any, a UCF101 CSV is
 refused (indices alone would be ambiguous with 1-based classInd numbers).
 
-In both, equal scores keep the lower class index first (tf.math.top_k's order), and an id or a
-name holding a comma or a line break is refused.
+In both, equal scores keep the lower class index first (tf.math.top_k's order), and fields are
+quoted as RFC 4180 says (Python's `csv`, pandas): an id or a class name holding a comma, a quote
+or a line break is written in double quotes, its quotes doubled, and reads back as it was.
+
+Video ids (`VideoIdCheck`, in the CSV writer, whatever the reader let through): an empty id, an id
+that is not UTF-8 text and an id seen before in the CSV stop it with an InvalidArgumentError naming
+the record (file and index in it from a SavedModel, the input pattern from a run) and the id; with
+skip_bad_records they are logged, left out and counted (`empty_id`, `non_utf8_id`,
+`duplicate_id`; a duplicate's first row stays). Records without labels are read without a word:
+test data has none.
 
 Two sources of predictions, both yielding one `PredictionBatch` per batch of records:
 - `run_predictions`: a restored run's model over the run's own reader (`RestoredRun.frame_dataset`:
@@ -49,7 +57,9 @@ output path only when complete: a crash leaves no file at the output path (or th
 from __future__ import annotations
 
 import collections
+import csv
 import dataclasses
+import io
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import keras
@@ -81,37 +91,109 @@ class PredictionBatch:
       video_ids: [B] bytes (or str).
       class_indexes: [B, K] int, best first.
       scores: [B, K] float, descending along K.
+      sources: [B] str or None: where each video's record is ("record 3 of <file>"), for the
+        messages about its id.
     """
 
     video_ids: np.ndarray
     class_indexes: np.ndarray
     scores: np.ndarray
+    sources: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.video_ids)
 
 
+# ------------------------------------------------------------------------------------ video ids
+ID_PROBLEMS = ("empty_id", "non_utf8_id", "duplicate_id")
+
+
+def _short(video_id: bytes | str, limit: int = 80) -> str:
+    """An id for an error line: its repr (non-UTF-8 bytes escaped), cut after `limit` chars."""
+    text = repr(video_id)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(video_id)} long)"
+
+
+class VideoIdCheck:
+    """Refuses, or skips and counts, the ids a CSV cannot hold as one row per video: empty, not
+    UTF-8 text, or seen before in this CSV.
+
+    Strict (default): the first such id raises InvalidArgumentError naming its record and id,
+    one line. With skip_bad_records it is logged, left out of the CSV and counted in `counts`
+    (`ID_PROBLEMS`); of a duplicated id the first row stays.
+
+    Memory: the set of ids written (YouTube-8M's 700k test ids take tens of MB).
+
+    Usage:
+      check = VideoIdCheck(skip_bad_records=True)
+      text = check(b"Ab12", "record 3 of test-0.tfrecord")   # "Ab12", or None when skipped
+    """
+
+    def __init__(self, skip_bad_records: bool = False):
+        self.skip_bad_records = skip_bad_records
+        self.counts = collections.Counter({kind: 0 for kind in ID_PROBLEMS})
+        self._seen: set[str] = set()
+
+    def _problem(self, video_id: bytes | str) -> tuple[str | None, str]:
+        """(problem kind or None, the id as text)."""
+        if isinstance(video_id, bytes):
+            try:
+                video_id = video_id.decode("utf-8")
+            except UnicodeDecodeError:
+                return "non_utf8_id", ""
+        if not video_id:
+            return "empty_id", video_id
+        if video_id in self._seen:
+            return "duplicate_id", video_id
+        return None, video_id
+
+    def __call__(self, video_id: bytes | str, where: str | None = None) -> str | None:
+        """The id as text for the CSV, or None for a skipped one."""
+        kind, text = self._problem(video_id)
+        if kind is None:
+            self._seen.add(text)
+            return text
+        problem = {
+            "empty_id": "has an empty video id",
+            "non_utf8_id": f"has video id {_short(video_id)}, which is not UTF-8 text",
+            "duplicate_id": f"repeats video id {_short(text)} (one CSV row per video)",
+        }[kind]
+        message = f"{where or 'a record'} {problem}"
+        if not self.skip_bad_records:
+            raise tf.errors.InvalidArgumentError(None, None, message)
+        logging.warning("skipping the prediction of %s", message)
+        self.counts[kind] += 1
+        return None
+
+
 # ------------------------------------------------------------------------------------ the CSV
-def _csv_field(value: bytes | str, what: str) -> str:
-    if isinstance(value, bytes):
-        value = value.decode("utf-8")
-    if any(c in value for c in ",\r\n"):
-        raise ValueError(f"{what} {value!r} cannot be written to a CSV row")
-    return value
+def _csv_line(fields: Sequence[str]) -> str:
+    """Fields joined as one CSV record (RFC 4180 quoting: a field holding a comma, a quote or a
+    line break is quoted, its quotes doubled), without the line terminator."""
+    line = io.StringIO()
+    # csv quotes a field holding a character of the line terminator: "\r\n" covers both.
+    csv.writer(line, lineterminator="\r\n").writerow(fields)
+    return line.getvalue()[: -len("\r\n")]
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else value
 
 
 def format_row(video_id: bytes | str, class_indexes: Sequence[int], scores: Sequence[float]) -> str:
-    """One CSV row without its newline: `id,label score label score ...`, scores descending.
+    """One CSV row without its newline: `id,label score label score ...`, scores descending; an
+    id holding a comma, quote or line break is quoted as RFC 4180 says (`csv` reads it back).
 
     >>> format_row(b"Ab12", [3, 7], [0.25, 0.9])
     'Ab12,7 0.9 3 0.25'
+    >>> format_row("a,b", [3], [0.5])
+    '"a,b",3 0.5'
     """
-    video_id = _csv_field(video_id, "video id")
     scores = np.asarray(scores)
     order = np.argsort(-scores, kind="stable")  # equal scores keep their given order
     # The reference's pair format, verbatim.
     pairs = " ".join("%i %g" % (int(class_indexes[i]), float(scores[i])) for i in order)  # noqa: UP031
-    return f"{video_id},{pairs}"
+    return _csv_line([_text(video_id), pairs])
 
 
 def class_name_header(top_k: int) -> str:
@@ -129,24 +211,25 @@ def format_class_name_row(
     scores: Sequence[float],
     class_names: Sequence[str],
 ) -> str:
-    """One UCF101 CSV row without its newline: `id,name,score,name,score,...`, scores descending.
+    """One UCF101 CSV row without its newline: `id,name,score,name,score,...`, scores descending
+    (fields quoted as `format_row` quotes them).
 
     >>> format_class_name_row(b"v_a", [1, 0], [0.25, 0.75], ["Archery", "Basketball"])
     'v_a,Archery,0.75,Basketball,0.25'
     """
-    video_id = _csv_field(video_id, "video id")
     scores = np.asarray(scores)
     order = np.argsort(-scores, kind="stable")  # equal scores keep their given order
-    fields = [video_id]
+    fields = [_text(video_id)]
     for i in order:
-        fields.append(_csv_field(class_names[int(class_indexes[i])], "class name"))
+        fields.append(class_names[int(class_indexes[i])])
         fields.append("%g" % float(scores[i]))  # noqa: UP031
-    return ",".join(fields)
+    return _csv_line(fields)
 
 
 class CsvWriter:
     """Writes a CSV a batch at a time, atomically: a header, then `format_row(video_id,
-    class_indexes, scores)` per video.
+    class_indexes, scores)` per video whose id `id_check` passes (default: a strict
+    `VideoIdCheck`: an empty, non-UTF-8 or repeated id stops the CSV with an error naming it).
 
     Rows go to `<path>.partial`; leaving the `with` block normally renames it to `path` (replacing
     an older file), leaving it with an exception deletes it.
@@ -157,10 +240,17 @@ class CsvWriter:
               writer.write_batch(batch)
     """
 
-    def __init__(self, path: str, header: str, format_row: Callable[..., str]):
+    def __init__(
+        self,
+        path: str,
+        header: str,
+        format_row: Callable[..., str],
+        id_check: VideoIdCheck | None = None,
+    ):
         self.path = path
         self.partial_path = path + ".partial"
         self.rows_written = 0
+        self.id_check = id_check or VideoIdCheck()
         self._header = header
         self._format_row = format_row
         self._file = None
@@ -171,12 +261,14 @@ class CsvWriter:
         return self
 
     def write_batch(self, batch: PredictionBatch) -> None:
-        rows = [
-            self._format_row(video_id, indexes, scores)
-            for video_id, indexes, scores in zip(
-                batch.video_ids, batch.class_indexes, batch.scores, strict=True
-            )
-        ]
+        sources = batch.sources if batch.sources is not None else [None] * len(batch)
+        rows = []
+        for video_id, indexes, scores, where in zip(
+            batch.video_ids, batch.class_indexes, batch.scores, sources, strict=True
+        ):
+            text = self.id_check(video_id, where)
+            if text is not None:
+                rows.append(self._format_row(text, indexes, scores))
         if rows:
             self._file.write("\n".join(rows) + "\n")
         self.rows_written += len(rows)
@@ -192,17 +284,21 @@ class CsvWriter:
 class KaggleCsvWriter(CsvWriter):
     """The YouTube-8M submission CSV (module docstring), written as `CsvWriter` writes."""
 
-    def __init__(self, path: str):
-        super().__init__(path, CSV_HEADER, format_row)
+    def __init__(self, path: str, id_check: VideoIdCheck | None = None):
+        super().__init__(path, CSV_HEADER, format_row, id_check)
 
 
 class ClassNameCsvWriter(CsvWriter):
     """The UCF101 CSV (module docstring): every row names exactly top_k classes by their names."""
 
-    def __init__(self, path: str, class_names: Sequence[str], top_k: int = UCF101_TOP_K):
+    def __init__(
+        self,
+        path: str,
+        class_names: Sequence[str],
+        top_k: int = UCF101_TOP_K,
+        id_check: VideoIdCheck | None = None,
+    ):
         names = list(class_names)
-        for name in names:
-            _csv_field(name, "class name")
         k = min(top_k, len(names))
 
         def row(video_id, class_indexes, scores) -> str:
@@ -212,30 +308,35 @@ class ClassNameCsvWriter(CsvWriter):
                 )
             return format_class_name_row(video_id, class_indexes, scores, names)
 
-        super().__init__(path, class_name_header(k), row)
+        super().__init__(path, class_name_header(k), row, id_check)
 
 
 def write_predictions(
     batches: Iterable[PredictionBatch], writer, progbar: keras.utils.Progbar | None = None
 ) -> int:
-    """Hands each batch to `writer.write_batch` as it arrives; returns the rows written."""
-    rows = 0
+    """Hands each batch to `writer.write_batch` as it arrives; returns the rows written (the
+    videos, less those whose ids the writer's id check skipped)."""
+    videos, rows_before = 0, writer.rows_written
     for batch in batches:
         writer.write_batch(batch)
-        rows += len(batch)
+        videos += len(batch)
         if progbar is not None:
-            progbar.update(rows)
+            progbar.update(videos)
     if progbar is not None:
-        progbar.update(rows, finalize=True)
-    return rows
+        progbar.update(videos, finalize=True)
+    return writer.rows_written - rows_before
 
 
 def write_kaggle_csv(
-    batches: Iterable[PredictionBatch], output_file: str, progress_bar: bool = False
+    batches: Iterable[PredictionBatch],
+    output_file: str,
+    progress_bar: bool = False,
+    id_check: VideoIdCheck | None = None,
 ) -> int:
-    """Writes the submission CSV of `batches` to `output_file` (atomically); returns its rows."""
+    """Writes the submission CSV of `batches` to `output_file` (atomically); returns its rows.
+    `id_check` (default: strict) refuses or skips empty, non-UTF-8 and repeated ids."""
     progbar = keras.utils.Progbar(None, unit_name="video") if progress_bar else None
-    with KaggleCsvWriter(output_file) as writer:
+    with KaggleCsvWriter(output_file, id_check) as writer:
         return write_predictions(batches, writer, progbar)
 
 
@@ -245,11 +346,12 @@ def write_class_name_csv(
     class_names: Sequence[str],
     top_k: int = UCF101_TOP_K,
     progress_bar: bool = False,
+    id_check: VideoIdCheck | None = None,
 ) -> int:
     """Writes the UCF101 CSV of `batches` (top_k classes per row, by name) to `output_file`
-    (atomically); returns its rows."""
+    (atomically); returns its rows. `id_check` as `write_kaggle_csv`."""
     progbar = keras.utils.Progbar(None, unit_name="video") if progress_bar else None
-    with ClassNameCsvWriter(output_file, class_names, top_k) as writer:
+    with ClassNameCsvWriter(output_file, class_names, top_k, id_check) as writer:
         return write_predictions(batches, writer, progbar)
 
 
@@ -326,10 +428,16 @@ def run_predictions(
     def top_classes(batch):
         return tf.math.top_k(predict(batch), k=k, sorted=True)
 
+    # The run's reader interleaves files and does not say which a video came from.
+    where = "a record of " + (
+        file_pattern if isinstance(file_pattern, str) else ",".join(file_pattern)
+    )
     for batch in dataset:
         inputs = {name: batch[name] for name in ("video_id", "frames", "num_frames")}
         top = top_classes(inputs)
-        yield PredictionBatch(batch["video_id"].numpy(), top.indices.numpy(), top.values.numpy())
+        video_ids = batch["video_id"].numpy()
+        sources = np.full(len(video_ids), where, dtype=object)
+        yield PredictionBatch(video_ids, top.indices.numpy(), top.values.numpy(), sources)
 
 
 def _read_records(
@@ -371,10 +479,11 @@ def _batches(items: Iterator, batch_size: int) -> Iterator[list]:
 
 
 def _serve_checked(serve, records: list, skip_bad_records: bool, skipped: collections.Counter):
-    """serving_default's outputs for `records` [(file, index, bytes)] without its bad records:
-    those raise InvalidArgumentError naming file and index, or are skipped and counted."""
+    """(serving_default's outputs, the records they are of) for `records` [(file, index, bytes)]
+    without its bad records: those raise InvalidArgumentError naming file and index, or are
+    skipped and counted."""
     try:
-        return serve(example_bytes=tf.constant([r for _, _, r in records]))
+        return serve(example_bytes=tf.constant([r for _, _, r in records])), records
     except tf.errors.InvalidArgumentError:
         pass  # find the bad records, one at a time
     good = []
@@ -388,9 +497,11 @@ def _serve_checked(serve, records: list, skip_bad_records: bool, skipped: collec
             logging.warning("skipping %s", message)
             skipped["bad_record"] += 1
             continue
-        good.append(record)
+        good.append((path, index, record))
+    if not good:
+        return None, []
     # The good ones together, as one batch (a video's outputs do not depend on the batch).
-    return serve(example_bytes=tf.constant(good, tf.string)) if good else None
+    return serve(example_bytes=tf.constant([r for _, _, r in good], tf.string)), good
 
 
 def saved_model_predictions(
@@ -413,13 +524,14 @@ def saved_model_predictions(
     k = min(top_k or metadata["top_k"], metadata["num_classes"])
     records = _read_records(files, skip_bad_records, skipped)
     for chunk in _batches(records, batch_size):
-        outputs = _serve_checked(serve, chunk, skip_bad_records, skipped)
+        outputs, served = _serve_checked(serve, chunk, skip_bad_records, skipped)
         if outputs is None:
             continue
+        sources = np.array([f"record {index} of {path}" for path, index, _ in served], object)
         if k <= metadata["top_k"]:
             class_indexes = outputs["class_indexes"].numpy()[:, :k]
             scores = outputs["scores"].numpy()[:, :k]
         else:  # more classes than the export ranks: rank its probabilities
             top = tf.math.top_k(outputs["probabilities"], k=k, sorted=True)
             class_indexes, scores = top.indices.numpy(), top.values.numpy()
-        yield PredictionBatch(outputs["video_id"].numpy(), class_indexes, scores)
+        yield PredictionBatch(outputs["video_id"].numpy(), class_indexes, scores, sources)
