@@ -6,9 +6,9 @@ A TFRecord file is a sequence of records, each
   | uint32 masked CRC32C of the data
 
 with masked_crc = ((crc >> 15) | (crc << 17)) + 0xa282ead8 (mod 2^32): the format TensorFlow's
-record writer writes (tests/test_salvage.py checks these CRCs against files TensorFlow wrote).
-CRC32C is the Castagnoli CRC, reflected polynomial 0x82F63B78, computed by the google-crc32c
-package (crc32c(b"123456789") = 0xE3069283).
+record writer writes (docs/yt8m-format-and-metrics.md, "TFRecord framing"; tests/test_salvage.py
+checks these CRCs against files TensorFlow wrote). CRC32C is the Castagnoli CRC, reflected
+polynomial 0x82F63B78, computed by the google-crc32c package (crc32c(b"123456789") = 0xE3069283).
 
 TensorFlow's reader gives up a file at its first bad record. `salvage_records` reads on from
 there: a record is accepted only where its length CRC matches, its length fits in the file and its

@@ -1,5 +1,7 @@
-"""TFRecord framing in pure Python: writing records with valid CRCs, and splitting a file's bytes
-into intact records and damaged regions, independently of TensorFlow's reader.
+"""TFRecord framing for the fuzz oracle: writing records with valid CRCs, and splitting a file's
+bytes into intact records and damaged regions, independently of TensorFlow's reader and of the
+reader's salvage (`yt8m_kd.data.tfrecords`, whose masked CRC32C it shares: the CRC is a standard
+function, the walk is what the oracle must not share with the code it checks).
 
 A TFRecord file is a sequence of frames, each
 
@@ -15,55 +17,12 @@ both right): the records after a damaged region are intact and are meant to be r
 from __future__ import annotations
 
 import dataclasses
-import functools
 import struct
 
-_CRC32C_POLY = 0x82F63B78  # Castagnoli, reflected
-_MASK_DELTA = 0xA282EAD8
+from yt8m_kd.data.tfrecords import masked_crc32c as masked_crc
+
 _HEADER_BYTES = 12  # length + its CRC
 FRAME_OVERHEAD_BYTES = 16  # header + data CRC
-
-
-def _make_table() -> tuple[int, ...]:
-    table = []
-    for byte in range(256):
-        crc = byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ (_CRC32C_POLY if crc & 1 else 0)
-        table.append(crc)
-    return tuple(table)
-
-
-_TABLE = _make_table()
-
-
-def crc32c(data: bytes) -> int:
-    """CRC32C (Castagnoli) of `data`, table-driven in pure Python (a few MB/s at best): enough
-    for small fuzz files; the CRCs of large records (a 1 MB id) are remembered, since the oracle
-    checks the very bytes a mutant was framed with."""
-    if len(data) >= _REMEMBERED_BYTES:
-        return _crc32c_remembered(bytes(data))
-    return _crc32c(data)
-
-
-_REMEMBERED_BYTES = 1 << 16
-
-
-def _crc32c(data: bytes) -> int:
-    crc = 0xFFFFFFFF
-    table = _TABLE
-    for byte in data:
-        crc = table[(crc ^ byte) & 0xFF] ^ (crc >> 8)
-    return crc ^ 0xFFFFFFFF
-
-
-_crc32c_remembered = functools.lru_cache(maxsize=16)(_crc32c)
-
-
-def masked_crc(data: bytes) -> int:
-    """TFRecord's masked CRC32C (a CRC of data that holds CRCs is itself a poor check)."""
-    crc = crc32c(data)
-    return (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF
 
 
 def frame(data: bytes) -> bytes:

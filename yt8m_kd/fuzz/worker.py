@@ -41,10 +41,10 @@ def id_key(video_id: bytes) -> str:
 
 
 def _counter(family: str) -> yt8m.BadRecordCounter:
-    # UCF101's problem kinds come with its skip mode; before that the counter is never used
-    # (frame_dataset refuses the skip arguments), so any kinds do.
-    kinds = getattr(ucf101, "PROBLEM_KINDS", yt8m_records.PROBLEM_KINDS)
-    return yt8m.BadRecordCounter(kinds=kinds if family == "ucf101" else yt8m_records.PROBLEM_KINDS)
+    """A counter of the family's problem kinds, as `videos.bad_record_counter` makes for a run."""
+    if family == "ucf101":
+        return yt8m.BadRecordCounter(kinds=ucf101.UCF101_PROBLEM_KINDS)
+    return yt8m.BadRecordCounter(kinds=yt8m_records.PROBLEM_KINDS)
 
 
 def build_dataset(request: dict, counter: yt8m.BadRecordCounter | None) -> tf.data.Dataset:

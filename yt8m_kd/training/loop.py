@@ -584,6 +584,9 @@ class Trainer:
             results["eval_history"] = self.eval_history
             self._write_eval_summaries(self.step, results["eval"])
         results["bad_records"] = self.bad_records.counts()
+        unlabelled = self.bad_records.unlabelled_warning()
+        if unlabelled:  # read, not skipped: they trained or were scored as all-negative
+            logging.warning("%s", unlabelled)
         # Wall seconds since the trainer was made (model building, training, evaluations), and
         # of the evaluations alone.
         results["eval_seconds"] = sum(e["seconds"] for e in self.eval_history)
