@@ -245,3 +245,21 @@ def test_cache_file_replays_the_first_pass(tmp_path):
     os.remove(path)  # later passes no longer read the input file
     assert [v.decode() for v in next(iterator)["video_id"].numpy()] == ["r1", "r3"]
     assert any(name.startswith("subset") for name in os.listdir(tmp_path / "cache"))
+
+
+def test_error_message_drops_the_ops_a_distributed_iterator_adds():
+    """What train.py catches from a strict reader under a strategy: the Assert's message followed
+    by the ops the error passed through; the line keeps the message only (brackets inside it
+    included)."""
+    raw = (
+        "Graph execution error:\n\nassertion failed: [bad YouTube-8M input file /d/a.tfrecord: "
+        "bytes 1-9 of its 9 could not be read [x] (skip_bad_records=True skips and counts bad "
+        "records)]\n\t [[{{function_node __inference_f_12}}{{node Assert/Assert}}]]\n"
+        "\t [[MultiDeviceIteratorGetNextFromShard]]\n\t [[RemoteCall]]\n\t [[IteratorGetNext]] "
+        "[Op:__inference_train_step_99]"
+    )
+    line = yt8m.error_message(tf.errors.InvalidArgumentError(None, None, raw))
+    assert line == (
+        "bad YouTube-8M input file /d/a.tfrecord: bytes 1-9 of its 9 could not be read [x] "
+        "(skip_bad_records=True skips and counts bad records)"
+    )

@@ -82,6 +82,9 @@ _DEFAULT_CYCLE_LENGTH = 16
 _TF_ERROR_NOISE = re.compile(
     r"\[\[(\{\{function_node [^}]*\}\})*\{\{node [^]]*\]\]"
     r"|\{\{function_node [^}]*\}\}|\[Op:[^\]]*\]( name:)?"
+    # The ops an error passed through on its way out of a distributed iterator:
+    # "[[MultiDeviceIteratorGetNextFromShard]] [[RemoteCall]] [[IteratorGetNext]]".
+    r"|\[\[[\w/.:-]+\]\]"
 )
 # What tf.data puts before the message of an op that failed inside one of its functions.
 _TF_DATA_CONTEXT = re.compile(
