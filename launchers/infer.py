@@ -95,10 +95,12 @@ def _class_names(read, source) -> list[str]:
 
 
 def _bad_record_counts(read: dict, ids: collections.Counter) -> dict[str, int]:
-    """What the reader skipped and what the CSV's id check skipped, per kind, with their total."""
+    """What the reader skipped and what the CSV's id check skipped, per kind, with their total
+    (records skipped: the reader's "total" plus the id check's). The reader's other counts
+    (lost_bytes, lost_records, unlabelled: not skipped records) are kept beside them."""
     counts = collections.Counter({k: v for k, v in read.items() if k != "total"})
     counts.update(ids)
-    return {**counts, "total": sum(counts.values())}
+    return {**counts, "total": read.get("total", 0) + sum(ids.values())}
 
 
 def main(argv: list[str]) -> None:
