@@ -31,7 +31,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import tensorflow as tf
 
@@ -162,15 +162,14 @@ def yt8m_record_problem(
     return None
 
 
-def yt8m_expected(
+def _files_expected(
     paths: Sequence[str],
-    *,
-    feature_names: Sequence[str],
-    feature_sizes: Sequence[int],
-    num_classes: int,
+    schema: Schema,
+    verdict: Callable[[tf.train.SequenceExample], tuple[bytes, str | None]],
 ) -> Expected:
-    """The oracle's verdict on YouTube-8M record files."""
-    schema = dataclasses.replace(YT8M_SCHEMA, feature_lists=tuple(feature_names))
+    """The verdict on record files of either family: a damaged region or a record that does not
+    parse as the family's SequenceExample is a bad record without an id; every other record is
+    good or bad by `verdict(example) -> (video id, problem or None)`, an empty id being bad."""
     expected = Expected()
     for path in paths:
         with open(path, "rb") as f:
@@ -179,13 +178,10 @@ def yt8m_expected(
             expected.bad.append(BadRecord(path, None, f"damaged bytes {start}..{end}", False))
         for data in framed.records:
             example = _parse(data)
-            if example is None or (problem := schema_problem(example, schema)) is not None:
+            if example is None or schema_problem(example, schema) is not None:
                 expected.bad.append(BadRecord(path, None, "unparseable record", False))
                 continue
-            video_id = _scalar(example, "id", "bytes_list", b"") or _scalar(
-                example, "video_id", "bytes_list", b""
-            )
-            problem = yt8m_record_problem(example, feature_names, feature_sizes, num_classes)
+            video_id, problem = verdict(example)
             if problem is None and not video_id:
                 problem = "empty_id"
             if problem is None:
@@ -193,6 +189,25 @@ def yt8m_expected(
             else:
                 expected.bad.append(BadRecord(path, video_id, problem, True))
     return expected
+
+
+def yt8m_expected(
+    paths: Sequence[str],
+    *,
+    feature_names: Sequence[str],
+    feature_sizes: Sequence[int],
+    num_classes: int,
+) -> Expected:
+    """The oracle's verdict on YouTube-8M record files."""
+
+    def verdict(example):
+        video_id = _scalar(example, "id", "bytes_list", b"") or _scalar(
+            example, "video_id", "bytes_list", b""
+        )
+        return video_id, yt8m_record_problem(example, feature_names, feature_sizes, num_classes)
+
+    schema = dataclasses.replace(YT8M_SCHEMA, feature_lists=tuple(feature_names))
+    return _files_expected(paths, schema, verdict)
 
 
 # ------------------------------------------------------------------------------------ UCF101
@@ -236,26 +251,12 @@ def ucf101_record_problem(example: tf.train.SequenceExample, num_classes: int) -
 
 def ucf101_expected(paths: Sequence[str], *, num_classes: int) -> Expected:
     """The oracle's verdict on UCF101 frame-record files."""
-    expected = Expected()
-    for path in paths:
-        with open(path, "rb") as f:
-            framed = tfrecord.split_records(f.read())
-        for start, end in framed.damaged:
-            expected.bad.append(BadRecord(path, None, f"damaged bytes {start}..{end}", False))
-        for data in framed.records:
-            example = _parse(data)
-            if example is None or schema_problem(example, UCF101_SCHEMA) is not None:
-                expected.bad.append(BadRecord(path, None, "unparseable record", False))
-                continue
-            video_id = _scalar(example, "id", "bytes_list", b"")
-            problem = ucf101_record_problem(example, num_classes)
-            if problem is None and not video_id:
-                problem = "empty_id"
-            if problem is None:
-                expected.good_ids.append(video_id)
-            else:
-                expected.bad.append(BadRecord(path, video_id, problem, True))
-    return expected
+
+    def verdict(example):
+        video_id = _scalar(example, "id", "bytes_list", b"")
+        return video_id, ucf101_record_problem(example, num_classes)
+
+    return _files_expected(paths, UCF101_SCHEMA, verdict)
 
 
 def folder_problem(folder: str) -> str | None:
