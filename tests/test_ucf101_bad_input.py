@@ -131,13 +131,13 @@ def _counter() -> yt8m.BadRecordCounter:
     return yt8m.BadRecordCounter(kinds=ucf101.UCF101_PROBLEM_KINDS)
 
 
-def _expected_counts(**counts: int) -> dict[str, int]:
+def _expected_counts(lost_bytes: int = 0, lost_records: int = 0, **counts: int) -> dict[str, int]:
     expected = dict.fromkeys(ucf101.UCF101_PROBLEM_KINDS, 0)
     expected.update(counts)
     expected["total"] = sum(counts.values())
-    # The counter's counts beside the kinds: the YouTube-8M reader's salvage and unlabelled
-    # records; the UCF101 reader adds to neither.
-    expected.update(lost_bytes=0, lost_records=0, unlabelled=0)
+    # The counter's counts beside the kinds: what damaged regions lost (salvage in skip mode), and
+    # unlabelled records, which the UCF101 reader does not count (a missing label is an error).
+    expected.update(lost_bytes=lost_bytes, lost_records=lost_records, unlabelled=0)
     return expected
 
 
@@ -202,8 +202,8 @@ def test_skip_in_training_with_shuffle_repeat_and_a_seed(tmp_path):
     assert counter.counts() == _expected_counts(no_frames=1, bad_jpeg=1)
 
 
-def _damaged_files(tmp_path: Path) -> dict[str, tuple[str, int]]:
-    """name -> (path, number of good records before the damage)."""
+def _damaged_files(tmp_path: Path) -> dict[str, tuple[str, int, int]]:
+    """name -> (path, good records before the damage, good records in all)."""
     good = [_good(i) for i in range(4)]
     truncated = _write(tmp_path / "truncated.tfrecord", good)
     with open(truncated, "rb+") as f:
@@ -215,12 +215,16 @@ def _damaged_files(tmp_path: Path) -> dict[str, tuple[str, int]]:
     Path(flipped).write_bytes(bytes(data))
     # A TFRecord with a valid CRC whose data are not a SequenceExample, between good ones.
     not_a_record = _write(tmp_path / "not_a_record.tfrecord", [good[0], b"no proto", good[1]])
-    return {"truncated": (truncated, 3), "flipped": (flipped, 3), "not_a_record": (not_a_record, 2)}
+    return {
+        "truncated": (truncated, 3, 3),
+        "flipped": (flipped, 3, 3),
+        "not_a_record": (not_a_record, 1, 2),
+    }
 
 
 @pytest.mark.parametrize("name", ["truncated", "flipped", "not_a_record"])
 def test_corrupt_file_strict_names_the_file_after_its_good_records(tmp_path, name):
-    path, good_before = _damaged_files(tmp_path)[name]
+    path, good_before, _ = _damaged_files(tmp_path)[name]
     ids, message = _strict_error(_dataset(path, tmp_path, batch_size=1))
     assert len(ids) == good_before
     size = os.path.getsize(path)
@@ -234,15 +238,20 @@ def test_corrupt_files_skip_keeps_their_good_records_and_counts_each_file(tmp_pa
     whole = _write(tmp_path / "whole.tfrecord", [_good(7), _good(8)])
     counter = _counter()
     dataset = _dataset(
-        [path for path, _ in files.values()] + [whole],
+        [path for path, _, _ in files.values()] + [whole],
         tmp_path,
         skip_bad_records=True,
         bad_record_counter=counter,
     )
     ids = _ids(dataset)
-    assert len(ids) == sum(good for _, good in files.values()) + 2
+    assert len(ids) == sum(good for _, _, good in files.values()) + 2
     assert ids.count(b"v_Good_g00_c01") == 3 and ids.count(b"v_Good_g07_c01") == 1
-    assert counter.counts() == _expected_counts(corrupt_file=3)
+    # The flipped and the truncated file each lose their last record (its header is intact),
+    # the truncated one 100 bytes shorter.
+    last_record = len(_good(3)) + 16
+    assert counter.counts() == _expected_counts(
+        corrupt_file=3, lost_bytes=2 * last_record - 100, lost_records=2
+    )
 
 
 def test_a_counter_of_other_kinds_is_refused(tmp_path):

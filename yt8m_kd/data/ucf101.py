@@ -76,6 +76,7 @@ from collections.abc import Callable, Sequence
 import tensorflow as tf
 from absl import logging
 
+from yt8m_kd.data import record_files, tfrecords
 from yt8m_kd.data.ucf101_splits import (
     FRAME_PATTERN,
     frames_folder,
@@ -103,9 +104,6 @@ _RESIZE_RATIO = 256 / 224
 # Files read at once by the records pipeline; fixed, so that the record order does not depend on
 # the machine (as in yt8m.py).
 _DEFAULT_CYCLE_LENGTH = 16
-
-# TFRecord framing around each record's data: uint64 length, uint32 length CRC, uint32 data CRC.
-_TFRECORD_OVERHEAD_BYTES = 16
 
 _JPEG_SOI = b"\xff\xd8"
 _JPEG_EOI = b"\xff\xd9"
@@ -511,62 +509,105 @@ def _record_clip(
     )
 
 
-def _make_file_reader(settings: _ClipSettings, deterministic: bool, id_filter=None):
-    """(path, size) -> the checked records of one file, followed by one corrupt_file element
-    when some of its bytes could not be read or parsed (see "How it works")."""
+def _damaged_file_message(path: tf.Tensor, offset: tf.Tensor, size: tf.Tensor) -> tf.Tensor:
+    return tf.strings.join(
+        [
+            "bad UCF101 input: file ",
+            path,
+            ": from byte ",
+            tf.strings.as_string(offset),
+            ", ",
+            tf.strings.as_string(size - offset),
+            " of its ",
+            tf.strings.as_string(size),
+            " bytes could not be read or parsed (a truncated or corrupt TFRecord file)",
+        ]
+    )
 
-    def parse(serialized, is_sentinel):
-        num_bytes = tf.cast(tf.strings.length(serialized), tf.int64) + _TFRECORD_OVERHEAD_BYTES
-        return _record_fields(serialized), num_bytes, is_sentinel
+
+def _lost_region_message(path: str, region: tfrecords.LostRegion, size: int) -> str:
+    records = "records lost unknown" if region.records is None else f"{region.records} lost"
+    after = "to the end of the file" if region.end == size else f"reading on at byte {region.end}"
+    return (
+        f"bad UCF101 input: file {path}: bytes {region.start}-{region.end}, "
+        f"{region.end - region.start} of its {size} bytes could not be read or parsed "
+        f"(a truncated or corrupt TFRecord file; records: {records}), {after}"
+    )
+
+
+def _unparsable_message(path, gap, start, end, size, previous_id):
+    after = tf.cond(
+        tf.strings.length(previous_id) > 0,
+        lambda: tf.strings.join([", after video ", _shown_id(previous_id)]),
+        lambda: tf.constant(", the first records of the file"),
+    )
+    return tf.strings.join(
+        [
+            "bad UCF101 input: file ",
+            path,
+            ": bytes ",
+            tf.strings.as_string(start),
+            "-",
+            tf.strings.as_string(end),
+            after,
+            ", ",
+            tf.strings.as_string(end - start),
+            " of its ",
+            tf.strings.as_string(size),
+            " bytes could not be read or parsed (",
+            tf.strings.as_string(gap),
+            " intact TFRecord(s) that are not UCF101 frame records)",
+        ]
+    )
+
+
+_MESSAGES = record_files.FileMessages(
+    damaged=_damaged_file_message,
+    lost_region=_lost_region_message,
+    unparsable=_unparsable_message,
+)
+
+
+def _make_file_reader(settings: _ClipSettings, deterministic: bool, salvage: bool, id_filter=None):
+    """(path, size) -> the checked records of one file and its damage: lost regions as
+    corrupt_file elements (with `salvage`, read on after them), unparsable records as a gap
+    (`_gap`) on the element after them (`record_files.parsed_file`)."""
 
     def read_file(path: tf.Tensor, size: tf.Tensor) -> tf.data.Dataset:
-        # ignore_errors: a read error ends this file's TFRecordDataset, a parse error drops one
-        # record; both leave bytes unaccounted for, which the sentinel reports.
-        parsed = tf.data.TFRecordDataset(path).map(
-            lambda s: parse(s, False),
-            num_parallel_calls=tf.data.AUTOTUNE,
+        elements = record_files.parsed_file(
+            path,
+            size,
+            parse=_record_fields,
+            salvage=salvage,
+            corrupt_code=UCF101_PROBLEM_CODES["corrupt_file"],
+            messages=_MESSAGES,
             deterministic=deterministic,
         )
-        parsed = parsed.ignore_errors()
-        sentinel = tf.data.Dataset.from_tensors(tf.constant(b"")).map(lambda s: parse(s, True))
 
-        def account(state, element):
-            consumed_bytes, index = state
-            fields, num_bytes, is_sentinel = element
-            damaged = is_sentinel & tf.not_equal(consumed_bytes, size)
-            lost_bytes = size - consumed_bytes
-            consumed_bytes += tf.where(is_sentinel, tf.constant(0, tf.int64), num_bytes)
-            return (consumed_bytes, index + 1), (fields, index, is_sentinel, damaged, lost_bytes)
-
-        def wanted(fields, _index, is_sentinel, damaged, _lost_bytes):
-            keep = ~is_sentinel
+        def kept(item, fields):
+            keep = item["code"] == record_files.RECORD
             if id_filter is not None:
                 keep &= tf.cast(id_filter(fields["video_id"]), tf.bool)
-            return keep | damaged
+            return keep
 
-        def check(fields, index, _is_sentinel, damaged, lost_bytes):
+        def wanted(_index, item, fields, gap, _gap_error):
+            problem = (item["code"] != record_files.RECORD) & (item["code"] != record_files.END)
+            return kept(item, fields) | problem | (gap > 0)
+
+        def check(index, item, fields, gap, gap_error):
             where = tf.strings.join(["file ", path, ", record ", tf.strings.as_string(index)])
             record = _checked_record(settings, fields, where)
-            file_error = tf.strings.join(
-                [
-                    "bad UCF101 input: file ",
-                    path,
-                    ": ",
-                    tf.strings.as_string(lost_bytes),
-                    " of its ",
-                    tf.strings.as_string(size),
-                    " bytes could not be read or parsed (a truncated or corrupt TFRecord file, "
-                    "or records that are not UCF101 frame records)",
-                ]
-            )
-            record["_code"] = tf.where(
-                damaged, UCF101_PROBLEM_CODES["corrupt_file"], record["_code"]
-            )
-            record["_error"] = tf.where(damaged, file_error, record["_error"])
+            keep = kept(item, fields)
+            is_damage = (item["code"] != record_files.RECORD) & (item["code"] != record_files.END)
+            record["_keep"] = keep
+            record["_code"] = tf.where(keep, record["_code"], tf.where(is_damage, item["code"], 0))
+            record["_error"] = tf.where(keep, record["_error"], item["error"])
+            record["_gap"] = gap
+            record["_gap_error"] = gap_error
+            record["_lost_bytes"] = item["lost_bytes"]
+            record["_lost_records"] = item["lost_records"]
             return record
 
-        start = (tf.constant(0, tf.int64), tf.constant(0, tf.int64))
-        elements = parsed.concatenate(sentinel).scan(start, account)
         return elements.filter(wanted).map(
             check, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic
         )
@@ -657,23 +698,52 @@ _SKIP_HINT = " (skip_bad_records=True skips and counts bad records)"
 
 
 def _strict(element: dict[str, tf.Tensor], hint: str = _SKIP_HINT) -> dict[str, tf.Tensor]:
-    """`element`, or an InvalidArgumentError of its `_error` (+ hint) when it has a problem."""
-    check = tf.debugging.Assert(element["_code"] == 0, [tf.strings.join([element["_error"], hint])])
+    """`element`, or an InvalidArgumentError of its `_error` (+ hint) when it has a problem (of
+    records read from a file: first its `_gap_error`, when records before it did not parse)."""
+    checks = []
+    if "_gap" in element:
+        checks.append(
+            tf.debugging.Assert(
+                element["_gap"] == 0, [tf.strings.join([element["_gap_error"], hint])]
+            )
+        )
+    with tf.control_dependencies(checks):
+        check = tf.debugging.Assert(
+            element["_code"] == 0, [tf.strings.join([element["_error"], hint])]
+        )
     with tf.control_dependencies([check]):
         return {key: tf.identity(value) for key, value in element.items()}
 
 
 def _make_skip_filter(counter: BadRecordCounter | None):
+    """Keeps the good elements; logs and counts the problems (records from a file: also the
+    unparsable records before one, as corrupt_file, and the bytes a damaged region lost)."""
+
     def keep(element):
+        def skip_gap():
+            line = tf.strings.join(["skipping ", element["_gap_error"]])
+            ops = [tf.print(line, output_stream=logging.warning)]
+            if counter is not None:
+                ops.append(counter.add(UCF101_PROBLEM_CODES["corrupt_file"], element["_gap"]))
+            with tf.control_dependencies(ops):
+                return tf.constant(True)
+
         def skip():
             line = tf.strings.join(["skipping ", element["_error"]])
             ops = [tf.print(line, output_stream=logging.warning)]
             if counter is not None:
                 ops.append(counter.add(element["_code"]))
+                if "_lost_bytes" in element:
+                    ops.append(counter.add_lost(element["_lost_bytes"], element["_lost_records"]))
             with tf.control_dependencies(ops):
                 return tf.constant(False)
 
-        return tf.cond(element["_code"] == 0, lambda: tf.constant(True), skip)
+        gap_done = tf.constant(True)
+        if "_gap" in element:
+            gap_done = tf.cond(element["_gap"] > 0, skip_gap, lambda: tf.constant(True))
+        with tf.control_dependencies([gap_done]):
+            good = tf.cond(element["_code"] == 0, lambda: tf.constant(True), skip)
+        return good & element["_keep"] if "_keep" in element else good
 
     return keep
 
@@ -690,6 +760,8 @@ def _enforce(
         dataset = dataset.filter(_make_skip_filter(counter))
     else:
         dataset = dataset.map(_strict)
+        if "_keep" in dataset.element_spec:
+            dataset = dataset.filter(lambda element: element["_keep"])
     return dataset.map(_public)
 
 
@@ -858,7 +930,7 @@ def frame_dataset(
         if shuffle:
             dataset = dataset.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
         dataset = dataset.interleave(
-            _make_file_reader(settings, deterministic, id_filter),
+            _make_file_reader(settings, deterministic, skip_bad_records, id_filter),
             cycle_length=min(len(files), _DEFAULT_CYCLE_LENGTH),
             block_length=1,
             num_parallel_calls=tf.data.AUTOTUNE,

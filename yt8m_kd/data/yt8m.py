@@ -57,11 +57,10 @@ import concurrent.futures
 import re
 from collections.abc import Callable, Sequence
 
-import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from yt8m_kd.data import tfrecords
+from yt8m_kd.data import record_files, tfrecords
 from yt8m_kd.data.yt8m_records import (
     PROBLEM_CODES,
     PROBLEM_KINDS,
@@ -263,72 +262,6 @@ def _file_sizes(files: Sequence[str]) -> list[int]:
 
 
 # ------------------------------------------------------------------------------------ reading
-# Item codes besides PROBLEM_CODES: a file's end (always one, dropped unless records before it did
-# not parse).
-_END = -1
-
-
-def _items(serialized, offset, end, code, error, lost_bytes=None, lost_records=None):
-    """A batch of items of a file: records (code 0), lost regions (corrupt_file) or its end."""
-    count = tf.shape(offset)[0]
-    zeros = tf.zeros([count], tf.int64)
-    return {
-        "serialized": serialized,
-        "offset": offset,
-        "end": end,
-        "code": code,
-        "error": error,
-        "lost_bytes": zeros if lost_bytes is None else lost_bytes,
-        "lost_records": zeros if lost_records is None else lost_records,
-    }
-
-
-def _one_item(serialized, offset, end, code, error="", lost_bytes=0, lost_records=0):
-    return _items(
-        tf.reshape(serialized, [1]),
-        tf.reshape(tf.cast(offset, tf.int64), [1]),
-        tf.reshape(tf.cast(end, tf.int64), [1]),
-        tf.reshape(tf.cast(code, tf.int32), [1]),
-        tf.reshape(error, [1]),
-        tf.reshape(tf.cast(lost_bytes, tf.int64), [1]),
-        tf.reshape(tf.cast(lost_records, tf.int64), [1]),
-    )
-
-
-def _salvage_items(path: tf.Tensor, offset: tf.Tensor, size: tf.Tensor) -> dict[str, tf.Tensor]:
-    """The items of a damaged file from `offset` (where TensorFlow's reader gave up) to its end:
-    the records `tfrecords.salvage_records` finds and a corrupt_file item per lost region."""
-
-    def salvage(path, offset, size):
-        path, offset, size = path.numpy().decode(), int(offset), int(size)
-        found = tfrecords.salvage_records(tfrecords.read_from(path, offset), base=offset)
-        rows = [
-            (data, start, start + len(data) + tfrecords.OVERHEAD_BYTES, 0, "", 0, 0)
-            for start, data in found.records
-        ]
-        for region in found.lost:
-            rows.append(
-                (
-                    b"",
-                    region.start,
-                    region.end,
-                    PROBLEM_CODES["corrupt_file"],
-                    _lost_region_message(path, region, size),
-                    region.end - region.start,
-                    region.records or 0,
-                )
-            )
-        rows.sort(key=lambda row: row[1])
-        columns = list(zip(*rows, strict=True)) if rows else [()] * 7
-        dtypes = (np.object_, np.int64, np.int64, np.int32, np.object_, np.int64, np.int64)
-        return [np.array(column, dtype) for column, dtype in zip(columns, dtypes, strict=True)]
-
-    tout = [tf.string, tf.int64, tf.int64, tf.int32, tf.string, tf.int64, tf.int64]
-    columns = tf.py_function(salvage, [path, offset, size], tout)
-    columns = [tf.ensure_shape(column, [None]) for column in columns]
-    return _items(*columns)
-
-
 def _lost_region_message(path: str, region: tfrecords.LostRegion, size: int) -> str:
     records = "records lost unknown" if region.records is None else f"{region.records} lost"
     after = "to the end of the file" if region.end == size else f"reading on at byte {region.end}"
@@ -354,121 +287,8 @@ def _damaged_file_message(path: tf.Tensor, offset: tf.Tensor, size: tf.Tensor) -
     )
 
 
-def _make_file_reader(parser_options: dict, deterministic: bool, salvage: bool, id_filter=None):
-    """(path, size) -> the records of one file, each with its problem (private fields, see
-    `_strict` and `_make_skip_filter`), and the file's problems: the bytes TensorFlow's reader
-    could not read (with `salvage`, read on by `tfrecords.salvage_records`, one item per lost
-    region) and records that do not parse. See the module docstring, "How it works"."""
-    feature_names = parser_options["feature_names"]
-
-    def read_file(path: tf.Tensor, size: tf.Tensor) -> tf.data.Dataset:
-        # ignore_errors: at a read error TFRecordDataset gives up the file; the bytes it read
-        # tell where (`locate`).
-        raw = tf.data.TFRecordDataset(path).ignore_errors().map(lambda s: (s, False))
-        raw = raw.concatenate(tf.data.Dataset.from_tensors((tf.constant(b""), True)))
-
-        def locate(offset, element):
-            serialized, is_end = element
-            length = tf.cast(tf.strings.length(serialized), tf.int64) + _TFRECORD_OVERHEAD_BYTES
-            next_offset = offset + tf.where(is_end, tf.constant(0, tf.int64), length)
-            return next_offset, (serialized, is_end, offset, next_offset)
-
-        def expand(serialized, is_end, offset, end):
-            def file_end():
-                last = _one_item(b"", size, size, _END)
-                damaged = _one_item(
-                    b"",
-                    offset,
-                    size,
-                    PROBLEM_CODES["corrupt_file"],
-                    _damaged_file_message(path, offset, size),
-                    size - offset,
-                )
-                rest = _salvage_items(path, offset, size) if salvage else damaged
-                return tf.cond(
-                    offset < size,
-                    lambda: {k: tf.concat([rest[k], last[k]], 0) for k in last},
-                    lambda: last,
-                )
-
-            return tf.cond(is_end, file_end, lambda: _one_item(serialized, offset, end, 0))
-
-        items = raw.scan(tf.constant(0, tf.int64), locate).map(expand).unbatch().enumerate()
-
-        def fields(index, item):
-            # The only step that fails: on a record that is not a SequenceExample. Such records
-            # leave gaps in the item indices, found by `find_gaps`.
-            return index, item, record_fields(item["serialized"], feature_names)
-
-        parsed = items.map(
-            fields, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic
-        ).ignore_errors()
-
-        def find_gaps(state, element):
-            next_index, previous_end, previous_id = state
-            index, item, proto = element
-            gap = index - next_index
-            is_record = item["code"] == 0
-            gap_error = tf.cond(
-                gap > 0,
-                lambda: _unparsable_message(path, gap, previous_end, item["offset"], previous_id),
-                lambda: tf.constant(""),
-            )
-            state = (
-                index + 1,
-                item["end"],
-                tf.where(is_record, proto["video_id"], previous_id),
-            )
-            return state, (index, item, proto, gap, gap_error)
-
-        start = (tf.constant(0, tf.int64), tf.constant(0, tf.int64), tf.constant(""))
-        elements = parsed.scan(start, find_gaps)
-
-        def wanted(index, item, proto, gap, gap_error):
-            is_record = item["code"] == 0
-            if id_filter is not None:
-                is_record &= tf.cast(id_filter(proto["video_id"]), tf.bool)
-            problem = (item["code"] != 0) & (item["code"] != _END)
-            return is_record | problem | (gap > 0)
-
-        def to_record(index, item, proto, gap, gap_error):
-            where = tf.strings.join(
-                [
-                    "in file ",
-                    path,
-                    " (record ",
-                    tf.strings.as_string(index),
-                    " at byte ",
-                    tf.strings.as_string(item["offset"]),
-                    ")",
-                ]
-            )
-            record, code, error = checked_record(proto, **parser_options, where=where)
-            is_record = item["code"] == 0
-            keep = is_record
-            if id_filter is not None:
-                keep &= tf.cast(id_filter(proto["video_id"]), tf.bool)
-            record["_keep"] = keep
-            record["_code"] = tf.where(
-                keep, code, tf.where(is_record | (item["code"] == _END), 0, item["code"])
-            )
-            record["_error"] = tf.where(keep, error, item["error"])
-            record["_gap"] = gap
-            record["_gap_error"] = gap_error
-            record["_lost_bytes"] = item["lost_bytes"]
-            record["_lost_records"] = item["lost_records"]
-            record["_unlabelled"] = keep & (code == 0) & (tf.size(proto["labels"]) == 0)
-            record["_file"] = path
-            return record
-
-        return elements.filter(wanted).map(
-            to_record, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic
-        )
-
-    return read_file
-
-
-def _unparsable_message(path, gap, start, end, previous_id):
+def _unparsable_message(path, gap, start, end, size, previous_id):
+    del size  # the byte range says where
     after = tf.cond(
         tf.strings.length(previous_id) > 0,
         lambda: tf.strings.join([", after record id ", display_id_tensor(previous_id)]),
@@ -488,6 +308,77 @@ def _unparsable_message(path, gap, start, end, previous_id):
             " intact TFRecord(s) whose bytes are not a SequenceExample",
         ]
     )
+
+
+_MESSAGES = record_files.FileMessages(
+    damaged=_damaged_file_message,
+    lost_region=_lost_region_message,
+    unparsable=_unparsable_message,
+)
+
+
+def _make_file_reader(parser_options: dict, deterministic: bool, salvage: bool, id_filter=None):
+    """(path, size) -> the records of one file, each with its problem (private fields, see
+    `_strict` and `_make_skip_filter`), and the file's problems: the bytes TensorFlow's reader
+    could not read (with `salvage`, read on by `tfrecords.salvage_records`, one item per lost
+    region) and records that do not parse (`record_files.parsed_file`)."""
+    feature_names = parser_options["feature_names"]
+
+    def read_file(path: tf.Tensor, size: tf.Tensor) -> tf.data.Dataset:
+        elements = record_files.parsed_file(
+            path,
+            size,
+            parse=lambda serialized: record_fields(serialized, feature_names),
+            salvage=salvage,
+            corrupt_code=PROBLEM_CODES["corrupt_file"],
+            messages=_MESSAGES,
+            deterministic=deterministic,
+        )
+
+        def wanted(index, item, proto, gap, gap_error):
+            is_record = item["code"] == record_files.RECORD
+            if id_filter is not None:
+                is_record &= tf.cast(id_filter(proto["video_id"]), tf.bool)
+            problem = (item["code"] != record_files.RECORD) & (item["code"] != record_files.END)
+            return is_record | problem | (gap > 0)
+
+        def to_record(index, item, proto, gap, gap_error):
+            where = tf.strings.join(
+                [
+                    "in file ",
+                    path,
+                    " (record ",
+                    tf.strings.as_string(index),
+                    " at byte ",
+                    tf.strings.as_string(item["offset"]),
+                    ")",
+                ]
+            )
+            record, code, error = checked_record(proto, **parser_options, where=where)
+            is_record = item["code"] == record_files.RECORD
+            keep = is_record
+            if id_filter is not None:
+                keep &= tf.cast(id_filter(proto["video_id"]), tf.bool)
+            record["_keep"] = keep
+            record["_code"] = tf.where(
+                keep,
+                code,
+                tf.where(is_record | (item["code"] == record_files.END), 0, item["code"]),
+            )
+            record["_error"] = tf.where(keep, error, item["error"])
+            record["_gap"] = gap
+            record["_gap_error"] = gap_error
+            record["_lost_bytes"] = item["lost_bytes"]
+            record["_lost_records"] = item["lost_records"]
+            record["_unlabelled"] = keep & (code == 0) & (tf.size(proto["labels"]) == 0)
+            record["_file"] = path
+            return record
+
+        return elements.filter(wanted).map(
+            to_record, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic
+        )
+
+    return read_file
 
 
 _SKIP_HINT = " (skip_bad_records=True skips and counts bad records)"

@@ -1,0 +1,199 @@
+"""One TFRecord file of either data family, read as numbered items with its damage accounted for.
+
+Both readers (`yt8m.frame_dataset`, `ucf101.frame_dataset`) read each records file through
+`parsed_file`, which gives, in file order, one element per item of the file:
+
+  (index, item, fields, gap, gap_error)
+
+- index: the item's number in the file (0-based; lost regions are numbered too).
+- item: {"serialized", "offset", "end" (its byte range), "code", "error", "lost_bytes",
+  "lost_records"}. code RECORD (0) is a record; END (-1) the file's end (one per file, last);
+  `corrupt_code` a damaged region: bytes no valid record could be read from, with its one-line
+  `error` and the bytes (and, where countable, records) it lost.
+- fields: the family's `parse(serialized)` of a record (for other items, of empty bytes). Only
+  the parse can fail (bytes that are not a SequenceExample of the family's schema); such a
+  record is dropped and leaves a gap in the indices.
+- gap: how many records just before this item did not parse (0 almost always), and gap_error its
+  one-line message (`unparsable_message`). A reader reports a gap with the item after it, so a
+  file's unparsable records are reported in order even when they are its last ones (the END item
+  follows them).
+
+How. TensorFlow's TFRecordDataset is read with `ignore_errors()` (at a read error it gives up the
+file), followed by an end element; a `scan` gives every record its byte offset (a record takes its
+length + 16 bytes on disk), so the end element knows whether the file was read to its end (its
+size from tf.io.gfile.stat, when the pipeline is built). Only for a damaged file does more run:
+with `salvage` (skip mode) a py_function reads the file from the damage point with
+`tfrecords.salvage_records`, resynchronising on valid TFRecord headers (CRC32C checked), and returns
+the records it finds and one item per lost region; without it (strict mode), one `corrupt_code`
+item for the rest of the file. Intact files never reach the py_function.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import numpy as np
+import tensorflow as tf
+
+from yt8m_kd.data import tfrecords
+
+# Item codes: a record, and a file's end. A family's corrupt_file code marks a damaged region.
+RECORD = 0
+END = -1
+
+
+@dataclasses.dataclass(frozen=True)
+class FileMessages:
+    """A family's one-line messages about a file's damage.
+
+    damaged(path, offset, size) -> tf string: strict mode, the bytes from `offset` to the end could
+      not be read.
+    lost_region(path, region, size) -> str: skip mode, one region `salvage_records` could not read
+      (plain Python, in the py_function).
+    unparsable(path, gap, start, end, size, previous_id) -> tf string: `gap` intact records in
+      bytes [start, end) whose bytes are not the family's SequenceExample; previous_id is the id of
+      the record before them ("" at the start of the file).
+    """
+
+    damaged: Callable[..., tf.Tensor]
+    lost_region: Callable[[str, tfrecords.LostRegion, int], str]
+    unparsable: Callable[..., tf.Tensor]
+
+
+def _items(serialized, offset, end, code, error, lost_bytes=None, lost_records=None):
+    """A batch of items of a file: records, lost regions or its end."""
+    count = tf.shape(offset)[0]
+    zeros = tf.zeros([count], tf.int64)
+    return {
+        "serialized": serialized,
+        "offset": offset,
+        "end": end,
+        "code": code,
+        "error": error,
+        "lost_bytes": zeros if lost_bytes is None else lost_bytes,
+        "lost_records": zeros if lost_records is None else lost_records,
+    }
+
+
+def _one_item(serialized, offset, end, code, error="", lost_bytes=0, lost_records=0):
+    return _items(
+        tf.reshape(serialized, [1]),
+        tf.reshape(tf.cast(offset, tf.int64), [1]),
+        tf.reshape(tf.cast(end, tf.int64), [1]),
+        tf.reshape(tf.cast(code, tf.int32), [1]),
+        tf.reshape(error, [1]),
+        tf.reshape(tf.cast(lost_bytes, tf.int64), [1]),
+        tf.reshape(tf.cast(lost_records, tf.int64), [1]),
+    )
+
+
+def _salvage_items(path, offset, size, corrupt_code: int, messages: FileMessages):
+    """The items of a damaged file from `offset` (where TensorFlow's reader gave up) to its end:
+    the records `tfrecords.salvage_records` finds and a corrupt item per lost region."""
+
+    def salvage(path, offset, size):
+        path, offset, size = path.numpy().decode(), int(offset), int(size)
+        found = tfrecords.salvage_records(tfrecords.read_from(path, offset), base=offset)
+        rows = [
+            (data, start, start + len(data) + tfrecords.OVERHEAD_BYTES, RECORD, "", 0, 0)
+            for start, data in found.records
+        ]
+        for region in found.lost:
+            rows.append(
+                (
+                    b"",
+                    region.start,
+                    region.end,
+                    corrupt_code,
+                    messages.lost_region(path, region, size),
+                    region.end - region.start,
+                    region.records or 0,
+                )
+            )
+        rows.sort(key=lambda row: row[1])
+        columns = list(zip(*rows, strict=True)) if rows else [()] * 7
+        dtypes = (np.object_, np.int64, np.int64, np.int32, np.object_, np.int64, np.int64)
+        return [np.array(column, dtype) for column, dtype in zip(columns, dtypes, strict=True)]
+
+    tout = [tf.string, tf.int64, tf.int64, tf.int32, tf.string, tf.int64, tf.int64]
+    columns = tf.py_function(salvage, [path, offset, size], tout)
+    columns = [tf.ensure_shape(column, [None]) for column in columns]
+    return _items(*columns)
+
+
+def file_items(
+    path: tf.Tensor, size: tf.Tensor, *, salvage: bool, corrupt_code: int, messages: FileMessages
+) -> tf.data.Dataset:
+    """(index, item) of every item of one file, in file order (module docstring)."""
+    raw = tf.data.TFRecordDataset(path).ignore_errors().map(lambda s: (s, False))
+    raw = raw.concatenate(tf.data.Dataset.from_tensors((tf.constant(b""), True)))
+
+    def locate(offset, element):
+        serialized, is_end = element
+        length = tf.cast(tf.strings.length(serialized), tf.int64) + tfrecords.OVERHEAD_BYTES
+        next_offset = offset + tf.where(is_end, tf.constant(0, tf.int64), length)
+        return next_offset, (serialized, is_end, offset, next_offset)
+
+    def expand(serialized, is_end, offset, end):
+        def file_end():
+            last = _one_item(b"", size, size, END)
+            if salvage:
+                rest = _salvage_items(path, offset, size, corrupt_code, messages)
+            else:
+                rest = _one_item(
+                    b"",
+                    offset,
+                    size,
+                    corrupt_code,
+                    messages.damaged(path, offset, size),
+                    size - offset,
+                )
+            return tf.cond(
+                offset < size,
+                lambda: {k: tf.concat([rest[k], last[k]], 0) for k in last},
+                lambda: last,
+            )
+
+        return tf.cond(is_end, file_end, lambda: _one_item(serialized, offset, end, RECORD))
+
+    return raw.scan(tf.constant(0, tf.int64), locate).map(expand).unbatch().enumerate()
+
+
+def parsed_file(
+    path: tf.Tensor,
+    size: tf.Tensor,
+    *,
+    parse: Callable[[tf.Tensor], dict[str, tf.Tensor]],
+    salvage: bool,
+    corrupt_code: int,
+    messages: FileMessages,
+    deterministic: bool,
+) -> tf.data.Dataset:
+    """(index, item, fields, gap, gap_error) of every item of one file (module docstring).
+    `parse(serialized)` gives a dict with at least "video_id"."""
+    items = file_items(path, size, salvage=salvage, corrupt_code=corrupt_code, messages=messages)
+
+    def fields(index, item):
+        # The only step that fails: such records leave gaps in the indices (`find_gaps`).
+        return index, item, parse(item["serialized"])
+
+    parsed = items.map(
+        fields, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic
+    ).ignore_errors()
+
+    def find_gaps(state, element):
+        next_index, previous_end, previous_id = state
+        index, item, proto = element
+        gap = index - next_index
+        gap_error = tf.cond(
+            gap > 0,
+            lambda: messages.unparsable(path, gap, previous_end, item["offset"], size, previous_id),
+            lambda: tf.constant(""),
+        )
+        is_record = item["code"] == RECORD
+        state = (index + 1, item["end"], tf.where(is_record, proto["video_id"], previous_id))
+        return state, (index, item, proto, gap, gap_error)
+
+    start = (tf.constant(0, tf.int64), tf.constant(0, tf.int64), tf.constant(""))
+    return parsed.scan(start, find_gaps)
