@@ -12,6 +12,7 @@ Exit status 1 when any outcome is in a forbidden class.
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import tempfile
@@ -32,6 +33,9 @@ flags.DEFINE_integer("mutants_per_family", 1000, "Mutants of each family.", lowe
 flags.DEFINE_list("families", ["yt8m", "ucf101"], "Data families to fuzz.")
 flags.DEFINE_integer("seed", 0, "Seeds every mutant.")
 flags.DEFINE_float("timeout_s", 120.0, "A read taking longer than this is a hang.")
+flags.DEFINE_integer(
+    "workers", os.cpu_count() or 1, "Reader worker processes (one per core).", lower_bound=1
+)
 flags.DEFINE_integer("group_size", 16, "Record mutants read together (see campaign.run_mutants).")
 flags.DEFINE_boolean("launchers", True, "Also run one mutant per kind through the launchers.")
 flags.DEFINE_list("launcher_kinds", [], "Only these kinds through the launchers (default: all).")
@@ -41,9 +45,9 @@ flags.DEFINE_string(
 FLAGS = flags.FLAGS
 
 
-def launcher_sample(seed: int, families: list[str]) -> dict:
+def launcher_sample(seed: int, families: list[str], workers: int) -> dict:
     """One mutant per kind (index 0) of each family through the launchers, with a teacher run of
-    the YouTube-8M fuzz widths for cache_teacher.py and infer.py."""
+    the YouTube-8M fuzz widths for cache_teacher.py and infer.py; `workers` mutants at a time."""
     outcomes: dict = {}
     with tempfile.TemporaryDirectory() as work:
         teacher = None
@@ -52,16 +56,23 @@ def launcher_sample(seed: int, families: list[str]) -> dict:
             teacher = entry_points.train_teacher(
                 valid, valid.write(work), os.path.join(work, "teacher")
             )
-        for family in families:
-            for kind in campaign.kinds(family):
-                if FLAGS.launcher_kinds and kind not in FLAGS.launcher_kinds:
-                    continue
-                mutant = campaign.make_mutant(family, seed, kind, 0)
-                base = mutant.write(work)
-                expected = campaign.expected_of(mutant, base)
-                runs = entry_points.run_entry_points(mutant, base, expected, work, teacher)
-                outcomes.setdefault(family, {})[kind] = runs
-                print(mutant.name, {name: run["class"] for name, run in runs.items()}, flush=True)
+        mutants = [
+            campaign.make_mutant(family, seed, kind, 0)
+            for family in families
+            for kind in campaign.kinds(family)
+            if not FLAGS.launcher_kinds or kind in FLAGS.launcher_kinds
+        ]
+
+        def run(mutant):
+            base = mutant.write(work)
+            expected = campaign.expected_of(mutant, base)
+            runs = entry_points.run_entry_points(mutant, base, expected, work, teacher)
+            print(mutant.name, {name: run["class"] for name, run in runs.items()}, flush=True)
+            return mutant, runs
+
+        with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+            for mutant, runs in pool.map(run, mutants):
+                outcomes.setdefault(mutant.family, {})[mutant.kind] = runs
     forbidden = [
         f"{family} {kind} {name}: {run['class']}"
         for family, kinds in outcomes.items()
@@ -77,7 +88,12 @@ def main(argv: list[str]) -> None:
     start = time.perf_counter()
     counts = {family: FLAGS.mutants_per_family for family in FLAGS.families}
     results = campaign.run_campaign(
-        counts, seed=FLAGS.seed, timeout_s=FLAGS.timeout_s, group_size=FLAGS.group_size
+        counts,
+        seed=FLAGS.seed,
+        timeout_s=FLAGS.timeout_s,
+        group_size=FLAGS.group_size,
+        workers=FLAGS.workers,
+        progress=lambda line: print(line, flush=True),
     )
     summary = campaign.summarize(results, time.perf_counter() - start)
     report = {
@@ -89,6 +105,7 @@ def main(argv: list[str]) -> None:
             "seed": FLAGS.seed,
             "timeout_s": FLAGS.timeout_s,
             "group_size": FLAGS.group_size,
+            "workers": FLAGS.workers,
             "kinds": {family: list(campaign.kinds(family)) for family in FLAGS.families},
         },
         "allowed_classes": list(campaign.ALLOWED),
@@ -97,7 +114,7 @@ def main(argv: list[str]) -> None:
     }
     if FLAGS.launchers:
         launch_start = time.perf_counter()
-        report["launchers"] = launcher_sample(FLAGS.seed, FLAGS.families)
+        report["launchers"] = launcher_sample(FLAGS.seed, FLAGS.families, FLAGS.workers)
         report["launchers"]["seconds"] = round(time.perf_counter() - launch_start, 1)
     Path(FLAGS.output).parent.mkdir(parents=True, exist_ok=True)
     Path(FLAGS.output).write_text(json.dumps(report, indent=2) + "\n")

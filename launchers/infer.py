@@ -117,11 +117,6 @@ def main(argv: list[str]) -> None:
         counter = bad_record_counter(run.data_config)
         family = data_family(run)
         if family == "ucf101":
-            if FLAGS.skip_bad_records:
-                raise yflags.FlagError(
-                    "--skip_bad_records with --run_dir reads YouTube-8M records only; for UCF101 "
-                    "records export the run and give --saved_model"
-                )
             class_names = _class_names(inference.run_class_names, run)
         batches = inference.run_predictions(run, patterns, bad_record_counter=counter, **options)
         summary = {"run_dir": FLAGS.run_dir, "checkpoint": run.checkpoint}

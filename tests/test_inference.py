@@ -339,6 +339,27 @@ def test_saved_model_truncated_file(teacher_export, tiny_yt8m, tmp_path):
     assert 0 < kept < 16 and skipped == {"corrupt_file": 1}
 
 
+def test_saved_model_reads_on_after_a_damaged_record(teacher_export, tiny_yt8m, tmp_path):
+    """A byte flipped in the data of the third record: strict mode names the file; skip mode
+    skips that record alone and reads every record after it (salvage, as the reader does)."""
+    records = [r.numpy() for r in tf.data.TFRecordDataset(tiny_yt8m.eval_files[0])]
+    data = bytearray(open(tiny_yt8m.eval_files[0], "rb").read())
+    third = sum(len(r) + 16 for r in records[:2])
+    data[third + 12 + 5] ^= 0xFF  # inside the third record's data: its CRC fails
+    path = tmp_path / "flipped.tfrecord"
+    path.write_bytes(bytes(data))
+    with pytest.raises(tf.errors.DataLossError, match="flipped.tfrecord after 2 records"):
+        list(inference.saved_model_predictions(teacher_export, str(path), batch_size=4))
+    skipped = collections.Counter()
+    batches = inference.saved_model_predictions(
+        teacher_export, str(path), batch_size=4, skip_bad_records=True, skipped=skipped
+    )
+    ids = [video_id for batch in batches for video_id in batch.video_ids]
+    expected = [tf.train.SequenceExample.FromString(r) for r in records[:2] + records[3:]]
+    assert ids == [e.context.feature["id"].bytes_list.value[0] for e in expected]
+    assert skipped == {"corrupt_file": 1}
+
+
 # ------------------------------------------------------------------------------ the launcher
 @pytest.mark.slow  # a launcher process that loads TensorFlow and the SavedModel
 def test_infer_launcher(teacher_export, tiny_yt8m, launcher, tmp_path):

@@ -39,11 +39,13 @@ test data has none.
 Two sources of predictions, both yielding one `PredictionBatch` per batch of records:
 - `run_predictions`: a restored run's model over the run's own reader (`RestoredRun.frame_dataset`:
   YouTube-8M records, whose bad records are errors naming file and id or skipped and counted;
-  UCF101 frame records, whose bad records are errors naming file and video).
+  UCF101 frame records, whose bad records are errors naming file and video; both readers skip
+  and count them with skip_bad_records).
 - `saved_model_predictions`: a SavedModel of `yt8m_kd.export` fed the raw serialized records
   (`serving_default`), read file by file in order. A batch the model refuses is retried record by
   record, so that an error names the file and the record's index in it; with skip_bad_records
-  the bad records and the rest of a corrupt file are skipped, logged and counted instead.
+  the bad records and a file's damaged regions are skipped, logged and counted instead, the
+  intact records after a damaged region read all the same (`tfrecords.salvage_records`).
 
 Row order follows the reader: a run's reader interleaves files, a SavedModel's reads them one after
 the other; the rows are the same (a random-k student draws each video's frames from a seed of the
@@ -67,7 +69,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from yt8m_kd.data import ucf101_splits, yt8m
+from yt8m_kd.data import tfrecords, ucf101_splits, yt8m
 from yt8m_kd.export import (
     SERVING_SIGNATURE,
     TOP_K,
@@ -405,16 +407,10 @@ def run_predictions(
     `file_pattern` by a restored run's model: the probabilities of `make_predict_fn` (a sigmoid
     per class, or UCF101's softmax; a random-k student's frames seeded by the video id).
 
-    Raises:
-      ValueError: skip_bad_records for UCF101 records, which its reader checks strictly (a
-        SavedModel source skips them).
+    With skip_bad_records, bad records are skipped and counted in bad_record_counter (of the
+    run's family's kinds: `videos.bad_record_counter`).
     """
     family = data_family(run)
-    if skip_bad_records and family != "yt8m":
-        raise ValueError(
-            f"skipping bad records is not supported when predicting {family!r} records from a "
-            "run; export the run and predict from the SavedModel, which skips them"
-        )
     dataset = run.frame_dataset(
         file_pattern,
         batch_size=batch_size,
@@ -446,11 +442,13 @@ def _read_records(
     """(file, index in the file, serialized record) of every record, file after file.
 
     A file that cannot be read to its end raises DataLossError naming it, or, with
-    skip_bad_records, keeps the records before the damage and counts one `corrupt_file`.
+    skip_bad_records, is read on from the damage by `tfrecords.salvage_records` (which
+    resynchronises on the next valid TFRecord header): every intact record is kept, and each
+    damaged region is logged and counted as one `corrupt_file`.
     """
     for path in files:
         iterator = iter(tf.data.TFRecordDataset(path))
-        index = 0
+        index, offset = 0, 0  # the next record's number and byte offset
         while True:
             try:
                 record = next(iterator)
@@ -460,11 +458,24 @@ def _read_records(
                 message = f"bad input file {path} after {index} records: {yt8m.error_message(e)}"
                 if not skip_bad_records:
                     raise tf.errors.DataLossError(None, None, message) from e
-                logging.warning("skipping the rest of %s", message)
-                skipped["corrupt_file"] += 1
+                found = tfrecords.salvage_records(tfrecords.read_from(path, offset), base=offset)
+                for region in found.lost:
+                    logging.warning(
+                        "skipping bytes %d-%d of %s: no valid TFRecord there (a truncated or "
+                        "corrupt file)",
+                        region.start,
+                        region.end,
+                        path,
+                    )
+                    skipped["corrupt_file"] += 1
+                for _, data in found.records:
+                    yield path, index, data
+                    index += 1
                 break
-            yield path, index, record.numpy()
+            data = record.numpy()
+            yield path, index, data
             index += 1
+            offset += len(data) + tfrecords.OVERHEAD_BYTES
 
 
 def _batches(items: Iterator, batch_size: int) -> Iterator[list]:

@@ -23,14 +23,17 @@ from these T later, by `sampling.select_frames`.
 Bad input. Every video is checked, and a problem is either a tf.errors.InvalidArgumentError of
 one line (default) or, with `skip_bad_records=True`, a logged warning, the video dropped and
 counted by kind in a `yt8m.BadRecordCounter(kinds=UCF101_PROBLEM_KINDS)`; never silent. Both name
-the records file and the record's position in it (0-based, counting the records read), or the
+the records file and the record's position in it (0-based, in file order, a damaged region
+counting as one), or the
 frames folder, and the video id: "bad UCF101 input: file <path>, record 3, video <id>: <problem>"
 (an id is shown cut to 200 bytes, invalid UTF-8 replaced). Problem kinds, in code order
 (`UCF101_PROBLEM_KINDS`):
 
-  corrupt_file         bytes of a records file that could not be read or parsed: a truncated or
-                       corrupt TFRecord file, or a record that is not a SequenceExample of this
-                       schema; counted once per file and pass, the file's other records kept
+  corrupt_file         bytes of a records file that could not be read or parsed: a damaged
+                       region (truncated or corrupt TFRecord framing), counted once per region
+                       with the bytes and (where countable) records it lost, or a record that is
+                       not a SequenceExample of this schema, counted once per record; in skip mode
+                       every intact record after the damage is read all the same
   no_frames            a record without frames; a listed frames folder that is missing or holds
                        no frame_*.jpg
   missing_frame        a frames folder whose frames are not numbered 1, 2, ..., n (a gap), or a
@@ -55,16 +58,17 @@ checked. `parse_eval_clip` (serving) makes the same checks, ids and optionally l
 How it works. Per-record checks are ops that cannot fail, giving a problem code; the caller turns
 it into an assertion (strict) or a counting filter (skip). Two kinds of failure happen inside
 TensorFlow ops, and tf.data cannot catch an error in-graph, so each runs inside a dataset followed
-by `ignore_errors()`: (1) a records file is read as its own TFRecordDataset and parsed, then one
-sentinel element, while a `scan` adds up the bytes of the records that came through (a record
-takes its length + 16 bytes on disk); a sentinel that finds fewer bytes than the file's size
-(tf.io.gfile.stat, when the pipeline is built) becomes a corrupt_file problem once the file's
-earlier records have been yielded (as `yt8m.frame_dataset` does). (2) A clip's frames are read
-and decoded inside a one-element dataset with a fallback element after it; only when that fails
-are the frames tried one by one, to name the first bad one and the problem.
+by `ignore_errors()`: (1) a records file is read by `record_files.parsed_file`, shared with the
+YouTube-8M reader: numbered items in file order, a damaged region as a corrupt_file item after the
+file's earlier records (in skip mode read on by `tfrecords.salvage_records`, which resynchronises on
+the next valid TFRecord header), a record that does not parse as a gap reported with the item after
+it. (2) A clip's frames are read and decoded inside a one-element dataset with a fallback element
+after it; only when that fails are the frames tried one by one, to name the first bad one and the
+problem.
 
 Limits. Only uncompressed TFRecords. A file cut exactly at a record boundary reads as a shorter
-valid file. A file-level problem names the file, not the record. A bad split file raises
+valid file. A file-level problem names the file and its bytes, not a record. Salvaging reads the
+rest of a damaged file into host memory. A bad split file raises
 `ucf101_splits.SplitFileError` when the pipeline is built.
 """
 

@@ -27,7 +27,8 @@ in the counter, and every intact record after it read all the same (`tfrecords.s
 Records without labels are read and counted ("unlabelled"; the first is logged).
 
 How it works. A problem code per record drives a `tf.debugging.Assert` (strict mode: an
-InvalidArgumentError) or a counting filter (skip mode). Each file is its own TFRecordDataset with
+InvalidArgumentError) or a counting filter (skip mode). Each file is read by
+`record_files.parsed_file` (shared with the UCF101 reader): its own TFRecordDataset with
 `ignore_errors()` (at a read error it gives up the file), followed by an end element; a `scan`
 gives every record its byte offset (a record takes its length + 16 bytes on disk), so the end
 element knows whether the file was read to its end (its size from tf.io.gfile.stat, when the

@@ -17,21 +17,27 @@ whole), bad_record_accepted, good_record_dropped, bad_record_not_counted, count_
 The readers run in a worker process (`worker.py`); a request that takes longer than the timeout
 is a hang and one that kills the worker a crash; the worker is restarted for the next mutant.
 Building a reader's pipeline costs seconds, so record mutants are read in groups where that is
-exact (`run_mutants`); a group whose outcome is not allowed is read again mutant by mutant. Within
-a group that passes, skip-mode counts are checked in total, not per mutant.
+exact (`_tasks`); a group whose outcome is not allowed is read again mutant by mutant. Within
+a group that passes, skip-mode counts are checked in total, not per mutant. The reads are shared
+out among several worker processes (`run_campaign(workers=...)`), one per core.
 """
 
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import dataclasses
+import functools
 import json
 import os
+import queue
 import select
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterable, Sequence
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
 
 from yt8m_kd.fuzz import oracle, ucf101_mutants, yt8m_mutants
 from yt8m_kd.fuzz.mutants import Mutant
@@ -328,26 +334,66 @@ def _groups(cases: Sequence[_Case], size: int) -> list[list[_Case]]:
     return [list(cases[i : i + size]) for i in range(0, len(cases), size)]
 
 
+def _tasks(cases: Sequence[_Case], group_size: int) -> list[Callable[[Worker], None]]:
+    """The reads that classify every case in both modes, each a task for one worker; no two
+    tasks touch the same (case, mode). Record mutants of one family are read in groups where that
+    is exact: in skip mode any group, in strict mode groups of mutants with no bad record (strict
+    mode stops at the first error, so a bad mutant is read on its own)."""
+    tasks: list[Callable[[Worker], None]] = []
+    alone: list[tuple[_Case, str]] = []
+    for family in FAMILIES:
+        mine = [c for c in cases if c.mutant.family == family]
+        records = [c for c in mine if c.mutant.layout == "records"]
+        good = [c for c in records if not c.expected.bad]
+        for group in _groups(good, group_size):
+            tasks.append(functools.partial(_run_group, cases=group, mode="strict"))
+        for group in _groups(records, group_size):
+            tasks.append(functools.partial(_run_group, cases=group, mode="skip"))
+        alone += [(c, "strict") for c in records if c.expected.bad]
+        alone += [(c, mode) for c in mine if c.mutant.layout != "records" for mode in MODES]
+
+    def read_alone(worker: Worker, case: _Case, mode: str) -> None:
+        case.record(mode, worker.ask(request_of(case.mutant, case.base, mode)))
+
+    tasks += [functools.partial(read_alone, case=case, mode=mode) for case, mode in alone]
+    return tasks
+
+
 def run_mutants(
-    mutants: Sequence[Mutant], worker: Worker, root: str, group_size: int = 16
+    mutants: Sequence[Mutant],
+    workers: Sequence[Worker],
+    root: str,
+    group_size: int = 16,
+    progress: Callable[[str], None] | None = None,
 ) -> list[MutantResult]:
-    """Each mutant in strict and skip mode, classified. Record mutants of one family are read in
-    groups where that is exact: in skip mode any group, in strict mode groups of mutants with no
-    bad record (strict mode stops at the first error, so a bad mutant is read on its own)."""
+    """Each mutant in strict and skip mode, classified (`_tasks`); the reads are shared out among
+    the worker processes (one thread each), so that a campaign uses every core."""
     cases = []
     for mutant in mutants:
         base = mutant.write(root)
         cases.append(_Case(mutant, base, expected_of(mutant, base)))
-    for family in FAMILIES:
-        records = [c for c in cases if c.mutant.family == family and c.mutant.layout == "records"]
-        for group in _groups([c for c in records if not c.expected.bad], group_size):
-            _run_group(worker, group, "strict")
-        for group in _groups(records, group_size):
-            _run_group(worker, group, "skip")
-    for case in cases:
-        for mode in MODES:
-            if mode not in case.classes:
-                case.record(mode, worker.ask(request_of(case.mutant, case.base, mode)))
+    pending = queue.SimpleQueue()
+    for task in _tasks(cases, group_size):
+        pending.put(task)
+    total, done, lock = pending.qsize(), [0], threading.Lock()
+    started = time.perf_counter()
+
+    def drain(worker: Worker) -> None:
+        while True:
+            try:
+                task = pending.get_nowait()
+            except queue.Empty:
+                return
+            task(worker)
+            with lock:
+                done[0] += 1
+                if progress is not None and (done[0] % 50 == 0 or done[0] == total):
+                    seconds = time.perf_counter() - started
+                    progress(f"fuzz: {done[0]}/{total} reads, {seconds:.0f} s")
+
+    with concurrent.futures.ThreadPoolExecutor(len(workers)) as pool:
+        for future in [pool.submit(drain, worker) for worker in workers]:
+            future.result()
     return [case.result() for case in cases]
 
 
@@ -359,8 +405,11 @@ def run_campaign(
     root: str | None = None,
     kinds_only: Sequence[str] | None = None,
     group_size: int = 16,
+    workers: int = 1,
+    progress: Callable[[str], None] | None = None,
 ) -> list[MutantResult]:
-    """Runs `families[family]` mutants of each family (see `plan`); returns their results."""
+    """Runs `families[family]` mutants of each family (see `plan`) with `workers` worker
+    processes; returns their results."""
     mutants = [
         make_mutant(family, seed, kind, index)
         for family, count in families.items()
@@ -368,11 +417,14 @@ def run_campaign(
         if not kinds_only or kind in kinds_only
     ]
     with tempfile.TemporaryDirectory(dir=root) as work:
-        worker = Worker(timeout_s, os.path.join(work, "worker.log"))
+        pool = [
+            Worker(timeout_s, os.path.join(work, f"worker{i}.log")) for i in range(max(1, workers))
+        ]
         try:
-            return run_mutants(mutants, worker, work, group_size)
+            return run_mutants(mutants, pool, work, group_size, progress)
         finally:
-            worker.close()
+            for worker in pool:
+                worker.close()
 
 
 def _example(result: MutantResult, mode: str) -> dict:
