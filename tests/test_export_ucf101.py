@@ -258,6 +258,16 @@ def test_bad_record_in_a_request_is_named(ucf101_records):
         message = yt8m.error_message(error.value)
         assert f"video {video_id}: {words}" in message, message
 
+    # Bytes that are not a SequenceExample of the schema (a frame that is an int64 list) are
+    # named by their position in the request.
+    example = tf.train.SequenceExample.FromString(good)
+    example.feature_lists.feature_list["frames"].feature[1].int64_list.value.append(7)
+    for bad in (b"not a proto at all", example.SerializeToString()):
+        with pytest.raises(tf.errors.InvalidArgumentError) as error:
+            _parse([good, good, bad])
+        message = yt8m.error_message(error.value)
+        assert "bad record at position 2 of the request" in message, message
+
 
 def test_empty_request(student_export):
     served = tf.saved_model.load(student_export).signatures["serving_default"]

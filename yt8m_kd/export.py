@@ -40,7 +40,7 @@ with an InvalidArgumentError naming its id (YouTube-8M: the input pipeline's rec
 messages, no frames, a feature list missing, frame counts that differ between feature lists, a
 frame of the wrong size, also naming its position in the request, and bytes that are not a
 SequenceExample at all, naming that position; UCF101: no frames, a frame that is not a complete
-JPEG). Labels are not read, so test records without labels are fine. No bad record ever gets a
+JPEG, and bytes that are not a SequenceExample, naming their position). Labels are not read, so test records without labels are fine. No bad record ever gets a
 score: the whole call fails (a client retries without it; launchers/infer.py does so record by
 record, naming the file and the record's index in it).
 
@@ -296,8 +296,12 @@ def parse_ucf101_records(
     `ucf101.frame_dataset(training=False)` (segment-centre frames, centre crop; labels not read).
 
     Raises (when run): InvalidArgumentError naming the first bad record's video id (no frames, a
-    frame that is not a complete JPEG).
+    frame that is not a complete JPEG), or its position in the request (bytes that are not a
+    SequenceExample of the schema).
     """
+    readable = _check_protos(serialized, ucf101.record_fields)
+    with tf.control_dependencies([readable]):  # before the parse below can fail on bytes
+        serialized = tf.identity(serialized)
     clips = tf.map_fn(
         lambda record: ucf101.parse_eval_clip(record, max_frames, image_size, check_labels=False),
         serialized,

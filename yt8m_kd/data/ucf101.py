@@ -476,7 +476,7 @@ def _make_clip(
 
 
 # ------------------------------------------------------------------------------------ records
-def _record_fields(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
+def record_fields(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
     """A frame record's fields: video_id, label (int64, -1 when absent), frames [n] (JPEGs).
     Fails on bytes that are not a SequenceExample of the schema."""
     context, sequences = tf.io.parse_single_sequence_example(
@@ -581,7 +581,7 @@ def _make_file_reader(settings: _ClipSettings, deterministic: bool, salvage: boo
         elements = record_files.parsed_file(
             path,
             size,
-            parse=_record_fields,
+            parse=record_fields,
             salvage=salvage,
             corrupt_code=UCF101_PROBLEM_CODES["corrupt_file"],
             messages=_MESSAGES,
@@ -804,7 +804,7 @@ def parse_eval_clip(
         check_labels=check_labels,
         check_ids=False,
     )
-    record = _checked_record(settings, _record_fields(serialized), tf.constant("record"))
+    record = _checked_record(settings, record_fields(serialized), tf.constant("record"))
     record = _strict(record, hint="")  # before decoding
     clip = _strict(_record_clip(settings, record, seed=None), hint="")
     return _public(clip)
