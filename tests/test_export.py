@@ -366,6 +366,25 @@ def test_interrupted_overwrite_keeps_the_old_export(teacher_run, tmp_path, monke
     assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]  # no .old, no .partial
 
 
+def test_a_crash_between_the_overwrite_renames_is_recovered(teacher_run, tmp_path):
+    """A kill after the old export was renamed to .old and before the new one came in leaves no
+    export_dir: the next export moves the old one back first (so without --overwrite it is
+    refused as before); a .old left beside a complete export is deleted."""
+    export_dir = tmp_path / "export"
+    export_lib.export_saved_model(teacher_run, str(export_dir))
+    before = (export_dir / "saved_model.pb").read_bytes()
+    export_dir.rename(tmp_path / "export.old")  # the state between the renames
+    with pytest.raises(FileExistsError, match="overwrite"):
+        export_lib.export_saved_model(teacher_run, str(export_dir))
+    assert (export_dir / "saved_model.pb").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]
+
+    shutil.copytree(export_dir, tmp_path / "export.old")  # a crash before .old was deleted
+    export_lib.export_saved_model(teacher_run, str(export_dir), overwrite=True)
+    assert _loads(export_dir)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]
+
+
 @pytest.mark.slow  # a launcher process that loads TensorFlow and exports
 def test_export_launcher(teacher_run, launcher, tmp_path):
     export_dir = tmp_path / "served"

@@ -62,8 +62,10 @@ a crashed export is deleted first) and renamed to export_dir only once it is com
 interrupted export never leaves a directory at export_dir. An existing export_dir is refused
 unless `overwrite=True`; then it is renamed to `<export_dir>.old`, the new export renamed in, and
 the old one deleted, so export_dir holds either the old or the new model at every moment (or,
-after a crash between the two renames, nothing, with the old model at `.old`). This relies on the
-file system renaming directories atomically (local disks do; on gs:// a rename is a copy).
+after a crash between the two renames, nothing, with the old model at `.old`: the next export
+first moves it back to export_dir, and deletes a `.old` beside a complete export_dir, so that no
+stray copy is left). This relies on the file system renaming directories atomically (local disks
+do; on gs:// a rename is a copy).
 
 Data families. `parse_records` turns serialized records into the batch dict of docs/design.md for
 the family of the export (`parse_yt8m_records`, `parse_ucf101_records`), and `_frames_spec` gives
@@ -469,6 +471,18 @@ def _remove(path: str) -> None:
         tf.io.gfile.rmtree(path)
 
 
+def _recover_interrupted_overwrite(export_dir: str, old: str) -> None:
+    """After a crash between an overwrite's two renames, export_dir is missing and the previous
+    export is at `old`: it goes back. A `old` beside export_dir is a crash after both renames,
+    before the old copy was deleted: it goes."""
+    if not tf.io.gfile.exists(old):
+        return
+    if tf.io.gfile.exists(export_dir):
+        _remove(old)
+    else:
+        tf.io.gfile.rename(old, export_dir)
+
+
 def export_saved_model(
     run: str | RestoredRun,
     export_dir: str | None = None,
@@ -506,12 +520,13 @@ def export_saved_model(
             raise ValueError("export_dir is required when exporting a RestoredRun")
         export_dir = os.path.join(run_dir, "export")
     export_dir = export_dir.rstrip("/")
+    partial, old = export_dir + ".partial", export_dir + ".old"
+    _recover_interrupted_overwrite(export_dir, old)
     if tf.io.gfile.exists(export_dir) and not overwrite:
         raise FileExistsError(
             f"{export_dir} exists already; remove it or export with overwrite (--overwrite)"
         )
     spec = ExportSpec.from_run(run, class_index_file)  # before anything is written
-    partial, old = export_dir + ".partial", export_dir + ".old"
     _remove(partial)  # a leftover of an interrupted export
     parent = os.path.dirname(export_dir)
     if parent:
