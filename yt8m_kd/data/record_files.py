@@ -61,6 +61,16 @@ class FileMessages:
     unparsable: Callable[..., tf.Tensor]
 
 
+def after_record(previous_id: tf.Tensor, words: str, shown_id: Callable) -> tf.Tensor:
+    """Where unparsable records stand, for `FileMessages.unparsable`: ", <words> <shown id of the
+    record before them>", or ", the first records of the file"."""
+    return tf.cond(
+        tf.strings.length(previous_id) > 0,
+        lambda: tf.strings.join([", ", words, " ", shown_id(previous_id)]),
+        lambda: tf.constant(", the first records of the file"),
+    )
+
+
 def _items(serialized, offset, end, code, error, lost_bytes=None, lost_records=None):
     """A batch of items of a file: records, lost regions or its end."""
     count = tf.shape(offset)[0]

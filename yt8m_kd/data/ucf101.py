@@ -540,11 +540,7 @@ def _lost_region_message(path: str, region: tfrecords.LostRegion, size: int) -> 
 
 
 def _unparsable_message(path, gap, start, end, size, previous_id):
-    after = tf.cond(
-        tf.strings.length(previous_id) > 0,
-        lambda: tf.strings.join([", after video ", _shown_id(previous_id)]),
-        lambda: tf.constant(", the first records of the file"),
-    )
+    after = record_files.after_record(previous_id, "after video", _shown_id)
     return tf.strings.join(
         [
             "bad UCF101 input: file ",

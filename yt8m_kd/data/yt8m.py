@@ -290,11 +290,7 @@ def _damaged_file_message(path: tf.Tensor, offset: tf.Tensor, size: tf.Tensor) -
 
 def _unparsable_message(path, gap, start, end, size, previous_id):
     del size  # the byte range says where
-    after = tf.cond(
-        tf.strings.length(previous_id) > 0,
-        lambda: tf.strings.join([", after record id ", display_id_tensor(previous_id)]),
-        lambda: tf.constant(", the first records of the file"),
-    )
+    after = record_files.after_record(previous_id, "after record id", display_id_tensor)
     return tf.strings.join(
         [
             "bad YouTube-8M record in file ",
