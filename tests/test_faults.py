@@ -107,7 +107,10 @@ def test_unexpected_errors_still_raise():
 
 # ---------------------------------------------------------------------------- signals
 def test_signal_stop_installs_handlers_only_inside_and_restores_them():
+    # What was there before (SIGINT: Python's default_int_handler, or SIG_IGN in a process that
+    # a non-interactive shell started in the background).
     before = signal.getsignal(signal.SIGTERM)
+    before_int = signal.getsignal(signal.SIGINT)
     stop = SignalStop()
     with stop:
         os.kill(os.getpid(), signal.SIGTERM)  # handled at once: Python runs it before returning
@@ -122,7 +125,7 @@ def test_signal_stop_installs_handlers_only_inside_and_restores_them():
         with pytest.raises(TrainingStopped):
             os.kill(os.getpid(), signal.SIGINT)
     assert signal.getsignal(signal.SIGTERM) is before
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is before_int
 
 
 # ---------------------------------------------------------------------------- metrics
@@ -178,6 +181,7 @@ def test_faults_in_a_step_keep_the_last_good_checkpoint(tiny_yt8m, tmp_path):
     step 9 saves nothing, and the error names the step, the terms and the checkpoint kept."""
     trainer = _trainer(tiny_yt8m, tmp_path, max_steps=50, checkpoint_every_steps=1000)
     train_step, fault = trainer._train_step, {}
+    sigint_before = signal.getsignal(signal.SIGINT)
 
     def faulty(iterator):
         step = trainer.step + 1  # the step about to run (each fault happens once)
@@ -205,7 +209,7 @@ def test_faults_in_a_step_keep_the_last_good_checkpoint(tiny_yt8m, tmp_path):
     assert stopped.value.step == 6 and stopped.value.checkpoint_step == 6
     assert stopped.value.exit_status == 130
     assert _latest_step(trainer) == 6
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored after fit
+    assert signal.getsignal(signal.SIGINT) is sigint_before  # restored after fit
 
     fault["nan"] = 9
     with pytest.raises(NonFiniteLossError) as error:
