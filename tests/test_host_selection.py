@@ -1,6 +1,11 @@
 """A student's k frames selected in tf.data on the host (issue 12, item 4): the same frames, seeds
 and weights as the selection inside the step, with only [B, k, ...] sent to the device."""
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -18,6 +23,7 @@ from yt8m_kd.training import strategy as strategy_lib
 from yt8m_kd.training.distillation import DistillationTrainer
 from yt8m_kd.training.loop import Trainer
 
+SCRIPTS = Path(__file__).parent / "scripts"
 BATCH = 8
 K = 6
 FEATURES = sum(FEATURE_SIZES)
@@ -183,3 +189,27 @@ def test_host_selection_trains_the_same_weights_as_in_step_selection(tiny_yt8m, 
     diffs = [np.max(np.abs(a - b)) for a, b in zip(host, in_step, strict=True)]
     assert max(diffs) < 1e-6, max(diffs)
     assert max(np.max(np.abs(a - b)) for a, b in zip(host, initial, strict=True)) > 1e-3
+
+
+@pytest.mark.slow
+def test_mirrored_host_selection_draws_each_replicas_frames(tiny_yt8m, tmp_path):
+    """Under Mirrored on 2 logical CPUs a random-k student trains the same weights with frames
+    selected on the host as in the step: the strategy hands each replica the batch whose seed the
+    host drew from (its own process: tests/scripts/host_selection_mirrored.py)."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPTS / "host_selection_mirrored.py"),
+            str(tiny_yt8m.root),
+            "4",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=SCRIPTS.parent.parent,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["replicas"] == [2, 2] and report["host"] == [True, False]
+    assert report["final_diff"] < 1e-6 and report["max_update"] > 1e-2, report
