@@ -29,8 +29,9 @@ K = 6
 FEATURES = sum(FEATURE_SIZES)
 
 
-def _batches(tiny_yt8m, count: int) -> list[dict]:
-    """Shuffled training batches of all frames, as a trainer's pipeline reads them."""
+@pytest.fixture(scope="module")
+def batches(tiny_yt8m) -> list[dict]:
+    """4 shuffled training batches of all frames, as a trainer's pipeline reads them."""
     model_config, _, data_config = tiny_configs("tiny_student_k6.flags", tiny_yt8m)
     dataset = videos.read_videos(
         data_config,
@@ -42,7 +43,7 @@ def _batches(tiny_yt8m, count: int) -> list[dict]:
         seed=5,
         drop_remainder=True,
     )
-    return list(dataset.take(count))
+    return list(dataset.take(4))
 
 
 def _as_dataset(batches: list[dict]) -> tf.data.Dataset:
@@ -53,11 +54,10 @@ def _as_dataset(batches: list[dict]) -> tf.data.Dataset:
 
 
 @pytest.mark.parametrize("method", SELECTION_METHODS)
-def test_host_selection_equals_in_step_selection(tiny_yt8m, method):
+def test_host_selection_equals_in_step_selection(batches, method):
     """Selected in a tf.data map, then passed through `model_inputs` in a step, the frames and
     num_frames are exactly those `model_inputs` selects in the step from all frames."""
     config = ModelConfig(k_frames=K, frame_selection=method, feature_sizes=FEATURE_SIZES)
-    batches = _batches(tiny_yt8m, 2)
     seeds = [training_selection_seed(3, 0, step) for step in range(len(batches))]
 
     in_step = tf.function(lambda batch, seed: model_inputs(batch, config, seed))
@@ -140,11 +140,10 @@ def test_train_batches_carry_k_frames_unless_the_step_runs_a_teacher(
     assert FRAME_INDICES not in online
 
 
-def test_random_selection_draws_each_step_and_replicas_seed(tiny_yt8m, tmp_path):
+def test_random_selection_draws_each_step_and_replicas_seed(tiny_yt8m, batches, tmp_path):
     """Batch j of a pipeline with r replicas, started at step s, draws from the seed of step
     s + j // r on replica j mod r: the seed the step would have used; reproducible, new per step."""
     trainer = _trainer(tiny_yt8m, tmp_path, frame_selection="random", seed=4)
-    batches = _batches(tiny_yt8m, 4)
     dataset = _as_dataset(batches)
     context = tf.distribute.InputContext(
         num_input_pipelines=1, input_pipeline_id=0, num_replicas_in_sync=2
