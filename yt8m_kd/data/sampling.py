@@ -160,6 +160,16 @@ def select_frames(
       (frames [B, k, ...] of the same dtype, zeros at padding positions; num_frames [B] int32 =
       min(n, k)).
     """
+    picked, selected_num_frames, _ = select_frames_with_indices(
+        frames, num_frames, k, method, seed=seed
+    )
+    return picked, selected_num_frames
+
+
+def select_frames_with_indices(
+    frames: tf.Tensor, num_frames: tf.Tensor, k: int, method: str, seed: tf.Tensor | None = None
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """`select_frames`, plus the [B, k] int32 `frame_indices` it gathered (-1 at padding)."""
     _check_arguments(k, method)
     frames = tf.convert_to_tensor(frames)
     length = frames.shape[1] if frames.shape[1] is not None else tf.shape(frames)[1]
@@ -170,4 +180,4 @@ def select_frames(
     for _ in range(frames.shape.rank - 2):  # broadcast over the per-frame dimensions
         valid = valid[..., tf.newaxis]
     picked = tf.where(valid, picked, tf.zeros_like(picked))
-    return picked, tf.minimum(n, k)
+    return picked, tf.minimum(n, k), indices

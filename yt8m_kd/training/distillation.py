@@ -5,6 +5,11 @@ Per sample: L = L_label + w_pred * L_pred + w_rep * L_rep (+ w_kl * L_kl), see
 `yt8m_kd.distill.losses`. The teacher is either restored from a teacher run's checkpoint and run in
 the step on all frames (online), or replaced by a teacher cache that holds its logits and `repr` per
 video (`--teacher_cache`), which is what makes trying many students against one teacher cheap.
+
+Frames: an online teacher reads all frames in the step, so the batches carry all frames and the
+student's k are selected in the step. With a teacher cache nothing in the step needs all frames:
+the student's k are selected in tf.data on the host and only they are sent to the device
+(`Trainer._select_on_host`).
 """
 
 from __future__ import annotations
@@ -87,6 +92,9 @@ class DistillationTrainer(Trainer):
 
     def _join(self, dataset: tf.data.Dataset) -> tf.data.Dataset:
         return self.teacher_cache.join(dataset) if self.teacher_cache is not None else dataset
+
+    def _step_needs_all_frames(self) -> bool:
+        return self.teacher_cache is None  # the online teacher sees all frames in the step
 
     # ------------------------------------------------------------------------------- the loss
     def teacher_outputs(self, batch: dict[str, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:

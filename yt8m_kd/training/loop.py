@@ -4,6 +4,13 @@ One loop serves OneDevice, Mirrored and MultiWorkerMirrored strategies (docs/des
 `model.fit`). A run directory holds `checkpoints/`, `train/` and `eval/` TensorBoard events, and
 `metrics.json`; the launcher adds `flags.txt`.
 
+Frame selection: a k-frame student that trains without a teacher in the step (a plain student, or
+one distilled from a teacher cache, SAKD included) gets its k frames selected in tf.data on the
+host, so the device receives [B, k, ...] instead of all frames; the step does not select again.
+Random selection draws from the same per-step, per-replica seed there as it did in the step
+(`training_selection_seed`; see `Trainer._select_on_host`). Online distillation (the teacher needs
+all frames) and evaluation select inside the step.
+
 Faults while training:
 - SIGINT or SIGTERM (Ctrl-C, a scheduler's or a preemption's stop) asks the loop to stop at the
   next step boundary: it saves a checkpoint of that step and raises `TrainingStopped`, which the
@@ -36,7 +43,12 @@ from yt8m_kd.data import videos
 from yt8m_kd.distill import losses
 from yt8m_kd.files import write_json
 from yt8m_kd.modeling import build_video_model, model_size
-from yt8m_kd.modeling.predict import SELECTION_SEED, make_predict_fn, model_inputs
+from yt8m_kd.modeling.predict import (
+    make_predict_fn,
+    model_inputs,
+    select_student_frames,
+    training_selection_seed,
+)
 from yt8m_kd.training import strategy as strategy_lib
 
 
@@ -191,7 +203,14 @@ class Trainer:
     Usage:
       trainer = Trainer(model_config, train_config, data_config, run_dir, strategy)
       final_metrics = trainer.fit()
+
+    Attributes:
+      host_frame_selection: a student's k frames are selected in tf.data (True, the default) or
+        inside the step (False: all frames go to the device, as before issue 12); set it before
+        `fit`. Both train the same weights; tests and benchmarks compare them.
     """
+
+    host_frame_selection: bool = True
 
     def __init__(
         self,
@@ -283,6 +302,19 @@ class Trainer:
         """Where a training pipeline caches its first pass (SAKD's subset); nowhere here."""
         return None
 
+    def _step_needs_all_frames(self) -> bool:
+        """Whether the training step reads all frames besides the student's (an online teacher)."""
+        return False
+
+    @property
+    def selects_frames_on_host(self) -> bool:
+        """Whether training batches carry the student's k frames only, selected in tf.data."""
+        return (
+            self.host_frame_selection
+            and self.model_config.k_frames > 0
+            and not self._step_needs_all_frames()
+        )
+
     # ----------------------------------------------------------------------------------- data
     @property
     def single_label(self) -> bool:
@@ -309,9 +341,41 @@ class Trainer:
                 id_filter=self._id_filter(),
                 cache_file=self._cache_file(input_context),
             )
-            return self._join(dataset)
+            dataset = self._join(dataset)
+            if self.selects_frames_on_host:
+                dataset = self._select_on_host(dataset, input_context, start_step)
+            return dataset
 
         return self.strategy.distribute_datasets_from_function(dataset_fn)
+
+    def _select_on_host(
+        self, dataset: tf.data.Dataset, input_context: tf.distribute.InputContext, start_step: int
+    ) -> tf.data.Dataset:
+        """Selects the student's k frames of each batch in tf.data, with the step's seed.
+
+        The strategy hands a pipeline's batches to its replicas in turn (MirroredStrategy's
+        multi-device iterator: batch j to the pipeline's replica j mod r, r replicas per
+        pipeline, one batch per replica per step), so batch j of a pipeline started at
+        `start_step` is trained at step start_step + j // r by replica
+        input_pipeline_id * r + j mod r: the seed the step would draw from. A resumed run starts
+        its pipeline at the step it resumes from, so each step keeps its seed. (Under XLA the step
+        drew other random frames from the same seed; the host draws those of the step without it.)
+        """
+        replicas = input_context.num_replicas_in_sync // input_context.num_input_pipelines
+        first_replica = input_context.input_pipeline_id * replicas
+        run_seed, model_config = self.config.seed, self.model_config
+
+        def select(position: tf.Tensor, batch: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+            seed = training_selection_seed(
+                run_seed, first_replica + position % replicas, start_step + position // replicas
+            )
+            return select_student_frames(batch, model_config, seed)
+
+        # deterministic: a batch must reach its step in order, whatever the dataset's options.
+        selected = dataset.enumerate().map(
+            select, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+        )
+        return selected.prefetch(tf.data.AUTOTUNE)
 
     def eval_dataset(self) -> tf.data.Dataset:
         data = self.data_config
@@ -355,12 +419,10 @@ class Trainer:
     def _replica_step(self, batch: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         cfg = self.config
         context = tf.distribute.get_replica_context()
-        seed = tf.stack(
-            [
-                tf.cast(SELECTION_SEED + 1000 * cfg.seed, tf.int64)
-                + tf.cast(context.replica_id_in_sync_group, tf.int64),
-                tf.cast(self.optimizer.iterations, tf.int64),
-            ]
+        # Used by a student whose batch holds all frames; a batch selected on the host drew its
+        # frames from this same seed already (`_select_on_host`).
+        seed = training_selection_seed(
+            cfg.seed, context.replica_id_in_sync_group, self.optimizer.iterations
         )
         variables = self.trainable_variables
         # Strings (video ids) cannot enter an XLA cluster, and the step does not need them.

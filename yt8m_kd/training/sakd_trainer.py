@@ -16,6 +16,11 @@ SAKD runs from a teacher cache: its rows are the dense sample index that the per
 (difficulty, strength, selection) is kept in, and its representations are the diversity features.
 That state lives in the checkpoint, so a resumed run goes on with SAKD where it stopped; every
 selection's video ids are written to <run_dir>/sakd/.
+
+Frames: the training steps need only the student's k frames (the teacher is the cache), so they are
+selected in tf.data on the host, after the subset cache (which keeps all frames, since random
+selection draws new frames every step). The difficulty pass reads its own pipeline of all frames:
+the interruption drops and shuffles among all of a video's frames before the student's selection.
 """
 
 from __future__ import annotations
