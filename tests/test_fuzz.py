@@ -179,6 +179,25 @@ def test_launch_classes():
     noisy = "train.py: error: /data/shard-0.tfrecord: x [[RemoteCall]] [[IteratorGetNext]]"
     assert classify("train.py", result(1, noisy), expected, False) == "error_with_node_names"
 
+    # Records the readers accept but a launcher writing ids must refuse: a repeated id
+    # (cache_teacher.py, infer.py), a non-UTF-8 id (infer.py's CSV).
+    files = ["/data/shard-1.tfrecord"]
+    repeated = oracle.Expected(good_ids=[b"a", b"b", b"a"])
+    named = "cache_teacher.py: error: video id 'a' in /data/shard-1.tfrecord and ..."
+    assert classify("cache_teacher.py", result(1, named), repeated, False, files) == (
+        "one_line_error"
+    )
+    assert classify("cache_teacher.py", result(0, ""), repeated, False, files) == (
+        "bad_record_accepted"
+    )
+    assert classify(
+        "cache_teacher.py", result(1, "cache_teacher.py: error: x"), repeated, False, files
+    ) == ("error_without_file")
+    latin = oracle.Expected(good_ids=[b"v\xff"])
+    assert entry_points.launcher_problems("infer.py", latin) == ["non-UTF-8 id b'v\\xff'"]
+    assert entry_points.launcher_problems("cache_teacher.py", latin) == []
+    assert entry_points.launcher_problems("train.py", repeated) == []
+
 
 # ------------------------------------------------------------------------------------ the subset
 def _forbidden_report(results) -> str:

@@ -6,11 +6,14 @@ may also finish before it reaches a bad record), or exit 1 with a last stderr li
 `<launcher>: error: ...` naming the file (or folder) at fault, without a traceback. Forbidden:
 a traceback, a crash (killed by a signal), a hang (past the timeout), an error line that does not
 name a bad file, an error in skip mode, and a launcher that reads every record (cache_teacher.py,
-infer.py) finishing in strict mode over a bad record.
+infer.py) finishing in strict mode over a bad record. For those two, a record the readers accept
+can still be bad: a repeated id, and for infer.py's CSV an id that is not UTF-8
+(`launcher_problems`); their error must name one of the mutant's files.
 """
 
 from __future__ import annotations
 
+import collections
 import os
 import subprocess
 import sys
@@ -88,21 +91,41 @@ def train_command(mutant: Mutant, base: str, run_dir: str, skip: bool) -> list[s
     ]
 
 
+def launcher_problems(script: str, expected: oracle.Expected) -> list[str]:
+    """What a launcher that writes video ids must refuse among the records the readers accept: a
+    repeated id (cache_teacher.py, infer.py: a cache row or CSV row per video) and an id that is
+    not UTF-8 text (infer.py's CSV)."""
+    if script not in _READS_EVERYTHING:
+        return []
+    seen = collections.Counter(expected.good_ids)
+    problems = [f"duplicate id {video_id!r}" for video_id, n in seen.items() if n > 1]
+    if script == "infer.py":
+        for video_id in seen:
+            try:
+                video_id.decode("utf-8")
+            except UnicodeDecodeError:
+                problems.append(f"non-UTF-8 id {video_id!r}")
+    return problems
+
+
 def classify_launch(
     script: str,
     result: subprocess.CompletedProcess | None,
     expected: oracle.Expected,
     skip: bool,
+    data_paths: Sequence[str] = (),
 ) -> str:
-    """One launcher run's outcome class (module docstring)."""
+    """One launcher run's outcome class (module docstring). data_paths: the mutant's files, one
+    of which an error about a `launcher_problems` record must name."""
     if result is None:
         return "hang"
     if "Traceback (most recent call last)" in result.stderr:
         return "traceback"
     if result.returncode < 0:
         return "crash"
+    own_problems = launcher_problems(script, expected)
     if result.returncode == 0:
-        if expected.bad and not skip and script in _READS_EVERYTHING:
+        if (expected.bad or own_problems) and not skip and script in _READS_EVERYTHING:
             return "bad_record_accepted"
         return "ok"
     lines = [line for line in result.stderr.splitlines() if line.strip()]
@@ -111,7 +134,8 @@ def classify_launch(
         return "error_not_one_line"
     if skip:
         return "error_in_skip_mode"
-    if not any(bad.path in last for bad in expected.bad):
+    named = [bad.path for bad in expected.bad] + (list(data_paths) if own_problems else [])
+    if not any(path in last for path in named):
         return "error_without_file"
     if any(noise in last for noise in NODE_NAMES):
         return "error_with_node_names"
@@ -159,12 +183,13 @@ def run_entry_points(
             ],
             False,
         )
+    data_paths = [os.path.join(base, path) for path in mutant.files]
     outcomes = {}
     for name, (script, args, skip) in runs.items():
         result = launch(script, args, timeout_s)
         lines = [line for line in (result.stderr if result else "").splitlines() if line.strip()]
         outcomes[name] = {
-            "class": classify_launch(script, result, expected, skip),
+            "class": classify_launch(script, result, expected, skip, data_paths),
             "rc": None if result is None else result.returncode,
             "last_line": (lines[-1] if lines else "")[:300],
         }
