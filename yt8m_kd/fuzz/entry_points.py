@@ -115,8 +115,8 @@ def classify_launch(
     skip: bool,
     data_paths: Sequence[str] = (),
 ) -> str:
-    """One launcher run's outcome class (module docstring). data_paths: the mutant's files, one
-    of which an error about a `launcher_problems` record must name."""
+    """One launcher run's outcome class (module docstring). data_paths: the mutant's files and the
+    source it was given, one of which an error about a `launcher_problems` record must name."""
     if result is None:
         return "hang"
     if "Traceback (most recent call last)" in result.stderr:
@@ -183,7 +183,9 @@ def run_entry_points(
             ],
             False,
         )
-    data_paths = [os.path.join(base, path) for path in mutant.files]
+    # A run's reader does not say which file a record came from: infer.py --run_dir names the
+    # pattern it was given.
+    data_paths = [os.path.join(base, path) for path in [*mutant.files, mutant.source]]
     outcomes = {}
     for name, (script, args, skip) in runs.items():
         result = launch(script, args, timeout_s)
