@@ -92,6 +92,38 @@ def test_oracle_finds_the_damage_of_a_truncated_file(tmp_path):
 
 
 # ------------------------------------------------------------------------------------ classes
+def test_oracle_reads_a_feature_name_that_is_not_utf8_as_tensorflow_does(tmp_path):
+    """The campaign's finding (yt8m-flip_bytes_valid_crc-00463): a flip turned the context key
+    `labels` into `labe\x89s`. Python's protobuf refuses such a record; TensorFlow's parser, and so
+    the reader and now the oracle, read it as a record without labels. (-00484: a feature_lists key
+    that is not UTF-8, which TensorFlow's parser refuses, and so does the oracle.)"""
+    example = tf.train.SequenceExample()
+    example.context.feature["id"].bytes_list.value.append(b"vid-0")
+    example.context.feature["labels"].int64_list.value.append(1)
+    for name, size in zip(yt8m_mutants.FEATURE_NAMES, yt8m_mutants.FEATURE_SIZES, strict=True):
+        example.feature_lists.feature_list[name].feature.add().bytes_list.value.append(b"x" * size)
+    data = example.SerializeToString().replace(b"labels", b"labe\x89s")
+    with pytest.raises(Exception, match="UTF-8"):
+        tf.train.SequenceExample.FromString(data)
+    path = tmp_path / "shard.tfrecord"
+    path.write_bytes(tfrecord.frame_all([data]))
+    verdict = oracle.yt8m_expected(
+        [str(path)],
+        feature_names=yt8m_mutants.FEATURE_NAMES,
+        feature_sizes=yt8m_mutants.FEATURE_SIZES,
+        num_classes=yt8m_mutants.NUM_CLASSES,
+    )
+    assert verdict.good_ids == [b"vid-0"] and not verdict.bad
+    worker = campaign.Worker(120, str(tmp_path / "log"))
+    try:
+        mutants = [campaign.make_mutant("yt8m", 0, "flip_bytes_valid_crc", i) for i in (463, 484)]
+        results = campaign.run_mutants(mutants, [worker], str(tmp_path))
+    finally:
+        worker.close()
+    for result in results:
+        assert not result.forbidden and result.good_read_skip == result.good_written > 0
+
+
 def _expected() -> oracle.Expected:
     bad = oracle.BadRecord("/data/shard-0.tfrecord", b"vid-2", "label_out_of_range", True)
     return oracle.Expected(good_ids=[b"vid-0", b"vid-1"], bad=[bad])

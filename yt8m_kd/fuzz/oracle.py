@@ -21,7 +21,9 @@ and record checks:
   frame_00001.jpg, frame_00002.jpg, ... numbering, or a frame that is bad as above.
 
 A byte flip that leaves a record that passes all of this is a good record: its content changed,
-which a reader cannot know. Duplicate ids are good records here: both are read; reporting them is
+which a reader cannot know. A context feature name that is not UTF-8 is read as TensorFlow's parser
+reads it, as a name no reader asks for (Python's protobuf would refuse the record:
+`_with_utf8_keys`). Duplicate ids are good records here: both are read; reporting them is
 the job of what writes ids out (infer.py's CSV). JPEG decoding uses TensorFlow's decoder (the one
 training uses) eagerly, outside any pipeline; everything else is plain Python.
 """
@@ -120,8 +122,96 @@ def _parse(data: bytes) -> tf.train.SequenceExample | None:
     try:
         example.ParseFromString(data)
     except Exception:  # protobuf's DecodeError, or a RuntimeWarning-turned-error on bad UTF-8
-        return None
+        try:
+            example.ParseFromString(_with_utf8_keys(data))
+        except Exception:  # noqa: BLE001  (not a SequenceExample at all)
+            return None
     return example
+
+
+# ------------------------------------------------------------------------------------ wire format
+# The map keys of a SequenceExample (feature names) are protobuf strings, which Python's protobuf
+# requires to be UTF-8. TensorFlow's parser takes a context key as bytes, so a context key that is
+# not UTF-8 is just a name no reader asks for; a feature_lists key that is not UTF-8 makes it refuse
+# the record (both seen in the fuzz campaign, yt8m-flip_bytes_valid_crc-00463 and -00484).
+# `_with_utf8_keys` rewrites the context keys (invalid bytes -> U+FFFD) so that protobuf reads the
+# record as TensorFlow does. Wire format: a field is a varint tag
+# (number << 3 | type) and a value: type 0 a varint, 1 eight bytes, 2 a varint length and that many
+# bytes, 5 four bytes.
+_LENGTH_DELIMITED = 2
+
+
+def _varint(data: bytes, offset: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if offset >= len(data) or shift > 63:
+            raise ValueError("bad varint")
+        byte = data[offset]
+        value |= (byte & 0x7F) << shift
+        offset, shift = offset + 1, shift + 7
+        if byte < 0x80:
+            return value, offset
+
+
+def _encode_varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _fields(data: bytes):
+    """(field number, the field's bytes, its value's bytes for type 2 else None) of each field."""
+    offset = 0
+    while offset < len(data):
+        start = offset
+        tag, offset = _varint(data, offset)
+        number, wire_type = tag >> 3, tag & 7
+        payload = None
+        if wire_type == 0:
+            _, offset = _varint(data, offset)
+        elif wire_type in (1, 5):
+            offset += 8 if wire_type == 1 else 4
+        elif wire_type == _LENGTH_DELIMITED:
+            length, offset = _varint(data, offset)
+            payload, offset = data[offset : offset + length], offset + length
+        else:
+            raise ValueError("unsupported wire type")
+        if offset > len(data):
+            raise ValueError("field past the end")
+        yield number, data[start:offset], payload
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    return _encode_varint(number << 3 | _LENGTH_DELIMITED) + _encode_varint(len(payload)) + payload
+
+
+def _map_with_utf8_keys(data: bytes) -> bytes:
+    """Features or FeatureLists: field 1 is a map entry whose field 1 is its key."""
+    out = []
+    for number, raw, entry in _fields(data):
+        if number == 1 and entry is not None:
+            parts = []
+            for n, entry_raw, key in _fields(entry):
+                if n == 1 and key is not None:
+                    key = key.decode("utf-8", "replace").encode("utf-8")
+                    entry_raw = _field(1, key)
+                parts.append(entry_raw)
+            raw = _field(1, b"".join(parts))
+        out.append(raw)
+    return b"".join(out)
+
+
+def _with_utf8_keys(data: bytes) -> bytes:
+    """A SequenceExample's bytes with every context key made valid UTF-8 (see above)."""
+    out = []
+    for number, raw, payload in _fields(data):
+        if number == 1 and payload is not None:  # context (see above for feature_lists)
+            raw = _field(number, _map_with_utf8_keys(payload))
+        out.append(raw)
+    return b"".join(out)
 
 
 def _scalar(example: tf.train.SequenceExample, name: str, kind: str, default):
