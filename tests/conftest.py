@@ -167,21 +167,26 @@ def teacher_cache(teacher_run, tiny_yt8m, tmp_path_factory):
     return cache_dir
 
 
-def mirrored_vs_one_device(data_root, steps: int, out_dir, teacher_run: str | None = None) -> dict:
-    """Runs tests/scripts/mirrored_vs_one_device.py (its own process: logical CPUs must be set
-    before TensorFlow starts) and returns its JSON report."""
+def run_test_script(name: str, *args: str, timeout: float = 600) -> dict:
+    """Runs tests/scripts/<name> in its own process (logical CPUs must be set before TensorFlow
+    starts) and returns the JSON report on its last line of stdout."""
     import json
 
-    args = [str(data_root), str(steps), str(out_dir)] + ([teacher_run] if teacher_run else [])
     result = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "tests" / "scripts" / "mirrored_vs_one_device.py"), *args],
+        [sys.executable, str(REPO_ROOT / "tests" / "scripts" / name), *args],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
         cwd=REPO_ROOT,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def mirrored_vs_one_device(data_root, steps: int, out_dir, teacher_run: str | None = None) -> dict:
+    """The JSON report of tests/scripts/mirrored_vs_one_device.py."""
+    args = [str(data_root), str(steps), str(out_dir)] + ([teacher_run] if teacher_run else [])
+    return run_test_script("mirrored_vs_one_device.py", *args, timeout=300)
 
 
 @pytest.fixture(scope="session")

@@ -1,15 +1,12 @@
 """A student's k frames selected in tf.data on the host (issue 12, item 4): the same frames, seeds
 and weights as the selection inside the step, with only [B, k, ...] sent to the device."""
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import FEATURE_SIZES, MAX_FRAMES, tiny_configs
+from conftest import FEATURE_SIZES, MAX_FRAMES, run_test_script, tiny_configs
 
 from yt8m_kd.configs import SELECTION_METHODS, DistillConfig, ModelConfig
 from yt8m_kd.data import sampling, videos
@@ -195,20 +192,6 @@ def test_mirrored_host_selection_draws_each_replicas_frames(tiny_yt8m, tmp_path)
     """Under Mirrored on 2 logical CPUs a random-k student trains the same weights with frames
     selected on the host as in the step: the strategy hands each replica the batch whose seed the
     host drew from (its own process: tests/scripts/host_selection_mirrored.py)."""
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(SCRIPTS / "host_selection_mirrored.py"),
-            str(tiny_yt8m.root),
-            "4",
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=SCRIPTS.parent.parent,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    report = run_test_script("host_selection_mirrored.py", str(tiny_yt8m.root), "4", str(tmp_path))
     assert report["replicas"] == [2, 2] and report["host"] == [True, False]
     assert report["final_diff"] < 1e-6 and report["max_update"] > 1e-2, report

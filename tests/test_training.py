@@ -1,15 +1,12 @@
 """Pieces of the training step: the reference loss, the learning-rate schedule, frame selection,
 and the distributed step's clipping and replica scaling."""
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import tiny_configs
+from conftest import run_test_script, tiny_configs
 
 from yt8m_kd.configs import DistillConfig, ModelConfig, SAKDConfig, TrainConfig
 from yt8m_kd.data import videos
@@ -71,15 +68,7 @@ def test_mirrored_step_clips_the_global_gradient_and_divides_by_replicas(tiny_yt
     whole batch: w - lr * g * clip / |g|, g the gradient of the batch-mean loss. A clip of each
     replica's share, or a missing 1/num_replicas before Keras's own sum over replicas, would give
     another norm or twice the update."""
-    result = subprocess.run(
-        [sys.executable, str(SCRIPTS / "clipped_update.py"), str(tiny_yt8m.root), str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=SCRIPTS.parent.parent,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    report = run_test_script("clipped_update.py", str(tiny_yt8m.root), str(tmp_path))
     assert report["replicas"] == 2
     # The norm the step clips by is the global one (the sum over replicas), not a replica's.
     np.testing.assert_allclose(report["step_grad_norm"], report["hand_grad_norm"], rtol=1e-5)
