@@ -8,9 +8,12 @@ from __future__ import annotations
 import collections
 import sys
 
+import numpy as np
 import pytest
 import tensorflow as tf
+from google.protobuf.message import DecodeError
 
+from yt8m_kd.data import yt8m_records
 from yt8m_kd.fuzz import campaign, entry_points, oracle, tfrecord, ucf101_mutants, yt8m_mutants
 from yt8m_kd.fuzz.worker import id_key
 
@@ -92,36 +95,112 @@ def test_oracle_finds_the_damage_of_a_truncated_file(tmp_path):
 
 
 # ------------------------------------------------------------------------------------ classes
-def test_oracle_reads_a_feature_name_that_is_not_utf8_as_tensorflow_does(tmp_path):
-    """The campaign's finding (yt8m-flip_bytes_valid_crc-00463): a flip turned the context key
-    `labels` into `labe\x89s`. Python's protobuf refuses such a record; TensorFlow's parser, and so
-    the reader and now the oracle, read it as a record without labels. (-00484: a feature_lists key
-    that is not UTF-8, which TensorFlow's parser refuses, and so does the oracle.)"""
-    example = tf.train.SequenceExample()
-    example.context.feature["id"].bytes_list.value.append(b"vid-0")
-    example.context.feature["labels"].int64_list.value.append(1)
-    for name, size in zip(yt8m_mutants.FEATURE_NAMES, yt8m_mutants.FEATURE_SIZES, strict=True):
-        example.feature_lists.feature_list[name].feature.add().bytes_list.value.append(b"x" * size)
-    data = example.SerializeToString().replace(b"labels", b"labe\x89s")
-    with pytest.raises(Exception, match="UTF-8"):
-        tf.train.SequenceExample.FromString(data)
+def _one_record_verdict(data: bytes, tmp_path) -> oracle.Expected:
     path = tmp_path / "shard.tfrecord"
     path.write_bytes(tfrecord.frame_all([data]))
-    verdict = oracle.yt8m_expected(
+    return oracle.yt8m_expected(
         [str(path)],
         feature_names=yt8m_mutants.FEATURE_NAMES,
         feature_sizes=yt8m_mutants.FEATURE_SIZES,
         num_classes=yt8m_mutants.NUM_CLASSES,
     )
-    assert verdict.good_ids == [b"vid-0"] and not verdict.bad
+
+
+def _record(labels=(1, 6)) -> bytes:
+    example = tf.train.SequenceExample()
+    example.context.feature["id"].bytes_list.value.append(b"vid-0")
+    example.context.feature["labels"].int64_list.value.extend(labels)
+    for name, size in zip(yt8m_mutants.FEATURE_NAMES, yt8m_mutants.FEATURE_SIZES, strict=True):
+        for frame in range(3):
+            value = bytes([frame]) * size
+            example.feature_lists.feature_list[name].feature.add().bytes_list.value.append(value)
+    return example.SerializeToString()
+
+
+def _read(data: bytes) -> tuple | None:
+    """What the readers' parser makes of a record: (id, frames, labels), or None if it refuses."""
+    try:
+        record, code, _ = yt8m_records.parse_record(
+            tf.constant(data),
+            max_frames=100,
+            feature_names=yt8m_mutants.FEATURE_NAMES,
+            feature_sizes=yt8m_mutants.FEATURE_SIZES,
+            num_classes=yt8m_mutants.NUM_CLASSES,
+        )
+    except (tf.errors.InvalidArgumentError, tf.errors.DataLossError):
+        return None
+    if int(code):
+        return None
+    return tuple(np.asarray(record[k].numpy()).tobytes() for k in ("video_id", "frames", "labels"))
+
+
+def test_a_context_protobuf_refuses_is_a_bad_record_for_the_oracle_and_the_reader(tmp_path):
+    """The campaign's findings yt8m-flip_bytes_valid_crc-00463 and -00484: a flip made a feature
+    name that is not UTF-8 (context `labels` -> `labe\x89s`; a feature_lists key). TensorFlow's
+    parser reads the first as a record without labels; protobuf refuses both, and so now do the
+    oracle and the reader (yt8m_records.strict_context). A malformed labels list, which
+    TensorFlow's parser reads as other labels (a packed length of 0 for [1, 6] reads as []), is
+    refused too."""
+    good = _record()
+    assert _read(good) is not None
+    not_utf8 = good.replace(b"labels", b"labe\x89s")
+    packed = good.replace(b"\x1a\x04\x0a\x02\x01\x06", b"\x1a\x04\x0a\x00\x01\x06")
+    assert packed != good
+    for data in (not_utf8, packed):
+        with pytest.raises(DecodeError):
+            tf.train.SequenceExample.FromString(data)
+        verdict = _one_record_verdict(data, tmp_path)
+        assert not verdict.good_ids and not verdict.tolerated and len(verdict.bad) == 1
+        assert _read(data) is None
+
+
+def test_feature_list_framing_tensorflow_reads_leniently_is_tolerated(tmp_path):
+    """The campaign's finding yt8m-flip_bytes_valid_crc-00946: a frame's BytesList length runs
+    past its Feature. Protobuf refuses the record; TensorFlow's parser reads it with the frame as
+    written. The oracle calls it tolerated (read or refused, both right), and the reader reads it
+    with the values the record was written with."""
+    good = _record()
+    frame = b"\x0a\x0c\x0a\x0a\x0a\x08" + bytes([2]) * 8  # the third audio frame's Feature
+    assert good.count(frame) == 1
+    data = good.replace(frame, b"\x0a\x0c\x0a\x6c\x0a\x08" + bytes([2]) * 8)
+    with pytest.raises(DecodeError):
+        tf.train.SequenceExample.FromString(data)
+    verdict = _one_record_verdict(data, tmp_path)
+    assert not verdict.good_ids and not verdict.bad
+    assert [t.video_id for t in verdict.tolerated] == [b"vid-0"]
+    assert _read(data) == _read(good)
     worker = campaign.Worker(120, str(tmp_path / "log"))
     try:
-        mutants = [campaign.make_mutant("yt8m", 0, "flip_bytes_valid_crc", i) for i in (463, 484)]
+        mutants = [campaign.make_mutant("yt8m", 0, "flip_bytes_valid_crc", i) for i in (463, 946)]
         results = campaign.run_mutants(mutants, [worker], str(tmp_path))
     finally:
         worker.close()
     for result in results:
         assert not result.forbidden and result.good_read_skip == result.good_written > 0
+
+
+def test_every_single_bit_flip_of_a_record_is_judged_alike_by_oracle_and_reader(tmp_path):
+    """Every one of the 8 x len(record) single-bit flips of a record (the TFRecord CRC made valid):
+    the oracle's verdict and the reader's parser agree, and a tolerated record the reader reads
+    (protobuf refuses its feature-list framing) is read with the values it was written with. This
+    is what lets the readers trust TensorFlow's parser for the frames (yt8m_records docstring)."""
+    good = _record()
+    written = _read(good)
+    outcomes = collections.Counter()
+    for position in range(len(good)):
+        for bit in range(8):
+            data = bytearray(good)
+            data[position] ^= 1 << bit
+            verdict, read = _one_record_verdict(bytes(data), tmp_path), _read(bytes(data))
+            if verdict.tolerated:
+                assert read in (None, written), (position, bit)
+                outcomes["tolerated, " + ("read as written" if read else "refused")] += 1
+            else:
+                assert (read is not None) == bool(verdict.good_ids), (position, bit)
+                outcomes["good" if verdict.good_ids else "bad"] += 1
+    assert sum(outcomes.values()) == 8 * len(good)
+    # Each class occurs: the sweep exercises what it claims to.
+    assert all(outcomes[c] for c in ("good", "bad", "tolerated, read as written")), outcomes
 
 
 def _expected() -> oracle.Expected:

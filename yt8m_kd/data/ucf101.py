@@ -89,6 +89,7 @@ from yt8m_kd.data.ucf101_splits import (
     video_stem,
 )
 from yt8m_kd.data.yt8m import BadRecordCounter, list_files
+from yt8m_kd.data.yt8m_records import strict_context
 
 UCF101_PROBLEM_KINDS = (
     "corrupt_file",
@@ -478,11 +479,14 @@ def _make_clip(
 # ------------------------------------------------------------------------------------ records
 def record_fields(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
     """A frame record's fields: video_id, label (int64, -1 when absent), frames [n] (JPEGs).
-    Fails on bytes that are not a SequenceExample of the schema."""
+    Fails on bytes that are not a SequenceExample of the schema, or whose context protobuf's
+    own parser refuses (`yt8m_records.strict_context`: TensorFlow's parser is lenient there)."""
     context, sequences = tf.io.parse_single_sequence_example(
         serialized, context_features=_CONTEXT_FEATURES, sequence_features=_SEQUENCE_FEATURES
     )
-    return {"video_id": context["id"], "label": context["label"], "frames": sequences["frames"]}
+    # A data dependency on the check (a control dependency is pruned by TensorFlow's optimizer).
+    video_id = tf.where(strict_context(serialized) >= 0, context["id"], "")
+    return {"video_id": video_id, "label": context["label"], "frames": sequences["frames"]}
 
 
 def _checked_record(

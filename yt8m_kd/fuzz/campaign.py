@@ -9,6 +9,10 @@ Outcome classes of one mutant in one mode. Allowed:
   skip_exact     skip mode: every good record read (ids compared with the oracle's), no bad one,
                  and the counter counting every bad record
 
+A record the oracle calls tolerated (protobuf refuses only its feature lists' framing, which
+TensorFlow's parser reads leniently: oracle.py) may be read or refused, in either mode; the summary
+counts them (`tolerated_records`).
+
 Forbidden (FORBIDDEN): traceback, crash, hang, error_in_skip_mode, error_on_good_input,
 error_without_file, error_without_record_id, error_not_one_line, error_with_node_names,
 error_too_long (an error line longer than MAX_ERROR_CHARS beyond the path: a 1 MB id printed
@@ -160,14 +164,19 @@ def classify(expected: oracle.Expected, mode: str, answer: dict) -> list[str]:
     if answer["outcome"] in ("traceback", "crash", "hang"):
         return [answer["outcome"]]
     good = collections.Counter(id_key(v) for v in expected.good_ids)
+    tolerated = collections.Counter(id_key(b.video_id) for b in expected.tolerated)
     read = collections.Counter(answer["ids"])
     classes = []
-    if read - good:
+    if read - good - tolerated:
         classes.append("bad_record_accepted")
     if mode == "strict":
         if answer["outcome"] == "error":
             if expected.bad:
                 classes += _message_classes(expected, answer["message"])
+            elif expected.tolerated:  # refusing one is right too
+                classes += _message_classes(
+                    oracle.Expected(bad=expected.tolerated), answer["message"]
+                )
             else:
                 classes.append("error_on_good_input")
         elif expected.bad:
@@ -175,7 +184,7 @@ def classify(expected: oracle.Expected, mode: str, answer: dict) -> list[str]:
         elif good - read:
             classes.append("good_record_dropped")
         if not classes:
-            return ["strict_error" if expected.bad else "strict_clean"]
+            return ["strict_error" if answer["outcome"] == "error" else "strict_clean"]
         return sorted(set(classes))
     if answer["outcome"] == "error":
         classes.append("error_in_skip_mode")
@@ -186,7 +195,7 @@ def classify(expected: oracle.Expected, mode: str, answer: dict) -> list[str]:
         total = answer["counts"]["total"]
         if total < expected.record_bad + low:
             classes.append("bad_record_not_counted")
-        elif total > expected.record_bad + high:
+        elif total > expected.record_bad + high + len(expected.tolerated):
             classes.append("count_too_high")
     return sorted(set(classes)) or ["skip_exact"]
 
@@ -261,6 +270,7 @@ class MutantResult:
     good_written: int
     good_read_skip: int
     bad_records: int
+    tolerated: int = 0  # records the oracle's `Expected.tolerated`: read or refused, both right
 
     @property
     def forbidden(self) -> list[str]:
@@ -300,6 +310,7 @@ class _Case:
             len(self.expected.good_ids),
             self.good_read,
             len(self.expected.bad),
+            len(self.expected.tolerated),
         )
 
 
@@ -308,6 +319,7 @@ def _merged(cases: Sequence[_Case]) -> oracle.Expected:
     for case in cases:
         merged.good_ids += case.expected.good_ids
         merged.bad += case.expected.bad
+        merged.tolerated += case.expected.tolerated
     return merged
 
 
@@ -478,6 +490,7 @@ def summarize(results: Sequence[MutantResult], seconds: float) -> dict:
                 "lost_percent": round(100 * (written - read) / written, 2) if written else 0.0,
             },
             "bad_records_and_damaged_regions": sum(r.bad_records for r in mine),
+            "tolerated_records": sum(r.tolerated for r in mine),
             "forbidden_examples": examples,
         }
     summary["forbidden_total"] = sum(f["forbidden_total"] for f in summary["families"].values())

@@ -134,7 +134,8 @@ def classify_launch(
         return "error_not_one_line"
     if skip:
         return "error_in_skip_mode"
-    named = [bad.path for bad in expected.bad] + (list(data_paths) if own_problems else [])
+    named = [bad.path for bad in (*expected.bad, *expected.tolerated)]
+    named += list(data_paths) if own_problems else []
     if not any(path in last for path in named):
         return "error_without_file"
     if any(noise in last for noise in NODE_NAMES):
