@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from conftest import MAX_FRAMES, REPO_ROOT, tiny_run_config
+from tensorflow.core.protobuf import trackable_object_graph_pb2
 
 from yt8m_kd import flags as yflags
 from yt8m_kd.configs import FlagError
@@ -48,13 +49,23 @@ def _fingerprints(arrays) -> list[tuple]:
 
 
 def _checkpoint_model_tensors(checkpoint: str) -> list[np.ndarray]:
-    """The model variables stored in a checkpoint file, read raw (not through a restore)."""
+    """Every variable under the checkpoint's "model" object, read raw from the file through its
+    object graph (not through a restore; variables the optimizer also tracks are stored under
+    the optimizer's path, so their keys do not start with "model/")."""
     reader = tf.train.load_checkpoint(checkpoint)
-    return [
-        reader.get_tensor(key)
-        for key in reader.get_variable_to_shape_map()
-        if key.startswith("model/") and key.endswith("/.ATTRIBUTES/VARIABLE_VALUE")
-    ]
+    graph = trackable_object_graph_pb2.TrackableObjectGraph()
+    graph.ParseFromString(reader.get_tensor("_CHECKPOINTABLE_OBJECT_GRAPH"))
+    todo = [child.node_id for child in graph.nodes[0].children if child.local_name == "model"]
+    seen, keys = set(), []
+    while todo:
+        node_id = todo.pop()
+        if node_id in seen:
+            continue
+        seen.add(node_id)
+        node = graph.nodes[node_id]
+        keys += [a.checkpoint_key for a in node.attributes if a.name == "VARIABLE_VALUE"]
+        todo += [child.node_id for child in node.children]
+    return [reader.get_tensor(key) for key in keys]
 
 
 def _assert_starts_from(trainer, source_run: str) -> None:
