@@ -15,7 +15,7 @@ import shutil
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import MAX_FRAMES, REPO_ROOT, tiny_run_config
+from conftest import MAX_FRAMES, REPO_ROOT, run_test_script, tiny_run_config
 from tensorflow.core.protobuf import trackable_object_graph_pb2
 
 from yt8m_kd import flags as yflags
@@ -378,6 +378,16 @@ def test_train_launcher_initialises_then_resumes(teacher_run, tiny_yt8m, tmp_pat
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert (metrics["resumed_from_step"], metrics["step"]) == (2, 3)
     assert metrics["init_from"]["source_step"] == 5
+
+
+@pytest.mark.slow  # its own process with 2 logical CPUs, training 2 steps
+def test_mirrored_replicas_all_start_from_the_teacher(teacher_run, tiny_yt8m, tmp_path):
+    report = run_test_script(
+        "init_from_run_mirrored.py", str(tiny_yt8m.root), teacher_run, str(tmp_path), timeout=300
+    )
+    assert report["replicas"] == 2 and report["copies_per_weight"] == [2]
+    assert report["equal_to_teacher"] and report["step_after_restore"] == 0
+    assert report["trained_step"] == 2 and report["init_from"]["run_dir"] == teacher_run
 
 
 UCF101_CLASSES = ("Archery", "Basketball", "Biking", "Bowling")
