@@ -6,7 +6,7 @@
                                             flags differ (checked against its flags.txt before
                                             anything is written), unless overwrite=True
                                             (--overwrite_run_dir) deletes that run first
-  check_init_source(config, run_dir)        a --init_from_run source that exists, has a
+  check_init_source(config)                 a --init_from_run source that exists, has a
                                             checkpoint and has this run's model (one line
                                             naming what differs otherwise)
 
@@ -200,8 +200,9 @@ def record_invocation(run_dir: str, changed: dict[str, list] | None) -> dict:
 # Model fields in which an --init_from_run source may differ from the run it initialises: which
 # frames the model sees (NeXtVLAD's weights do not depend on the frame count, so a k-frame student
 # can start from the all-frames teacher), where a backbone's first weights come from (the
-# checkpoint replaces them) and the dropout rate (dropout has no weights). Every other field
-# shapes or defines the weights.
+# checkpoint replaces them) and the dropout rate (dropout has no weights). Every other field must
+# match: most shape or define the weights; --l2_penalty and --trainable_backbone do not, but they
+# are kept so that a run fine-tunes the source's model as it was trained.
 _INIT_MAY_DIFFER = ("k_frames", "frame_selection", "backbone_weights", "drop_rate")
 # Data fields that decide what the model's weights mean: the data family and the features read.
 _INIT_DATA_FIELDS = ("dataset", "feature_names")
