@@ -9,6 +9,10 @@ Distillation (Bhardwaj et al.): give the student a teacher, online or from a tea
   python launchers/train.py --flagfile=models/tiny_student_k6.flags --teacher_run_dir=runs/teacher \
       [--teacher_cache=runs/teacher_cache] [--w_pred=0.01 --w_rep=0.001 --w_kl=0] ...
 
+A run may start from another run's weights (model weights only), e.g. a student from its teacher:
+
+  python launchers/train.py --flagfile=models/tiny_sakd_k6.flags --init_from_run=runs/teacher ...
+
 The run directory gets flags.txt, checkpoints/, TensorBoard events in train/ and eval/, and
 metrics.json with the final evaluation. A rerun on the same --run_dir goes on from its latest
 checkpoint (a longer --max_steps trains further, recorded in flags_history.json); one with flags

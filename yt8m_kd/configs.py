@@ -152,6 +152,11 @@ class TrainConfig:
 
     `jit_compile` and `mixed_precision` left at None are decided by the trainer from the devices:
     on with one GPU (docs/design.md, "Training loop").
+
+    `init_from_run` is another run directory whose latest checkpoint gives the model its first
+    weights (model weights only: not the optimizer, step, teacher, projection head or SAKD state),
+    so that a student can be fine-tuned from a trained model instead of random weights. It is
+    used only when the run has no checkpoint of its own: a resumed run goes on from its own.
     """
 
     batch_size: int = 80  # global, summed over replicas
@@ -171,6 +176,7 @@ class TrainConfig:
     strategy: str = "one_device"
     num_logical_cpus: int = 0
     progress_bar: bool = True
+    init_from_run: str | None = None
 
 
 # ------------------------------------------------------------------------------- distillation

@@ -249,6 +249,15 @@ def define_training_flags(fv: flags.FlagValues) -> None:
         "GPU). bfloat16 has float32's range, so no loss scaling is needed.",
     )
     boolean("progress_bar", True, "Show a progress bar.")
+    string(
+        "init_from_run",
+        None,
+        "A run directory: start this run's model from that run's latest checkpoint, model "
+        "weights only (no optimizer, step, teacher, projection head or SAKD state), e.g. a "
+        "k-frame student from the all-frames teacher. The models must match except for "
+        "--k_frames, --frame_selection, --backbone_weights and --drop_rate. Used only when this "
+        "run has no checkpoint of its own: a rerun resumes its own checkpoints.",
+    )
     flag_checks.register_value_checks(fv)
 
 

@@ -4,6 +4,10 @@ One loop serves OneDevice, Mirrored and MultiWorkerMirrored strategies (docs/des
 `model.fit`). A run directory holds `checkpoints/`, `train/` and `eval/` TensorBoard events, and
 `metrics.json`; the launcher adds `flags.txt`.
 
+A run without a checkpoint of its own starts from random weights (seeded by --seed), or, with
+--init_from_run, from the model weights of another run's latest checkpoint (`Trainer.restore`);
+`init_from.json` records where they came from, and every metrics.json of the run repeats it.
+
 Frame selection: a k-frame student that trains without a teacher in the step (a plain student, or
 one distilled from a teacher cache, SAKD included) gets its k frames selected in tf.data on the
 host, so the device receives [B, k, ...] instead of all frames; the step does not select again.
@@ -38,10 +42,10 @@ import tensorflow as tf
 from absl import logging
 
 from yt8m_kd import metrics as metrics_lib
-from yt8m_kd.configs import DataConfig, ModelConfig, TrainConfig
+from yt8m_kd.configs import DataConfig, FlagError, ModelConfig, TrainConfig
 from yt8m_kd.data import videos
 from yt8m_kd.distill import losses
-from yt8m_kd.files import write_json
+from yt8m_kd.files import read_json, write_json
 from yt8m_kd.modeling import build_video_model, model_size
 from yt8m_kd.modeling.predict import (
     make_predict_fn,
@@ -50,6 +54,9 @@ from yt8m_kd.modeling.predict import (
     training_selection_seed,
 )
 from yt8m_kd.training import strategy as strategy_lib
+
+# Where a run initialised by --init_from_run records the source (run directory and checkpoint).
+INIT_FROM_FILE = "init_from.json"
 
 
 class TrainingStopped(Exception):  # noqa: N818 (a stop, not an error)
@@ -138,6 +145,12 @@ _ADVICE = "(lower --base_learning_rate or set --clip_gradient_norm, then rerun)"
 def checkpoint_step(path: str) -> int:
     """The step of a checkpoint path that CheckpointManager wrote (".../ckpt-<step>")."""
     return int(path.rsplit("-", 1)[1])
+
+
+def _step_of(path: str) -> int | None:
+    """`checkpoint_step` of a checkpoint of another run, None for a name without a step."""
+    suffix = path.rsplit("-", 1)[-1]
+    return int(suffix) if suffix.isdigit() else None
 
 
 def _format_values(values: dict[str, float]) -> str:
@@ -267,6 +280,7 @@ class Trainer:
         self._saved_step = -1
         self.signals = SignalStop()
         self.eval_history: list[dict] = []
+        self.init_from: dict | None = None  # set by `restore`: where the first weights came from
         self._predict = None  # traced once, on the first evaluation
 
     @property
@@ -466,15 +480,58 @@ class Trainer:
     def restore(self) -> int:
         """Restores the latest checkpoint if any; returns the step it resumes from.
 
+        A run without a checkpoint of its own takes its model's weights from --init_from_run, if
+        given (`_init_from_run`); a run with one never re-initialises, whatever the flag says.
         Every worker restores the chief's latest checkpoint (not its own throwaway copies, which a
         killed worker may have left behind at another step), and they check that they agree."""
         latest = tf.train.latest_checkpoint(self.chief_checkpoint_dir)
+        init_file = os.path.join(self.run_dir, INIT_FROM_FILE)
         if latest:
             self.checkpoint.restore(latest).assert_existing_objects_matched()
             logging.warning("Restored %s: resuming at step %d", latest, self.step)
+            self.init_from = read_json(init_file)  # how the run started, if from another run
+        elif self.config.init_from_run:
+            self._init_from_run(self.config.init_from_run, init_file)
+        elif self.is_chief and tf.io.gfile.exists(init_file):
+            # Left by an initialised start killed before its first checkpoint: not this start.
+            tf.io.gfile.remove(init_file)
         self._saved_step = self.step
         strategy_lib.check_same_step(self.strategy, self.step)
         return self.step
+
+    def _init_from_run(self, source: str, init_file: str) -> None:
+        """Loads the model weights (only: the optimizer, its step and training-only parts such
+        as a projection head or SAKD state start fresh) of `source`'s latest checkpoint, and
+        records where they came from in `init_file`, for every later metrics.json of the run.
+
+        Raises:
+          FlagError: `source` has no checkpoint, or one that does not hold every model weight
+            at its shape (`runs.check_init_source` refuses such a source earlier, by its flags).
+        """
+        checkpoint = tf.train.latest_checkpoint(os.path.join(source, "checkpoints"))
+        if not checkpoint:
+            raise FlagError(f"--init_from_run={source} has no checkpoint")
+        try:
+            # expect_partial: the source's optimizer, teacher parts, ... are not wanted here;
+            # assert_existing_objects_matched: but every model variable must have been loaded.
+            status = tf.train.Checkpoint(model=self.model).restore(checkpoint)
+            status.expect_partial().assert_existing_objects_matched()
+        except (AssertionError, ValueError) as e:
+            first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise FlagError(
+                f"--init_from_run={source}: {checkpoint} does not fit this model ({first_line})"
+            ) from e
+        self.init_from = {
+            "run_dir": source,
+            "checkpoint": os.path.abspath(checkpoint) if "://" not in checkpoint else checkpoint,
+            "source_step": _step_of(checkpoint),
+        }
+        if self.is_chief:
+            write_json(init_file, self.init_from)
+        logging.warning(
+            "Initialised the model from %s (--init_from_run; model weights only): step 0",
+            checkpoint,
+        )
 
     def save(self, force: bool = False) -> None:
         """Saves a checkpoint of the current step, unless one exists already (or `force`: state
@@ -640,6 +697,8 @@ class Trainer:
     def finish(self, results: dict) -> dict:
         """Final evaluation, and metrics.json in the run directory."""
         results["step"] = self.step
+        if self.init_from is not None:
+            results["init_from"] = self.init_from
         results["model"] = model_size(self.model, self.model_config, self.data_config.max_frames)
         if self.data_config.eval_data_pattern:
             results["eval"] = self.run_eval()

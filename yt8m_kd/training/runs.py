@@ -6,6 +6,9 @@
                                             flags differ (checked against its flags.txt before
                                             anything is written), unless overwrite=True
                                             (--overwrite_run_dir) deletes that run first
+  check_init_source(config)                 a --init_from_run source that exists, has a
+                                            checkpoint and has this run's model (one line
+                                            naming what differs otherwise)
 
 Every invocation that trains appends to the run's flags_history.json the flags it changed (length
 and bookkeeping: what may change), the step it starts from and the time.
@@ -23,13 +26,14 @@ import re
 import tensorflow as tf
 from absl import logging
 
-from yt8m_kd.configs import FlagError, RunConfig
+from yt8m_kd.configs import MODEL_CONFIG_FIELDS, FlagError, RunConfig
 from yt8m_kd.files import read_json, write_json
 from yt8m_kd.flags import (
     FLAGS_FILE,
     flag_name,
     read_run_config,
     recorded_values,
+    require_run_dir,
     write_run_config,
 )
 from yt8m_kd.training.distillation import DistillationTrainer
@@ -91,6 +95,9 @@ _MAY_CHANGE = {
     "strategy": "one_device",  # a run may go on with other devices
     "num_logical_cpus": 0,
     "jit_compile": None,
+    # Used only before a run's first checkpoint (a resumed run never re-initialises), so a rerun
+    # may add, change or drop it; flags_history.json records it like the others.
+    "init_from_run": None,
 }
 
 
@@ -190,6 +197,51 @@ def record_invocation(run_dir: str, changed: dict[str, list] | None) -> dict:
     return entry
 
 
+# Model fields in which an --init_from_run source may differ from the run it initialises: which
+# frames the model sees (NeXtVLAD's weights do not depend on the frame count, so a k-frame student
+# can start from the all-frames teacher), where a backbone's first weights come from (the
+# checkpoint replaces them) and the dropout rate (dropout has no weights). Every other field must
+# match: most shape or define the weights; --l2_penalty and --trainable_backbone do not, but they
+# are kept so that a run fine-tunes the source's model as it was trained.
+_INIT_MAY_DIFFER = ("k_frames", "frame_selection", "backbone_weights", "drop_rate")
+# Data fields that decide what the model's weights mean: the data family and the features read.
+_INIT_DATA_FIELDS = ("dataset", "feature_names")
+
+
+def init_differences(source: RunConfig, wanted: RunConfig) -> list[str]:
+    """'section.field: source -> wanted' for every model and data field in which a run cannot
+    start from `source`'s weights (everything but `_INIT_MAY_DIFFER`)."""
+    fields = [("model", name) for name in MODEL_CONFIG_FIELDS if name not in _INIT_MAY_DIFFER]
+    fields += [("data", name) for name in _INIT_DATA_FIELDS]
+    lines = []
+    for section, name in fields:
+        old, new = getattr(getattr(source, section), name), getattr(getattr(wanted, section), name)
+        if old != new:
+            lines.append(f"{section}.{name}: {old!r} -> {new!r}")
+    return lines
+
+
+def check_init_source(config: RunConfig) -> None:
+    """Whether `config`'s --init_from_run (if any) can give its model its first weights: a run
+    directory with a checkpoint, whose flags.txt describes the same model. Checked whenever the
+    flag is given, before anything is written, so a typo fails at once (also on a rerun that
+    resumes, where the source is not used: drop the flag there if the source is gone).
+
+    Raises:
+      FlagError: one line naming the source and what is wrong with it (every differing field).
+    """
+    source = config.train.init_from_run
+    if not source:
+        return
+    require_run_dir("init_from_run", source)
+    checkpoints = os.path.join(source, "checkpoints")
+    if not tf.train.latest_checkpoint(checkpoints):
+        raise FlagError(f"--init_from_run={source} has no checkpoint (none in {checkpoints})")
+    differ = init_differences(read_run_config(source), config)
+    if differ:
+        raise FlagError(f"--init_from_run={source}: its model differs: {'; '.join(differ)}")
+
+
 def _looks_like_run(run_dir: str) -> bool:
     return any(
         tf.io.gfile.exists(os.path.join(run_dir, name)) for name in (FLAGS_FILE, "checkpoints")
@@ -197,8 +249,9 @@ def _looks_like_run(run_dir: str) -> bool:
 
 
 def _inputs(config: RunConfig) -> list[str]:
-    """The local paths a run reads (data, split files, teacher, backbone weights)."""
-    paths = [config.model.backbone_weights]
+    """The local paths a run reads (data, split files, teacher, backbone weights, the run it
+    starts from)."""
+    paths = [config.model.backbone_weights, config.train.init_from_run]
     for section, names in _PATH_FIELDS.items():
         value = getattr(config, section)
         if value is not None:
@@ -291,6 +344,9 @@ def train_or_reuse(
     """Trains the run of `config` in `run_dir`; returns (its metrics.json, whether it was reused).
 
     Every check reads the stored flags.txt before anything is written:
+    - --init_from_run, when given: a run with a checkpoint and this run's model
+      (`check_init_source`), FlagError otherwise. The trainer loads it only if the run has no
+      checkpoint of its own.
     - No run there yet: its flags.txt is written, then it trains.
     - A run there with other flags: FlagError naming every differing flag (nothing is touched);
       with `overwrite` (--overwrite_run_dir) that run is deleted first (`clear_run_dir`) and a new
@@ -304,6 +360,7 @@ def train_or_reuse(
     Every invocation that trains appends its changed flags, step and time to flags_history.json
     (`record_invocation`) as it rewrites flags.txt.
     """
+    check_init_source(config)
     if overwrite:
         clear_run_dir(config, run_dir)
     recorded, metrics = _check_rerun(config, run_dir)
