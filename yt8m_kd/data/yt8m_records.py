@@ -41,7 +41,8 @@ checked nor decoded.
 Protobuf framing. TensorFlow's parser is lenient about a SequenceExample's framing: a nested length
 that runs past its enclosing message is cut to it, and a few malformed fields are read past. In
 the feature lists that is harmless: a frame read wrongly has the wrong size or count and fails a
-check (the fuzz campaign's single-byte sweep found none that passed them). In the context it is
+check (tests/test_fuzz.py flips every bit of a record: each record the parser reads while protobuf
+refuses it is read with the frames it was written with). In the context it is
 not: a malformed `labels` list can be read as other labels. So `record_fields` also parses the
 context with protobuf's own (strict) parser (`strict_context`, microseconds a record) and fails on
 a record it refuses. Checking the whole record strictly would cost about three times the parse
@@ -173,8 +174,8 @@ def record_fields(
 ) -> dict[str, tf.Tensor]:
     """parse_record's first stage: a record's proto fields (video_id, labels, sequences). The
     only step that can fail: on bytes that are not a SequenceExample, or whose context protobuf
-    refuses (`strict_context`). With read_labels=False the
-    `labels` field is not parsed (and is empty), so whatever a record holds there is fine."""
+    refuses (`strict_context`). With read_labels=False the `labels` field is not parsed (and is
+    empty), so whatever a record holds there is fine."""
     context_features = {
         "id": tf.io.FixedLenFeature([], tf.string, default_value=""),
         "video_id": tf.io.FixedLenFeature([], tf.string, default_value=""),

@@ -22,10 +22,11 @@ and record checks:
 
 A byte flip that leaves a record that passes all of this is a good record: its content changed,
 which a reader cannot know. The context is parsed strictly (protobuf refuses a malformed field or a
-feature name that is not UTF-8, and so do the readers); the feature lists as TensorFlow's parser
-reads them, a nested length that runs past its message cut to it (`_with_clamped_feature_lists`).
-A feature that holds fields no Feature has is one the readers' parse op refuses. Duplicate ids are good records here: both are read; reporting them is
-the job of what writes ids out (infer.py's CSV). JPEG decoding uses TensorFlow's decoder (the one
+feature name that is not UTF-8, and so do the readers); a record whose feature lists protobuf
+refuses only for their framing, which TensorFlow's parser reads leniently, is `tolerated` (see
+"wire format" below). A Feature or context that holds fields its type does not have, and a context
+entry with a name and no value, are what the readers' parse op refuses. Duplicate ids are good
+records here: both are read; reporting them is the job of what writes ids out (infer.py's CSV). JPEG decoding uses TensorFlow's decoder (the one
 training uses) eagerly, outside any pipeline; everything else is plain Python.
 """
 
@@ -161,12 +162,12 @@ def _parse(data: bytes) -> tuple[tf.train.SequenceExample | None, bool]:
 # runs past its enclosing message is cut to that message, or read as an upper bound (seen in the
 # fuzz campaign, yt8m-flip_bytes_valid_crc-00946: a BytesList length of 108 in a Feature of 12
 # bytes, read as the 8-byte frame it holds). The readers rely on that parser for the frames (a
-# frame read wrongly fails the size and count checks; tests/test_fuzz.py sweeps every single-byte
-# flip of a record to show that a record the reader reads while protobuf refuses it is read with
-# the values it was written with) and check the context strictly (yt8m_records.strict_context). So
+# frame read wrongly fails the size and count checks; tests/test_fuzz.py sweeps every single-bit
+# flip of a small record to show that a record the reader reads while protobuf refuses it is read
+# with the values it was written with) and check the context strictly (yt8m_records.strict_context). So
 # a record whose feature-list framing alone is malformed is `tolerated`: read or refused, both
-# are right. The oracle recognises one form, `_with_clamped_feature_lists` (every length cut to its
-# message, then parsed by protobuf); a record of another form protobuf refuses is bad. The context
+# are right. The oracle recognises that form, `_with_clamped_feature_lists` (every length cut to
+# its message, a Feature's length read as an upper bound, then parsed by protobuf); a record of another form protobuf refuses is bad. The context
 # is parsed as it stands: a context protobuf refuses (a malformed labels list, a feature name that
 # is not UTF-8) makes the record bad. Wire format: a field is a varint tag (number << 3 | type) and a
 # value: type 0 a varint, 1 eight bytes, 2 a varint length and that many bytes, 5 four bytes.
