@@ -38,6 +38,7 @@ LAYERS = {
     "yt8m_kd": 0,
     "yt8m_kd.configs": 0,
     "yt8m_kd.files": 0,
+    "yt8m_kd.cache_layout": 0,
     "yt8m_kd.machine": 0,
     "yt8m_kd.flags": 1,
     "yt8m_kd.flag_checks": 1,

@@ -40,20 +40,19 @@ import dataclasses
 import hashlib
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from yt8m_kd.cache_layout import METADATA_FILE, SHARD_PREFIX, incomplete_message, shard_name
 from yt8m_kd.configs import ModelConfig
 from yt8m_kd.data.yt8m import BadRecordCounter
 from yt8m_kd.data.yt8m_records import display_id
 from yt8m_kd.files import write_json
 from yt8m_kd.modeling.predict import model_inputs
 
-METADATA_FILE = "teacher_cache.json"
-SHARD_PREFIX = "teacher-"
 FORMAT = "yt8m_kd.teacher_cache/1"
 _REBUILD_HINT = "rebuild it with launchers/cache_teacher.py"
 
@@ -62,10 +61,6 @@ _MAX_LISTED_DUPLICATES = 100
 
 # Records parsed at once while loading: bounds the temporary tensors to a few MB per batch.
 _LOAD_BATCH = 1024
-
-
-def shard_name(index: int) -> str:
-    return f"{SHARD_PREFIX}{index:05d}.tfrecord"
 
 
 def _make_teacher_fn(model, model_config: ModelConfig) -> Callable:
@@ -78,7 +73,7 @@ def _make_teacher_fn(model, model_config: ModelConfig) -> Callable:
     return teacher_outputs
 
 
-def _example(video_id: bytes, logits: np.ndarray, representation: np.ndarray) -> bytes:
+def example(video_id: bytes, logits: np.ndarray, representation: np.ndarray) -> bytes:
     feature = {
         "video_id": tf.train.Feature(bytes_list=tf.train.BytesList(value=[video_id])),
         "logits": tf.train.Feature(float_list=tf.train.FloatList(value=logits)),
@@ -87,10 +82,10 @@ def _example(video_id: bytes, logits: np.ndarray, representation: np.ndarray) ->
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
 
-def _sources(batch: dict) -> list[str]:
-    """The file of each video of a batch, "an unknown file" without `source_file`."""
+def _sources(batch: dict, default: str) -> list[str]:
+    """The file of each video of a batch, `default` without `source_file`."""
     if "source_file" not in batch:
-        return ["an unknown file"] * int(tf.shape(batch["video_id"])[0])
+        return [default] * int(tf.shape(batch["video_id"])[0])
     return [path.decode(errors="replace") for path in batch["source_file"].numpy()]
 
 
@@ -102,6 +97,14 @@ def _digest(batch: dict, row: int) -> bytes:
     ).digest()
 
 
+def duplicate_message(shown_id: str, first_file: str, second_file: str, what: str) -> str:
+    return (
+        f"video id {shown_id} appears twice in the data, in {first_file} and in {second_file} "
+        f"({what}): a teacher cache needs unique ids (with --skip_bad_records the first is "
+        "kept and the others are counted as duplicate_id)"
+    )
+
+
 def _duplicate(video_id: bytes, first: tuple[str, bytes], second: tuple[str, bytes]) -> dict:
     same = first[1] == second[1]
     shown = display_id(video_id)
@@ -110,144 +113,111 @@ def _duplicate(video_id: bytes, first: tuple[str, bytes], second: tuple[str, byt
         "video_id": shown,
         "files": [first[0], second[0]],
         "same_frames": same,
-        "message": (
-            f"video id {shown} appears twice in the data, in {first[0]} and in {second[0]} "
-            f"({what}): a teacher cache needs unique ids (with --skip_bad_records the first is "
-            "kept and the others are counted as duplicate_id)"
-        ),
+        "message": duplicate_message(shown, first[0], second[0], what),
     }
 
 
-def _remove_previous_cache(output_dir: str) -> None:
-    """Makes a cache already in output_dir incomplete before any of its shards is overwritten."""
-    metadata_path = os.path.join(output_dir, METADATA_FILE)
-    if tf.io.gfile.exists(metadata_path):
-        tf.io.gfile.remove(metadata_path)
-    for path in tf.io.gfile.glob(os.path.join(output_dir, f"{SHARD_PREFIX}*.tfrecord")):
-        tf.io.gfile.remove(path)
+def listed_duplicates(duplicates: list[dict]) -> list[dict]:
+    """The duplicates as teacher_cache.json lists them (the first _MAX_LISTED_DUPLICATES)."""
+    return [
+        {key: d[key] for key in ("video_id", "files", "same_frames")}
+        for d in duplicates[:_MAX_LISTED_DUPLICATES]
+    ]
 
 
-def write_teacher_cache(
-    model,
-    model_config: ModelConfig,
-    dataset: tf.data.Dataset,
-    output_dir: str,
-    *,
-    metadata: dict,
-    records_per_shard: int = 10000,
-    bad_record_counter: BadRecordCounter | None = None,
-    progress: Callable[[int, int], None] | None = None,
-    skip_duplicates: bool = False,
-) -> dict:
-    """Runs the teacher once over `dataset` and writes its outputs per video to `output_dir`.
+class UniqueIds:
+    """The ids seen so far: a repeated id is an error naming both files, or with
+    `skip_duplicates` it is logged and listed in `duplicates` (the first video of an id wins)."""
 
-    Args:
-      model: the teacher, a video model mapping (frames, num_frames) to {"logits", "repr"}.
-      model_config: its configuration; it must see all frames (k_frames = 0).
-      dataset: batches of `yt8m.frame_dataset`, not shuffled and not repeated; every video once.
-      output_dir: the cache directory (created). A cache already there is replaced: its
-        teacher_cache.json and shards are removed first.
-      metadata: what the cache was made from, stored in teacher_cache.json; by convention
-        "teacher_run_dir", "checkpoint" and "data_pattern" (named by load errors). The keys this
-        function computes (format, num_classes, repr_size, num_videos, shards, ...) override
-        same-named keys of `metadata`.
-      records_per_shard: videos per TFRecord shard.
-      bad_record_counter: the counter of a pipeline that skips bad records; its counts are stored
-        under "bad_records" (the skipped videos are not in the cache).
-      progress: called after every batch with (batches done, videos done).
-      skip_duplicates: a video id seen before is skipped (logged, counted as "duplicate_id" in
-        "bad_records", listed under "duplicate_ids" with its files and whether its frames are
-        those of the first one) instead of an error; the cache keeps the first video of an id.
-        Batches with `source_file` (frame_dataset(source_files=True)) let messages name files.
+    def __init__(self, skip_duplicates: bool):
+        self.skip_duplicates = skip_duplicates
+        self.seen: dict[bytes, tuple[str, bytes]] = {}  # id -> (its file, a digest of its frames)
+        self.duplicates: list[dict] = []
 
-    Returns:
-      The metadata written to teacher_cache.json.
+    def add(self, video_id: bytes, source: tuple[str, bytes]) -> bool:
+        """True for a new id (to cache), False for a skipped repeat; ValueError when strict."""
+        if not video_id:
+            raise ValueError("a record without a video id: a teacher cache is looked up by id")
+        if video_id not in self.seen:
+            self.seen[video_id] = source
+            return True
+        duplicate = _duplicate(video_id, self.seen[video_id], source)
+        if not self.skip_duplicates:
+            raise ValueError(duplicate["message"])
+        logging.warning("skipping %s", duplicate["message"])
+        self.duplicates.append(duplicate)
+        return False
 
-    Raises:
-      ValueError: a teacher that sees k < all frames, a video id that is empty or (without
-        skip_duplicates) seen twice (named with both files), outputs whose width differs from model_config.num_classes, or no video at all.
-        Shards written before the error stay, without teacher_cache.json: not loadable.
-    """
+
+def check_teacher(model_config: ModelConfig) -> None:
+    """A cache holds the outputs of a teacher that sees every frame; ValueError otherwise."""
     if model_config.k_frames != 0:
         raise ValueError(
             f"a teacher cache stores the outputs of an all-frames teacher (k_frames=0); this "
             f"model sees k_frames={model_config.k_frames}"
         )
+
+
+def teacher_batches(
+    model, model_config: ModelConfig, dataset: tf.data.Dataset, default_source: str
+) -> Iterator[list[tuple[bytes, tuple[str, bytes], np.ndarray, np.ndarray]]]:
+    """Runs the teacher over `dataset`; yields per batch its rows (video id, (its file, a digest
+    of its frames), logits [C], repr [H]). A video's file is `default_source` for batches
+    without `source_file`.
+
+    Raises:
+      ValueError: a teacher that sees k < all frames, or outputs whose width differs from
+        model_config.num_classes.
+    """
+    check_teacher(model_config)
     if records_per_shard <= 0:
         raise ValueError(f"records_per_shard={records_per_shard} must be positive")
+    rows = teacher_batches(model, model_config, dataset, "an unknown file")
     tf.io.gfile.makedirs(output_dir)
     _remove_previous_cache(output_dir)
 
-    teacher_outputs = _make_teacher_fn(model, model_config)
-    seen: dict[bytes, tuple[str, bytes]] = {}  # video id -> (its file, a digest of its frames)
-    duplicates: list[dict] = []
+    ids = UniqueIds(skip_duplicates)
     shards: list[dict] = []
     writer = None
-    num_classes = repr_size = None
+    repr_size = None
     num_batches = 0
     try:
-        for batch in dataset:
-            logits, representation = teacher_outputs(batch["frames"], batch["num_frames"])
-            logits, representation = logits.numpy(), representation.numpy()
-            if num_classes is None:
-                num_classes, repr_size = logits.shape[1], representation.shape[1]
-                if num_classes != model_config.num_classes:
-                    raise ValueError(
-                        f"the teacher gives {num_classes} logits, its config says "
-                        f"num_classes={model_config.num_classes}"
-                    )
-            sources = _sources(batch)
-            for row, video_id in enumerate(batch["video_id"].numpy()):
-                if not video_id:
-                    raise ValueError(
-                        "a record without a video id: a teacher cache is looked up by id"
-                    )
-                source = (sources[row], _digest(batch, row))
-                if video_id in seen:
-                    duplicate = _duplicate(video_id, seen[video_id], source)
-                    if not skip_duplicates:
-                        raise ValueError(duplicate["message"])
-                    logging.warning("skipping %s", duplicate["message"])
-                    duplicates.append(duplicate)
+        for batch_rows in rows:
+            for video_id, source, logits, representation in batch_rows:
+                repr_size = len(representation)
+                if not ids.add(video_id, source):
                     continue
-                seen[video_id] = source
                 if writer is None or shards[-1]["num_videos"] == records_per_shard:
                     if writer is not None:
                         writer.close()
                     shards.append({"name": shard_name(len(shards)), "num_videos": 0})
                     writer = tf.io.TFRecordWriter(os.path.join(output_dir, shards[-1]["name"]))
-                writer.write(_example(video_id, logits[row], representation[row]))
+                writer.write(example(video_id, logits, representation))
                 shards[-1]["num_videos"] += 1
             num_batches += 1
             if progress is not None:
-                progress(num_batches, len(seen))
+                progress(num_batches, len(ids.seen))
     finally:
         if writer is not None:
             writer.close()
-    if not seen:
+    if not ids.seen:
         raise ValueError("no video in the data: nothing to cache")
 
     result = dict(metadata)
     result.update(
         format=FORMAT,
-        num_classes=int(num_classes),
+        num_classes=int(model_config.num_classes),
         repr_size=int(repr_size),
-        num_videos=len(seen),
+        num_videos=len(ids.seen),
         records_per_shard=records_per_shard,
         shards=shards,
         teacher_model_config=dataclasses.asdict(model_config),
     )
-    bad_records = bad_record_counter.counts() if bad_record_counter is not None else {}
-    if bad_record_counter is not None or duplicates:
-        # Counted with the reader's bad records: skipped, so not in the cache.
-        bad_records["duplicate_id"] = len(duplicates)
-        bad_records["total"] = bad_records.get("total", 0) + len(duplicates)
-        result["bad_records"] = bad_records
-    if duplicates:
-        result["duplicate_ids"] = [
-            {key: d[key] for key in ("video_id", "files", "same_frames")}
-            for d in duplicates[:_MAX_LISTED_DUPLICATES]
-        ]
+    if bad_record_counter is not None or ids.duplicates:
+        counts = bad_record_counter.counts() if bad_record_counter is not None else {}
+        result["bad_records"] = bad_record_counts(counts, len(ids.duplicates))
+    if ids.duplicates:
+        result["duplicate_ids"] = listed_duplicates(ids.duplicates)
     # Last, and atomically: only a finished cache has its json.
     write_json(os.path.join(output_dir, METADATA_FILE), result)
     return result
@@ -292,11 +262,15 @@ class TeacherCache:
         """Reads a cache written by `write_teacher_cache` (launchers/cache_teacher.py).
 
         Raises:
-          FileNotFoundError: no teacher_cache.json (no cache, or an unfinished one), or a shard
-            it lists is missing.
+          FileNotFoundError: no teacher_cache.json (no cache, or an unfinished one: one line
+            saying how many input files are cached when it is built in parts), or a shard it
+            lists is missing.
           ValueError: a shard's video count differs from the json's, or an id appears twice.
         """
         metadata_path = os.path.join(cache_dir, METADATA_FILE)
+        incomplete = incomplete_message(cache_dir)
+        if incomplete:
+            raise FileNotFoundError(incomplete)
         if not tf.io.gfile.exists(metadata_path):
             raise FileNotFoundError(
                 f"no teacher cache at {cache_dir} ({METADATA_FILE} missing: run "
