@@ -72,7 +72,7 @@ def missing_inputs(cache_dir: str, plan: dict) -> list[str]:
 
 
 def describe_missing(missing: list[str], total: int) -> str:
-    """"K of M input files cached (missing: a, b, ...)"."""
+    """ "K of M input files cached (missing: a, b, ...)"."""
     if not missing:
         return f"{total} of {total} input files cached (not finalized)"
     named = ", ".join(missing[:_MAX_NAMED]) + (", ..." if len(missing) > _MAX_NAMED else "")

@@ -166,8 +166,82 @@ def teacher_batches(
     without `source_file`.
 
     Raises:
-      ValueError: a teacher that sees k < all frames, or outputs whose width differs from
-        model_config.num_classes.
+      ValueError: outputs whose width differs from model_config.num_classes.
+    """
+    teacher_outputs = _make_teacher_fn(model, model_config)
+    for batch in dataset:
+        logits, representation = teacher_outputs(batch["frames"], batch["num_frames"])
+        logits, representation = logits.numpy(), representation.numpy()
+        if logits.shape[1] != model_config.num_classes:
+            raise ValueError(
+                f"the teacher gives {logits.shape[1]} logits, its config says "
+                f"num_classes={model_config.num_classes}"
+            )
+        sources = _sources(batch, default_source)
+        yield [
+            (video_id, (sources[row], _digest(batch, row)), logits[row], representation[row])
+            for row, video_id in enumerate(batch["video_id"].numpy())
+        ]
+
+
+def bad_record_counts(counts: dict, duplicates: int) -> dict:
+    """A reader's bad-record counts with the skipped duplicate ids added: skipped, so not in the
+    cache."""
+    counts = dict(counts)
+    counts["duplicate_id"] = counts.get("duplicate_id", 0) + duplicates
+    counts["total"] = counts.get("total", 0) + duplicates
+    return counts
+
+
+def _remove_previous_cache(output_dir: str) -> None:
+    """Makes a cache already in output_dir incomplete before any of its shards is overwritten."""
+    metadata_path = os.path.join(output_dir, METADATA_FILE)
+    if tf.io.gfile.exists(metadata_path):
+        tf.io.gfile.remove(metadata_path)
+    for path in tf.io.gfile.glob(os.path.join(output_dir, f"{SHARD_PREFIX}*.tfrecord")):
+        tf.io.gfile.remove(path)
+
+
+def write_teacher_cache(
+    model,
+    model_config: ModelConfig,
+    dataset: tf.data.Dataset,
+    output_dir: str,
+    *,
+    metadata: dict,
+    records_per_shard: int = 10000,
+    bad_record_counter: BadRecordCounter | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    skip_duplicates: bool = False,
+) -> dict:
+    """Runs the teacher once over `dataset` and writes its outputs per video to `output_dir`.
+
+    Args:
+      model: the teacher, a video model mapping (frames, num_frames) to {"logits", "repr"}.
+      model_config: its configuration; it must see all frames (k_frames = 0).
+      dataset: batches of `yt8m.frame_dataset`, not shuffled and not repeated; every video once.
+      output_dir: the cache directory (created). A cache already there is replaced: its
+        teacher_cache.json and shards are removed first.
+      metadata: what the cache was made from, stored in teacher_cache.json; by convention
+        "teacher_run_dir", "checkpoint" and "data_pattern" (named by load errors). The keys this
+        function computes (format, num_classes, repr_size, num_videos, shards, ...) override
+        same-named keys of `metadata`.
+      records_per_shard: videos per TFRecord shard.
+      bad_record_counter: the counter of a pipeline that skips bad records; its counts are stored
+        under "bad_records" (the skipped videos are not in the cache).
+      progress: called after every batch with (batches done, videos done).
+      skip_duplicates: a video id seen before is skipped (logged, counted as "duplicate_id" in
+        "bad_records", listed under "duplicate_ids" with its files and whether its frames are
+        those of the first one) instead of an error; the cache keeps the first video of an id.
+        Batches with `source_file` (frame_dataset(source_files=True)) let messages name files.
+
+    Returns:
+      The metadata written to teacher_cache.json.
+
+    Raises:
+      ValueError: a teacher that sees k < all frames, a video id that is empty or (without
+        skip_duplicates) seen twice (named with both files), outputs whose width differs from model_config.num_classes, or no video at all.
+        Shards written before the error stay, without teacher_cache.json: not loadable.
     """
     check_teacher(model_config)
     if records_per_shard <= 0:
