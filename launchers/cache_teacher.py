@@ -6,22 +6,47 @@
 Distillation runs then read the cache (yt8m_kd.distill.teacher_cache.TeacherCache) instead of
 running the teacher at every step. The teacher is rebuilt from the run's flags.txt (its feature
 names and sizes, max_frames and num_classes also read the records) and sees all frames, in
-inference mode. The output directory gets teacher-NNNNN.tfrecord shards and, last,
-teacher_cache.json, which is also printed. A cache already in --output_dir is replaced.
+inference mode.
+
+The cache has one part per input file (teacher-NNNNN.tfrecord, NNNNN the file's index in the
+sorted list of --data_pattern, with its marker teacher-NNNNN.json), so that many machines can
+build it and a killed build resumes (yt8m_kd.distill.cache_build):
+
+  # on machine i of 8, i = 0..7; each caches the input files i, i + 8, i + 16, ...
+  python launchers/cache_teacher.py ... --num_shards=8 --shard_index=$i
+
+A rerun with the same flags skips the input files whose parts are complete and redoes the others;
+one with another teacher, checkpoint, file list, split file or --num_shards is refused (the plan
+in teacher_plan.json). After its own files, every process finishes the cache if all parts are
+there (writes and prints teacher_cache.json), else says how many input files are cached;
+`--finalize` does only that last step. A single-process cache of an older version in
+--output_dir is replaced. A UCF101 frames directory (not records) is one input, for one shard.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import sys
 
 import keras
+import tensorflow as tf
 from absl import flags
 
 from yt8m_kd import cli, flag_checks
 from yt8m_kd import flags as yflags
+from yt8m_kd.cache_layout import describe_missing, missing_inputs, part_is_complete, shard_name
+from yt8m_kd.data import yt8m
 from yt8m_kd.data.videos import bad_record_counter
-from yt8m_kd.distill.teacher_cache import write_teacher_cache
+from yt8m_kd.distill.cache_build import (
+    IncompleteCache,
+    ensure_plan,
+    finalize,
+    make_plan,
+    part_sizes,
+    write_part,
+)
 from yt8m_kd.training.restore import restore_run
 
 flags.DEFINE_string("teacher_run_dir", None, "Run directory of the teacher (launchers/train.py).")
@@ -37,7 +62,18 @@ flags.DEFINE_string(
 )
 flags.DEFINE_string("checkpoint", None, "Teacher checkpoint (default: the run's latest).")
 flags.DEFINE_integer("batch_size", 64, "Videos per teacher batch.", lower_bound=1)
-flags.DEFINE_integer("records_per_shard", 10000, "Videos per cache shard.", lower_bound=1)
+flags.DEFINE_integer(
+    "num_shards", 1, "Processes that build the cache together (each a --shard_index)."
+)
+flags.DEFINE_integer(
+    "shard_index", 0, "This process caches the input files shard_index, +num_shards, ..."
+)
+flags.DEFINE_boolean(
+    "finalize",
+    False,
+    "Only finish the cache (check ids, write teacher_cache.json) once every part is there; "
+    "needs only --output_dir.",
+)
 flags.DEFINE_boolean(
     "skip_bad_records",
     False,
@@ -53,64 +89,138 @@ def _absolute(path: str) -> str:
 
 
 def _validate_flags() -> list[str]:
-    """Checks the flags before any work; returns the data patterns."""
-    yflags.require_run_dir("teacher_run_dir", FLAGS.teacher_run_dir)
-    patterns = yflags.require_files("data_pattern", FLAGS.data_pattern)
+    """Checks the flags before any work; returns the data patterns (none with --finalize)."""
     if not FLAGS.output_dir:
         raise yflags.FlagError("--output_dir is required")
+    if FLAGS.finalize:
+        return []
+    yflags.require_run_dir("teacher_run_dir", FLAGS.teacher_run_dir)
+    patterns = yflags.require_files("data_pattern", FLAGS.data_pattern)
+    if FLAGS.num_shards < 1:
+        raise yflags.FlagError(f"--num_shards={FLAGS.num_shards} must be at least 1")
+    if not 0 <= FLAGS.shard_index < FLAGS.num_shards:
+        raise yflags.FlagError(
+            f"--shard_index={FLAGS.shard_index} must be in 0..{FLAGS.num_shards - 1} "
+            f"(--num_shards={FLAGS.num_shards})"
+        )
     return patterns
+
+
+def _input_files(patterns: list[str], dataset: str) -> list[dict]:
+    """[{"path", "size"}] of the sorted input files; a UCF101 frames directory is one input."""
+    if dataset == "ucf101" and len(patterns) == 1 and tf.io.gfile.isdir(patterns[0]):
+        if FLAGS.num_shards > 1:
+            raise yflags.FlagError(
+                f"--num_shards={FLAGS.num_shards}: --data_pattern={patterns[0]} is a UCF101 "
+                "frames directory, cached by one process (shard the frame records instead)"
+            )
+        return [{"path": _absolute(patterns[0]), "size": None}]
+    files = yt8m.list_files([_absolute(pattern) for pattern in patterns])
+    return part_sizes(files)
+
+
+def _finish(output_dir: str) -> None:
+    """The final step; prints teacher_cache.json."""
+    try:
+        result = finalize(output_dir, skip_duplicates=FLAGS.skip_bad_records)
+    except IncompleteCache as e:
+        raise yflags.FlagError(f"--finalize: {e}") from e
+    except FileNotFoundError as e:
+        raise yflags.FlagError(f"--output_dir={output_dir}: {e}") from e
+    except ValueError as e:  # a video id in two input files, or no video at all
+        raise yflags.FlagError(f"--output_dir={output_dir}: {e}") from e
+    print(json.dumps(result, sort_keys=True))
 
 
 def main(argv: list[str]) -> None:
     del argv
     patterns = _validate_flags()
+    output_dir = FLAGS.output_dir
+    if FLAGS.finalize:
+        _finish(output_dir)
+        return
     run = restore_run(FLAGS.teacher_run_dir, FLAGS.checkpoint)
     model_config = run.model_config
     flag_checks.check_teacher_model(model_config, "teacher_run_dir", FLAGS.teacher_run_dir)
-
-    counter = bad_record_counter(run.data_config)
-    dataset = run.frame_dataset(
-        patterns[0] if len(patterns) == 1 else patterns,
-        # UCF101 frames directories are read with a split file; records need none.
-        split_file=FLAGS.split_file or run.data_config.train_split_file,
-        batch_size=FLAGS.batch_size,
-        skip_bad_records=FLAGS.skip_bad_records,
-        bad_record_counter=counter,
-        # The files of YouTube-8M records, so that a duplicate id is named with both of its files.
-        **({"source_files": True} if run.data_config.dataset == "yt8m" else {}),
+    is_yt8m = run.data_config.dataset == "yt8m"
+    inputs = _input_files(patterns, run.data_config.dataset)
+    frames_dir = inputs[0]["size"] is None
+    split_file = FLAGS.split_file or run.data_config.train_split_file
+    plan = make_plan(
+        teacher_run_dir=_absolute(FLAGS.teacher_run_dir),
+        checkpoint=_absolute(run.checkpoint),
+        data_pattern=",".join(_absolute(pattern) for pattern in patterns),
+        input_files=inputs,
+        num_shards=FLAGS.num_shards,
+        feature_names=list(run.data_config.feature_names),
+        max_frames=run.max_frames,
+        teacher_model_config=dataclasses.asdict(model_config),
+        split_file=_absolute(split_file) if frames_dir and split_file else None,
     )
-    # Updated after every batch, counting videos (their number is unknown until all are read).
-    progbar = keras.utils.Progbar(None, unit_name="video")
+    try:
+        ensure_plan(output_dir, plan)
+    except ValueError as e:
+        raise yflags.FlagError(f"--output_dir={output_dir}: {e}") from e
 
-    def progress(batches: int, videos: int) -> None:
-        del batches
+    mine = list(range(FLAGS.shard_index, len(inputs), FLAGS.num_shards))
+    skipped = [i for i in mine if part_is_complete(output_dir, i, inputs[i])]
+    if skipped:
+        print(
+            f"skipping {len(skipped)} input files whose parts are complete: "
+            + ", ".join(f"{inputs[i]['path']} ({shard_name(i)})" for i in skipped),
+            file=sys.stderr,
+        )
+    counter = bad_record_counter(run.data_config)
+    # Counts videos (their number is unknown until all are read).
+    progbar = keras.utils.Progbar(None, unit_name="video")
+    videos = 0
+
+    def progress(batch_videos: int) -> None:
+        nonlocal videos
+        videos += batch_videos
         if FLAGS.progress_bar:
             progbar.update(videos)
 
-    metadata = {
-        "teacher_run_dir": _absolute(FLAGS.teacher_run_dir),
-        "checkpoint": _absolute(run.checkpoint),
-        "data_pattern": ",".join(_absolute(pattern) for pattern in patterns),
-        "max_frames": run.max_frames,
-        "feature_names": list(run.data_config.feature_names),
-    }
-    try:
-        result = write_teacher_cache(
-            run.model,
-            model_config,
-            dataset,
-            FLAGS.output_dir,
-            metadata=metadata,
-            records_per_shard=FLAGS.records_per_shard,
+    for index in mine:
+        if index in skipped:
+            continue
+        path = inputs[index]["path"]
+        dataset = run.frame_dataset(
+            path,
+            # UCF101 frames directories are read with a split file; records need none.
+            split_file=split_file,
+            batch_size=FLAGS.batch_size,
+            skip_bad_records=FLAGS.skip_bad_records,
             bad_record_counter=counter,
-            progress=progress,
-            skip_duplicates=FLAGS.skip_bad_records,
+            # So that a duplicate id is named with both of its files.
+            **({"source_files": True} if is_yt8m else {}),
         )
-    except ValueError as e:  # duplicate or empty video ids, no records: a problem of the data
-        raise yflags.FlagError(f"--data_pattern={FLAGS.data_pattern}: {e}") from e
+        try:
+            write_part(
+                run.model,
+                model_config,
+                dataset,
+                output_dir,
+                index,
+                inputs[index],
+                bad_record_counter=counter,
+                skip_duplicates=FLAGS.skip_bad_records,
+                progress=progress,
+            )
+        except ValueError as e:  # duplicate or empty video ids: a problem of the data
+            raise yflags.FlagError(f"--data_pattern={FLAGS.data_pattern}: {e}") from e
     if FLAGS.progress_bar:
-        progbar.update(result["num_videos"], finalize=True)  # the final count, and a new line
-    print(json.dumps(result, sort_keys=True))
+        progbar.update(videos, finalize=True)  # the final count, and a new line
+
+    missing = missing_inputs(output_dir, plan)
+    if missing:
+        print(
+            f"shard {FLAGS.shard_index} of {FLAGS.num_shards} done: "
+            f"{describe_missing(missing, len(inputs))}; the cache is finished by the last shard "
+            "to finish, or by rerunning with --finalize"
+        )
+        return
+    _finish(output_dir)
 
 
 if __name__ == "__main__":

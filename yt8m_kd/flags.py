@@ -21,7 +21,7 @@ import os
 import tensorflow as tf
 from absl import flags
 
-from yt8m_kd import flag_checks
+from yt8m_kd import cache_layout, flag_checks
 from yt8m_kd.configs import (
     BACKBONES,
     CLASSIFIERS,
@@ -543,7 +543,12 @@ def validate_run_config(config: RunConfig, *, training: bool = False) -> None:
         teacher = read_run_config(distill.teacher_run_dir).model
         flag_checks.check_teacher_model(teacher, "teacher_run_dir", distill.teacher_run_dir)
     if distill and distill.teacher_cache_dir:
-        if not tf.io.gfile.exists(os.path.join(distill.teacher_cache_dir, "teacher_cache.json")):
+        incomplete = cache_layout.incomplete_message(distill.teacher_cache_dir)
+        if incomplete:  # being built in parts: say how far it is
+            raise FlagError(f"--teacher_cache: {incomplete}")
+        if not tf.io.gfile.exists(
+            os.path.join(distill.teacher_cache_dir, cache_layout.METADATA_FILE)
+        ):
             raise FlagError(
                 f"--teacher_cache={distill.teacher_cache_dir} holds no teacher cache (no "
                 "teacher_cache.json; make one with launchers/cache_teacher.py)"
