@@ -25,7 +25,7 @@ FEATURE_SIZES = (64, 16)
 MAX_FRAMES = 60
 REPR_SIZE = 64  # hidden_size of models/tiny_teacher.flags
 VIDEOS = 32  # tiny_yt8m: 2 train shards x 16 videos
-RECORDS_PER_SHARD = 10
+RECORDS_PER_SHARD = 10  # of write_teacher_cache; the launcher writes one part per input file
 
 
 def _frames(pattern, batch_size: int, **kwargs) -> tf.data.Dataset:
@@ -63,8 +63,7 @@ def cached(tiny_yt8m, teacher_run_dir, launcher, tmp_path_factory) -> tuple[str,
         f"--teacher_run_dir={teacher_run_dir}",
         f"--data_pattern={tiny_yt8m.train_pattern}",
         f"--output_dir={cache_dir}",
-        "--batch_size=5",  # batches that straddle the shards
-        f"--records_per_shard={RECORDS_PER_SHARD}",
+        "--batch_size=5",  # the last batch of each input file is short
         "--noprogress_bar",
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -104,7 +103,9 @@ def _assert_rows_match(expected, video_ids, logits, representation) -> None:
 
 
 # ------------------------------------------------------------------------------------ writing
-def test_cache_holds_each_video_once_with_the_teachers_outputs(cached, expected, teacher):
+def test_cache_holds_each_video_once_with_the_teachers_outputs(
+    cached, expected, teacher, tiny_yt8m
+):
     cache_dir, printed = cached
     with open(os.path.join(cache_dir, "teacher_cache.json")) as f:
         metadata = json.load(f)
@@ -116,14 +117,19 @@ def test_cache_holds_each_video_once_with_the_teachers_outputs(cached, expected,
     assert metadata["checkpoint"].endswith("ckpt-2")
     assert metadata["data_pattern"].endswith("train-*.tfrecord")
     assert metadata["bad_records"]["total"] == 0
-    assert metadata["shards"] == [
-        {"name": "teacher-00000.tfrecord", "num_videos": 10},
-        {"name": "teacher-00001.tfrecord", "num_videos": 10},
-        {"name": "teacher-00002.tfrecord", "num_videos": 10},
-        {"name": "teacher-00003.tfrecord", "num_videos": 2},
+    assert metadata["num_shards"] == 1
+    assert metadata["shards"] == [  # one per input file, in the sorted order of the files
+        {
+            "name": f"teacher-0000{i}.tfrecord",
+            "num_videos": 16,
+            "input_file": path,
+            "input_size": os.path.getsize(path),
+        }
+        for i, path in enumerate(sorted(tiny_yt8m.train_files))
     ]
     assert sorted(os.listdir(cache_dir)) == sorted(
-        ["teacher_cache.json"] + [shard["name"] for shard in metadata["shards"]]
+        ["teacher_cache.json", "teacher_plan.json", "teacher-00000.json", "teacher-00001.json"]
+        + [shard["name"] for shard in metadata["shards"]]
     )
 
     # The shards read back as plain tf.train.Examples.
@@ -205,7 +211,7 @@ def test_shard_counts_must_match_the_json(cached, tmp_path):
     metadata["shards"][1]["num_videos"] += 1
     with open(path, "w") as f:
         json.dump(metadata, f)
-    with pytest.raises(ValueError, match="teacher-00000.tfrecord holds 10 videos.* says 9"):
+    with pytest.raises(ValueError, match="teacher-00000.tfrecord holds 16 videos.* says 15"):
         TeacherCache.load(cache_dir)
 
 

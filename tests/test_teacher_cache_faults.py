@@ -150,19 +150,19 @@ def test_sigkill_while_caching_leaves_no_complete_cache(teacher_run, tmp_path, l
     )
     pattern = str(root / "train-*.tfrecord")
     cache_dir = tmp_path / "cache"
-    args = _cache_teacher(
-        teacher_run, pattern, cache_dir, "--batch_size=1", "--records_per_shard=4"
-    )
+    args = _cache_teacher(teacher_run, pattern, cache_dir, "--batch_size=1")
     process = subprocess.Popen(
         args, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
+    # Killed once the part of the second input file is complete (has its marker).
     deadline = time.time() + 120
-    while not (cache_dir / "teacher-00002.tfrecord").exists() and time.time() < deadline:
+    while not (cache_dir / "teacher-00001.json").exists() and time.time() < deadline:
         assert process.poll() is None, process.stderr.read()[-2000:]
         time.sleep(0.01)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    assert (cache_dir / "teacher-00002.tfrecord").exists()
+    assert (cache_dir / "teacher-00001.json").exists()
+    assert not (cache_dir / "teacher-00003.json").exists()
     assert not (cache_dir / "teacher_cache.json").exists()  # killed mid-way: no json
 
     # A student refuses the cache with one line.
@@ -179,11 +179,12 @@ def test_sigkill_while_caching_leaves_no_complete_cache(teacher_run, tmp_path, l
     )
     assert student.returncode == 1
     line = launcher.last_stderr_line(student)
-    assert line.startswith(f"train.py: error: --teacher_cache={cache_dir} ")
-    assert "teacher_cache.json" in line
+    assert line.startswith(f"train.py: error: --teacher_cache: teacher cache {cache_dir} is ")
+    assert "incomplete: " in line and "input files cached (missing: " in line
     assert "Traceback" not in student.stderr
 
-    # A rerun completes it.
+    # A rerun skips the complete parts and completes the cache.
     rerun = launcher.run("cache_teacher.py", *args[2:], timeout=300)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert "skipping 2 input files whose parts are complete: " in rerun.stderr
     assert TeacherCache.load(str(cache_dir)).num_videos == 256

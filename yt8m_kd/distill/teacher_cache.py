@@ -46,7 +46,13 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from yt8m_kd.cache_layout import METADATA_FILE, SHARD_PREFIX, incomplete_message, shard_name
+from yt8m_kd.cache_layout import (
+    METADATA_FILE,
+    PLAN_FILE,
+    SHARD_PREFIX,
+    incomplete_message,
+    shard_name,
+)
 from yt8m_kd.configs import ModelConfig
 from yt8m_kd.data.yt8m import BadRecordCounter
 from yt8m_kd.data.yt8m_records import display_id
@@ -194,12 +200,17 @@ def bad_record_counts(counts: dict, duplicates: int) -> dict:
 
 
 def _remove_previous_cache(output_dir: str) -> None:
-    """Makes a cache already in output_dir incomplete before any of its shards is overwritten."""
+    """Makes a cache already in output_dir incomplete before any of its shards is overwritten;
+    the plan and part markers of a cache built in parts go too (it is replaced, not resumed)."""
     metadata_path = os.path.join(output_dir, METADATA_FILE)
     if tf.io.gfile.exists(metadata_path):
         tf.io.gfile.remove(metadata_path)
-    for path in tf.io.gfile.glob(os.path.join(output_dir, f"{SHARD_PREFIX}*.tfrecord")):
-        tf.io.gfile.remove(path)
+    plan_path = os.path.join(output_dir, PLAN_FILE)
+    if tf.io.gfile.exists(plan_path):
+        tf.io.gfile.remove(plan_path)
+    for pattern in (f"{SHARD_PREFIX}*.tfrecord", f"{SHARD_PREFIX}*.json"):
+        for path in tf.io.gfile.glob(os.path.join(output_dir, pattern)):
+            tf.io.gfile.remove(path)
 
 
 def write_teacher_cache(
