@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -186,5 +187,6 @@ def test_sigkill_while_caching_leaves_no_complete_cache(teacher_run, tmp_path, l
     # A rerun skips the complete parts and completes the cache.
     rerun = launcher.run("cache_teacher.py", *args[2:], timeout=300)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
-    assert "skipping 2 input files whose parts are complete: " in rerun.stderr
+    # Parts 0 and 1, and part 2 if it was finished before the kill.
+    assert re.search(r"skipping [23] input files whose parts are complete: ", rerun.stderr)
     assert TeacherCache.load(str(cache_dir)).num_videos == 256
