@@ -103,17 +103,22 @@ def _validate_flags() -> list[str]:
             f"--shard_index={FLAGS.shard_index} must be in 0..{FLAGS.num_shards - 1} "
             f"(--num_shards={FLAGS.num_shards})"
         )
+    if FLAGS.num_shards > 1 and _frames_dir(patterns):
+        raise yflags.FlagError(
+            f"--num_shards={FLAGS.num_shards}: --data_pattern={patterns[0]} is a (UCF101 frames) "
+            "directory, which one process caches; shard its frame records instead"
+        )
     return patterns
+
+
+def _frames_dir(patterns: list[str]) -> bool:
+    """A UCF101 frames directory rather than record files (a directory holds no records)."""
+    return len(patterns) == 1 and tf.io.gfile.isdir(patterns[0])
 
 
 def _input_files(patterns: list[str], dataset: str) -> list[dict]:
     """[{"path", "size"}] of the sorted input files; a UCF101 frames directory is one input."""
-    if dataset == "ucf101" and len(patterns) == 1 and tf.io.gfile.isdir(patterns[0]):
-        if FLAGS.num_shards > 1:
-            raise yflags.FlagError(
-                f"--num_shards={FLAGS.num_shards}: --data_pattern={patterns[0]} is a UCF101 "
-                "frames directory, cached by one process (shard the frame records instead)"
-            )
+    if dataset == "ucf101" and _frames_dir(patterns):
         return [{"path": _absolute(patterns[0]), "size": None}]
     files = yt8m.list_files([_absolute(pattern) for pattern in patterns])
     return part_sizes(files)

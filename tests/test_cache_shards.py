@@ -245,21 +245,38 @@ def test_a_rerun_with_another_plan_is_refused(
     assert not os.path.exists(os.path.join(cache_dir, "teacher-00001.tfrecord"))
 
 
-def test_shard_index_out_of_range_is_one_line(teacher_run, tiny_yt8m, launcher, tmp_path):
+@pytest.mark.parametrize(
+    "pattern, flags, want",
+    [
+        (
+            "{train}",
+            ["--num_shards=2", "--shard_index=2"],
+            "--shard_index=2 must be in 0..1 (--num_shards=2)",
+        ),
+        (
+            "{train}",
+            ["--num_shards=2", "--shard_index=-1"],
+            "--shard_index=-1 must be in 0..1 (--num_shards=2)",
+        ),
+        ("{train}", ["--num_shards=0"], "--num_shards=0 must be at least 1"),
+        (
+            "{root}",
+            ["--num_shards=2", "--shard_index=1"],
+            "--num_shards=2: --data_pattern={root} is a (UCF101 frames) directory, which one "
+            "process caches; shard its frame records instead",
+        ),
+    ],
+)
+def test_bad_shard_flags_are_one_line(
+    pattern, flags, want, teacher_run, tiny_yt8m, launcher, tmp_path
+):
+    values = {"train": tiny_yt8m.train_pattern, "root": tiny_yt8m.root}
     result = launcher.run(
         "cache_teacher.py",
-        *_cache_args(
-            teacher_run,
-            tiny_yt8m.train_pattern,
-            tmp_path / "c",
-            "--num_shards=2",
-            "--shard_index=2",
-        ),
+        *_cache_args(teacher_run, pattern.format(**values), tmp_path / "c", *flags),
     )
     assert result.returncode != 0
-    assert launcher.last_stderr_line(result) == (
-        "cache_teacher.py: error: --shard_index=2 must be in 0..1 (--num_shards=2)"
-    )
+    assert launcher.last_stderr_line(result) == f"cache_teacher.py: error: {want.format(**values)}"
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "c").exists()
 
