@@ -9,10 +9,20 @@ over the training records and stores the outputs here, and any number of student
 On disk, a cache directory holds
 
   teacher-00000.tfrecord, ...  tf.train.Example {"video_id": bytes, "logits": float_list [C],
-                               "repr": float_list [H]}, float32 (exact), records_per_shard each
+                               "repr": float_list [H]}, float32 (exact)
   teacher_cache.json           what the cache was made from (teacher run, checkpoint, data pattern),
                                its sizes, and every shard with its number of videos; written last
                                and atomically, so a directory without it is an unfinished cache
+
+in one of two layouts, both read by `TeacherCache.load` (it reads the shards the json lists):
+
+- built in parts (launchers/cache_teacher.py, yt8m_kd.distill.cache_build): shard k holds the rows
+  of input file k of the sorted file list, in its record order, and has a marker teacher-0000k.json;
+  teacher_plan.json says what the cache is made from; the json adds per shard its "input_file" and
+  "input_size", and "num_shards" (records_per_shard is null). Until it is finished, `load` and the
+  --teacher_cache flag check say how many input files are cached (yt8m_kd.cache_layout).
+- in one pass (`write_teacher_cache`, the in-process API of the experiments): records_per_shard
+  videos per shard, in the dataset's order.
 
 Usage:
   cache = TeacherCache.load("caches/teacher")  # outside strategy.scope()
