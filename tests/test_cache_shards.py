@@ -205,6 +205,7 @@ def test_a_killed_part_is_redone_and_complete_parts_are_skipped(
     second = _shard(launcher, teacher_run, tiny_yt8m.train_pattern, cache_dir, 1, 2)
     assert second.returncode == 0, second.stderr[-3000:]
     assert "skipping" not in second.stderr
+    assert not [name for name in os.listdir(cache_dir) if ".tmp" in name]
     assert os.stat(part0).st_mtime_ns == before
     want, got = _rows(one_shard), _rows(cache_dir)
     np.testing.assert_array_equal(got["video_id"], want["video_id"])

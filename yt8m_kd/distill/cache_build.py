@@ -186,7 +186,9 @@ def write_part(
     The marker holds the input file and its size, num_videos, num_classes and repr_size, the
     file's bad-record counts (the counter's change while the part was read, plus duplicate_id) and
     the ids repeated within the file ("duplicate_ids"). A finished cache in output_dir becomes
-    unfinished first: its teacher_cache.json is removed.
+    unfinished first: its teacher_cache.json is removed, and so are the temporary files of this
+    part that a killed process left (one process owns a part: the plan gives each input file to
+    one --shard_index).
 
     Raises:
       ValueError: a teacher that sees k < all frames, a video id that is empty or (without
@@ -198,6 +200,8 @@ def write_part(
     marker_path = os.path.join(output_dir, marker_name(index))
     _remove(os.path.join(output_dir, METADATA_FILE))
     _remove(marker_path)
+    for stale in tf.io.gfile.glob(f"{path}.tmp-*"):  # left by a process killed in this part
+        _remove(stale)
     before = bad_record_counter.counts() if bad_record_counter is not None else {}
     ids = UniqueIds(skip_duplicates)
     repr_size = None
