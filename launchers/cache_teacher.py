@@ -130,9 +130,7 @@ def _finish(output_dir: str) -> None:
         result = finalize(output_dir, skip_duplicates=FLAGS.skip_bad_records)
     except IncompleteCache as e:
         raise yflags.FlagError(f"--finalize: {e}") from e
-    except FileNotFoundError as e:
-        raise yflags.FlagError(f"--output_dir={output_dir}: {e}") from e
-    except ValueError as e:  # a video id in two input files, or no video at all
+    except (FileNotFoundError, ValueError) as e:  # no plan; an id in two input files; no video
         raise yflags.FlagError(f"--output_dir={output_dir}: {e}") from e
     print(json.dumps(result, sort_keys=True))
 
