@@ -364,3 +364,33 @@ def _part_rows(path: str) -> list[dict]:
         {key: value.numpy() for key, value in tf.io.parse_single_example(r, features).items()}
         for r in tf.data.TFRecordDataset(path)
     ]
+
+
+@pytest.mark.slow  # two launcher processes
+def test_launcher_refuses_an_id_in_two_files_until_skip(teacher_run, launcher, tmp_path):
+    first = _write(tmp_path / "a.tfrecord", [make_example("twin", [1], _video(1))])
+    second = _write(
+        tmp_path / "b.tfrecord",
+        [make_example("other", [1], _video(4)), make_example("twin", [1], _video(2))],
+    )
+    pattern, cache_dir = str(tmp_path / "*.tfrecord"), str(tmp_path / "cache")
+    strict = _shard(launcher, teacher_run, pattern, cache_dir, 0, 1)
+    assert strict.returncode == 1
+    assert launcher.last_stderr_line(strict).startswith(
+        f"cache_teacher.py: error: --output_dir={cache_dir}: video id twin appears twice in the "
+        f"data, in {first} and in {second} (in two input files)"
+    )
+    assert "Traceback" not in strict.stderr
+
+    # The parts are complete: finishing with --skip_bad_records keeps the first 'twin'.
+    final = launcher.run(
+        "cache_teacher.py", f"--output_dir={cache_dir}", "--finalize", "--skip_bad_records"
+    )
+    assert final.returncode == 0, final.stderr[-3000:]
+    printed = json.loads(final.stdout.strip().splitlines()[-1])
+    assert printed["num_videos"] == 2
+    assert printed["bad_records"]["duplicate_id"] == 1
+    assert printed["duplicate_ids"] == [
+        {"video_id": "twin", "files": [first, second], "same_frames": None}
+    ]
+    assert [s["num_videos"] for s in printed["shards"]] == [1, 1]
