@@ -103,6 +103,11 @@ def _validate_flags() -> list[str]:
             f"--shard_index={FLAGS.shard_index} must be in 0..{FLAGS.num_shards - 1} "
             f"(--num_shards={FLAGS.num_shards})"
         )
+    if FLAGS.split_file and not _frames_dir(patterns):
+        raise yflags.FlagError(
+            f"--split_file is only for a UCF101 frames directory; --data_pattern="
+            f"{FLAGS.data_pattern} names records, which hold one split"
+        )
     if FLAGS.num_shards > 1 and _frames_dir(patterns):
         raise yflags.FlagError(
             f"--num_shards={FLAGS.num_shards}: --data_pattern={patterns[0]} is a (UCF101 frames) "
@@ -148,7 +153,9 @@ def main(argv: list[str]) -> None:
     is_yt8m = run.data_config.dataset == "yt8m"
     inputs = _input_files(patterns, run.data_config.dataset)
     frames_dir = inputs[0]["size"] is None
-    split_file = FLAGS.split_file or run.data_config.train_split_file
+    # A frames directory is read with a split file; records hold one split and take none (the
+    # teacher may have trained from a frames directory, with a --train_split_file).
+    split_file = (FLAGS.split_file or run.data_config.train_split_file) if frames_dir else None
     plan = make_plan(
         teacher_run_dir=_absolute(FLAGS.teacher_run_dir),
         checkpoint=_absolute(run.checkpoint),
@@ -158,7 +165,7 @@ def main(argv: list[str]) -> None:
         feature_names=list(run.data_config.feature_names),
         max_frames=run.max_frames,
         teacher_model_config=dataclasses.asdict(model_config),
-        split_file=_absolute(split_file) if frames_dir and split_file else None,
+        split_file=_absolute(split_file) if split_file else None,
     )
     try:
         ensure_plan(output_dir, plan)
@@ -190,7 +197,6 @@ def main(argv: list[str]) -> None:
         path = inputs[index]["path"]
         dataset = run.frame_dataset(
             path,
-            # UCF101 frames directories are read with a split file; records need none.
             split_file=split_file,
             batch_size=FLAGS.batch_size,
             skip_bad_records=FLAGS.skip_bad_records,

@@ -320,3 +320,67 @@ def test_a_bad_split_file_fails_in_one_line(tiny_set, frames_and_records, launch
     assert launcher.last_stderr_line(result) == (
         f"train.py: error: {bad}, line 2: label '7' is not a class index 1..4"
     )
+
+
+@pytest.mark.slow  # a 1-step teacher and four cache_teacher.py processes
+def test_teacher_cache_of_a_frames_directory_and_of_sharded_records(
+    tiny_set, frames_and_records, launcher, tmp_path
+):
+    """A frames directory is one input, for one process; the records shard like YouTube-8M's,
+    and both caches hold the training clips."""
+    from yt8m_kd import flags as yflags
+    from yt8m_kd.training import strategy as strategy_lib
+    from yt8m_kd.training.runs import make_trainer
+
+    teacher = str(tmp_path / "teacher")
+    config = _teacher_config(
+        {
+            "train_data_pattern": frames_and_records["frames"],
+            "train_split_file": tiny_set.split_file("train", 1),
+            "class_index_file": tiny_set.class_index_file,
+        },
+        max_steps=1,
+        checkpoint_every_steps=1,
+    )
+    yflags.write_run_config(config, teacher)
+    make_trainer(config, teacher, strategy_lib.make_strategy("one_device")).fit()
+
+    frames_cache = tmp_path / "frames_cache"
+    common = (f"--teacher_run_dir={teacher}", "--batch_size=16", "--noprogress_bar")
+    result = launcher.run(
+        "cache_teacher.py",
+        *common,
+        f"--data_pattern={frames_and_records['frames']}",
+        f"--output_dir={frames_cache}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    printed = json.loads(result.stdout.strip().splitlines()[-1])
+    assert printed["num_videos"] == NUM_TRAIN
+    assert [s["input_file"] for s in printed["shards"]] == [frames_and_records["frames"]]
+
+    refused = launcher.run(
+        "cache_teacher.py",
+        *common,
+        f"--data_pattern={frames_and_records['frames']}",
+        f"--output_dir={tmp_path / 'refused'}",
+        "--num_shards=2",
+    )
+    assert refused.returncode == 1
+    assert "is a (UCF101 frames) directory, which one process caches" in (
+        launcher.last_stderr_line(refused)
+    )
+
+    records_cache = tmp_path / "records_cache"
+    for index in (0, 1):
+        result = launcher.run(
+            "cache_teacher.py",
+            *common,
+            f"--data_pattern={frames_and_records['train_pattern']}",
+            f"--output_dir={records_cache}",
+            "--num_shards=2",
+            f"--shard_index={index}",
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+    printed = json.loads(result.stdout.strip().splitlines()[-1])
+    assert printed["num_videos"] == NUM_TRAIN and len(printed["shards"]) == 2
+    assert printed["num_shards"] == 2
