@@ -261,6 +261,12 @@ def test_a_rerun_with_another_plan_is_refused(
         ),
         ("{train}", ["--num_shards=0"], "--num_shards=0 must be at least 1"),
         (
+            "{train}",
+            ["--split_file={root}/trainlist01.txt"],
+            "--split_file is only for a UCF101 frames directory; --data_pattern={train} names "
+            "records, which hold one split",
+        ),
+        (
             "{root}",
             ["--num_shards=2", "--shard_index=1"],
             "--num_shards=2: --data_pattern={root} is a (UCF101 frames) directory, which one "
