@@ -19,13 +19,16 @@ Both readers (`yt8m.frame_dataset`, `ucf101.frame_dataset`) read each records fi
   follows them).
 
 How. TensorFlow's TFRecordDataset is read with `ignore_errors()` (at a read error it gives up the
-file), followed by an end element; a `scan` gives every record its byte offset (a record takes its
-length + 16 bytes on disk), so the end element knows whether the file was read to its end (its
-size from tf.io.gfile.stat, when the pipeline is built). Only for a damaged file does more run:
-with `salvage` (skip mode) a py_function reads the file from the damage point with
-`tfrecords.salvage_records`, resynchronising on valid TFRecord headers (CRC32C checked), and returns
-the records it finds and one item per lost region; without it (strict mode), one `corrupt_code`
-item for the rest of the file. Intact files never reach the py_function.
+file), in batches of records followed by an end element (`item_batches`); a `scan` over the
+batches gives every record its byte offset (a record takes its length + 16 bytes on disk) and
+its index, so the end element knows whether the file was read to its end (its size from
+tf.io.gfile.stat, when the pipeline is built). Batches, because a tf.data function runs once per
+element and costs tens of microseconds: per record, as much as a tenth of a record's parse. Only
+for a damaged file does more run: with `salvage` (skip mode) a py_function reads the file from
+the damage point with `tfrecords.salvage_records`, resynchronising on valid TFRecord headers
+(CRC32C checked), and returns the records it finds and one item per lost region; without it
+(strict mode), one `corrupt_code` item for the rest of the file. Intact files never reach the
+py_function.
 """
 
 from __future__ import annotations

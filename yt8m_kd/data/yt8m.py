@@ -26,20 +26,23 @@ file and the byte range (strict, after the file's earlier records), or, in skip 
 in the counter, and every intact record after it read all the same (`tfrecords.salvage_records`).
 Records without labels are read and counted ("unlabelled"; the first is logged).
 
-How it works. A problem code per record drives a `tf.debugging.Assert` (strict mode: an
-InvalidArgumentError) or a counting filter (skip mode). Each file is read by
-`record_files.parsed_file` (shared with the UCF101 reader): its own TFRecordDataset with
-`ignore_errors()` (at a read error it gives up the file), followed by an end element; a `scan`
-gives every record its byte offset (a record takes its length + 16 bytes on disk), so the end
-element knows whether the file was read to its end (its size from tf.io.gfile.stat, when the
-pipeline is built). Only then, for a damaged file, does more run: in skip mode a py_function reads
-the file from the damage point, resynchronising on valid TFRecord headers (CRC32C checked), and
-returns the records it finds and one item per lost region; in strict mode one `corrupt_file` item.
-Intact files never reach it. The items then go through parse_record's two stages apart
-(`record_fields`, the proto parse, and `checked_record`, the checks and frame decoding); the
-parse is the only step that can fail, and `ignore_errors()` drops such a record, but the items are
-numbered first, so a gap in the numbers is an `unparsable_record`, reported with the next item.
-Between the stages `id_filter` applies, so that records it rejects are neither checked nor decoded.
+How it works. Each file is read by `record_files.item_batches` (shared with the UCF101 reader):
+its own TFRecordDataset with `ignore_errors()` (at a read error it gives up the file), in batches
+followed by an end element; a `scan` over the batches gives every record its byte offset (a record
+takes its length + 16 bytes on disk) and its index in the file, so the end element knows whether
+the file was read to its end (its size from tf.io.gfile.stat, when the pipeline is built). Only
+then, for a damaged file, does more run: in skip mode a py_function reads the file from the
+damage point, resynchronising on valid TFRecord headers (CRC32C checked), and returns the records
+it finds and one item per lost region; in strict mode one `corrupt_file` item. Intact files never
+reach it. Each item is then parsed and checked in one parallel map (`record_fields`, the proto
+parse, then `id_filter`, then `checked_record`, the checks and frame decoding, which a record the
+filter rejects skips); the parse is the only step that can fail, and `ignore_errors()` drops such
+a record, leaving a hole in the item indices. A scan over the file's items in order
+(`_make_settle`) reports such a hole as an `unparsable_record` with the next item, and turns each
+problem into an error (strict mode: a `tf.debugging.Assert`) or a log line and a count (skip mode),
+counts records without labels, and marks the records to keep for a filter. Per record this is
+three tf.data function calls (the parse, the scan, the filter) where a bare parse pipeline has
+one; everything else runs per batch (benchmarks/yt8m_benchmark.py measures the cost).
 
 Limits. Only uncompressed TFRecords (the YouTube-8M format). A file cut exactly at a record boundary
 reads as a shorter valid file. Salvaging reads the rest of a damaged file into host memory. TF logs
@@ -324,6 +327,7 @@ def _make_file_reader(
     counter: BadRecordCounter | None,
     id_filter=None,
     source_files: bool = False,
+    num_parallel_calls: int = tf.data.AUTOTUNE,
 ):
     """(path, size) -> the good records of one file (with "_emit": keep it), its problems
     reported on the way: an error (strict) or a logged, counted skip (`skip_bad_records`).
@@ -383,7 +387,7 @@ def _make_file_reader(
             return record
 
         parsed = items.map(
-            parse_and_check, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic
+            parse_and_check, num_parallel_calls=num_parallel_calls, deterministic=deterministic
         ).ignore_errors()
         settle = _make_settle(path, size, skip_bad_records, counter, source_files)
         start = (tf.constant(0, tf.int64), tf.constant(0, tf.int64), tf.constant(""))
@@ -499,6 +503,7 @@ def frame_dataset(
     drop_remainder: bool = False,
     input_context: tf.distribute.InputContext | None = None,
     num_parallel_reads: int = tf.data.AUTOTUNE,
+    num_parallel_calls: int = tf.data.AUTOTUNE,
     id_filter: Callable[[tf.Tensor], tf.Tensor] | None = None,
     cache_file: str | None = None,
     source_files: bool = False,
@@ -523,6 +528,8 @@ def frame_dataset(
       input_context: with more than one input pipeline, this pipeline reads only the files
         input_pipeline_id, input_pipeline_id + num_input_pipelines, ... of the sorted file list.
       num_parallel_reads: files read at once (AUTOTUNE: min(16, number of files)).
+      num_parallel_calls: records parsed and checked at once, per file read (AUTOTUNE: as many
+        as tf.data finds worth it; the parse is most of the reader's work).
       id_filter: video id (scalar string) -> bool: keeps only the records it accepts (SAKD trains
         on a selected subset). It runs right after the proto parse, before the record checks and
         the frame decoding; the frames of a rejected record are not checked.
@@ -580,6 +587,7 @@ def frame_dataset(
             bad_record_counter,
             id_filter,
             source_files,
+            num_parallel_calls,
         ),
         cycle_length=cycle_length,
         block_length=1,
