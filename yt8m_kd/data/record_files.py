@@ -19,13 +19,16 @@ Both readers (`yt8m.frame_dataset`, `ucf101.frame_dataset`) read each records fi
   follows them).
 
 How. TensorFlow's TFRecordDataset is read with `ignore_errors()` (at a read error it gives up the
-file), followed by an end element; a `scan` gives every record its byte offset (a record takes its
-length + 16 bytes on disk), so the end element knows whether the file was read to its end (its
-size from tf.io.gfile.stat, when the pipeline is built). Only for a damaged file does more run:
-with `salvage` (skip mode) a py_function reads the file from the damage point with
-`tfrecords.salvage_records`, resynchronising on valid TFRecord headers (CRC32C checked), and returns
-the records it finds and one item per lost region; without it (strict mode), one `corrupt_code`
-item for the rest of the file. Intact files never reach the py_function.
+file), in batches of records followed by an end element (`item_batches`); a `scan` over the
+batches gives every record its byte offset (a record takes its length + 16 bytes on disk) and
+its index, so the end element knows whether the file was read to its end (its size from
+tf.io.gfile.stat, when the pipeline is built). Batches, because a tf.data function runs once per
+element and costs tens of microseconds: per record, as much as a tenth of a record's parse. Only
+for a damaged file does more run: with `salvage` (skip mode) a py_function reads the file from
+the damage point with `tfrecords.salvage_records`, resynchronising on valid TFRecord headers
+(CRC32C checked), and returns the records it finds and one item per lost region; without it
+(strict mode), one `corrupt_code` item for the rest of the file. Intact files never reach the
+py_function.
 """
 
 from __future__ import annotations
@@ -41,6 +44,10 @@ from yt8m_kd.data import tfrecords
 # Item codes: a record, and a file's end. A family's corrupt_file code marks a damaged region.
 RECORD = 0
 END = -1
+
+# Records located at once (module docstring, "How"): few enough that a batch of the largest
+# YouTube-8M records (~350 KB each) stays a few MB per file read at once.
+_LOCATE_BATCH = 16
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,20 +139,29 @@ def _salvage_items(path, offset, size, corrupt_code: int, messages: FileMessages
     return _items(*columns)
 
 
-def file_items(
+def item_batches(
     path: tf.Tensor, size: tf.Tensor, *, salvage: bool, corrupt_code: int, messages: FileMessages
 ) -> tf.data.Dataset:
-    """(index, item) of every item of one file, in file order (module docstring)."""
-    raw = tf.data.TFRecordDataset(path).ignore_errors().map(lambda s: (s, False))
-    raw = raw.concatenate(tf.data.Dataset.from_tensors((tf.constant(b""), True)))
+    """The items of one file in batches of up to _LOCATE_BATCH, in file order: dicts of [b]
+    tensors, the item fields and "index" (the item's number in the file).
 
-    def locate(offset, element):
+    Everything here runs once per batch, not per record: a tf.data function call costs tens of
+    microseconds, as much as a tenth of parsing a 300-frame record (benchmarks/yt8m_benchmark.py).
+    """
+    raw = tf.data.TFRecordDataset(path).ignore_errors().batch(_LOCATE_BATCH)
+    raw = raw.map(lambda s: (s, False))
+    raw = raw.concatenate(tf.data.Dataset.from_tensors((tf.zeros([0], tf.string), True)))
+
+    def locate(state, element):
+        offset, count = state
         serialized, is_end = element
-        length = tf.cast(tf.strings.length(serialized), tf.int64) + tfrecords.OVERHEAD_BYTES
-        next_offset = offset + tf.where(is_end, tf.constant(0, tf.int64), length)
-        return next_offset, (serialized, is_end, offset, next_offset)
+        lengths = tf.cast(tf.strings.length(serialized), tf.int64) + tfrecords.OVERHEAD_BYTES
+        ends = offset + tf.cumsum(lengths)
+        state = (offset + tf.reduce_sum(lengths), count + tf.size(serialized, out_type=tf.int64))
+        # The end element has no records: its offset is where TensorFlow's reader stopped.
+        return state, (serialized, is_end, offset, count, ends - lengths, ends)
 
-    def expand(serialized, is_end, offset, end):
+    def expand(serialized, is_end, offset, count, starts, ends):
         def file_end():
             last = _one_item(b"", size, size, END)
             if salvage:
@@ -165,9 +181,27 @@ def file_items(
                 lambda: last,
             )
 
-        return tf.cond(is_end, file_end, lambda: _one_item(serialized, offset, end, RECORD))
+        def records():
+            n = tf.shape(serialized)[0]
+            code = tf.fill([n], tf.constant(RECORD, tf.int32))
+            return _items(serialized, starts, ends, code, tf.fill([n], tf.constant("")))
 
-    return raw.scan(tf.constant(0, tf.int64), locate).map(expand).unbatch().enumerate()
+        items = tf.cond(is_end, file_end, records)
+        items["index"] = count + tf.range(tf.shape(items["offset"], out_type=tf.int64)[0])
+        return items
+
+    start = (tf.constant(0, tf.int64), tf.constant(0, tf.int64))
+    return raw.scan(start, locate).map(expand)
+
+
+def file_items(
+    path: tf.Tensor, size: tf.Tensor, *, salvage: bool, corrupt_code: int, messages: FileMessages
+) -> tf.data.Dataset:
+    """(index, item) of every item of one file, in file order (module docstring)."""
+    batches = item_batches(
+        path, size, salvage=salvage, corrupt_code=corrupt_code, messages=messages
+    )
+    return batches.unbatch().map(lambda item: (item.pop("index"), item))
 
 
 def parsed_file(

@@ -26,20 +26,23 @@ file and the byte range (strict, after the file's earlier records), or, in skip 
 in the counter, and every intact record after it read all the same (`tfrecords.salvage_records`).
 Records without labels are read and counted ("unlabelled"; the first is logged).
 
-How it works. A problem code per record drives a `tf.debugging.Assert` (strict mode: an
-InvalidArgumentError) or a counting filter (skip mode). Each file is read by
-`record_files.parsed_file` (shared with the UCF101 reader): its own TFRecordDataset with
-`ignore_errors()` (at a read error it gives up the file), followed by an end element; a `scan`
-gives every record its byte offset (a record takes its length + 16 bytes on disk), so the end
-element knows whether the file was read to its end (its size from tf.io.gfile.stat, when the
-pipeline is built). Only then, for a damaged file, does more run: in skip mode a py_function reads
-the file from the damage point, resynchronising on valid TFRecord headers (CRC32C checked), and
-returns the records it finds and one item per lost region; in strict mode one `corrupt_file` item.
-Intact files never reach it. The items then go through parse_record's two stages apart
-(`record_fields`, the proto parse, and `checked_record`, the checks and frame decoding); the
-parse is the only step that can fail, and `ignore_errors()` drops such a record, but the items are
-numbered first, so a gap in the numbers is an `unparsable_record`, reported with the next item.
-Between the stages `id_filter` applies, so that records it rejects are neither checked nor decoded.
+How it works. Each file is read by `record_files.item_batches` (shared with the UCF101 reader):
+its own TFRecordDataset with `ignore_errors()` (at a read error it gives up the file), in batches
+followed by an end element; a `scan` over the batches gives every record its byte offset (a record
+takes its length + 16 bytes on disk) and its index in the file, so the end element knows whether
+the file was read to its end (its size from tf.io.gfile.stat, when the pipeline is built). Only
+then, for a damaged file, does more run: in skip mode a py_function reads the file from the
+damage point, resynchronising on valid TFRecord headers (CRC32C checked), and returns the records
+it finds and one item per lost region; in strict mode one `corrupt_file` item. Intact files never
+reach it. Each item is then parsed and checked in one parallel map (`record_fields`, the proto
+parse, then `id_filter`, then `checked_record`, the checks and frame decoding, which a record the
+filter rejects skips); the parse is the only step that can fail, and `ignore_errors()` drops such
+a record, leaving a hole in the item indices. A scan over the file's items in order
+(`_make_settle`) reports such a hole as an `unparsable_record` with the next item, and turns each
+problem into an error (strict mode: a `tf.debugging.Assert`) or a log line and a count (skip mode),
+counts records without labels, and marks the records to keep for a filter. Per record this is
+three tf.data function calls (the parse, the scan, the filter) where a bare parse pipeline has
+one; everything else runs per batch (benchmarks/yt8m_benchmark.py measures the cost).
 
 Limits. Only uncompressed TFRecords (the YouTube-8M format). A file cut exactly at a record boundary
 reads as a shorter valid file. Salvaging reads the rest of a damaged file into host memory. TF logs
@@ -314,95 +317,121 @@ _MESSAGES = record_files.FileMessages(
 )
 
 
-def _make_file_reader(parser_options: dict, deterministic: bool, salvage: bool, id_filter=None):
-    """(path, size) -> the records of one file, each with its problem (private fields, see
-    `_strict` and `_make_skip_filter`), and the file's problems: the bytes TensorFlow's reader
-    could not read (with `salvage`, read on by `tfrecords.salvage_records`, one item per lost
-    region) and records that do not parse (`record_files.parsed_file`)."""
+_SKIP_HINT = " (skip_bad_records=True skips and counts bad records)"
+
+
+def _make_file_reader(
+    parser_options: dict,
+    deterministic: bool,
+    skip_bad_records: bool,
+    counter: BadRecordCounter | None,
+    id_filter=None,
+    source_files: bool = False,
+    num_parallel_calls: int = tf.data.AUTOTUNE,
+):
+    """(path, size) -> the good records of one file (with "_emit": keep it), its problems
+    reported on the way: an error (strict) or a logged, counted skip (`skip_bad_records`).
+
+    Per record this runs two tf.data functions besides the parse, the fewest that keep the
+    problems in file order (a function call costs about a tenth of a record's parse): the parse
+    and checks (`record_fields`, `checked_record`: in parallel; a record that does not parse is
+    dropped), then a scan that finds such holes (`_settle`) and raises, or logs and counts, each
+    problem. Lost regions and the file's end come from `record_files.item_batches`, which reads
+    the file in batches of records, with their byte offsets."""
     feature_names = parser_options["feature_names"]
 
     def read_file(path: tf.Tensor, size: tf.Tensor) -> tf.data.Dataset:
-        elements = record_files.parsed_file(
+        items = record_files.item_batches(
             path,
             size,
-            parse=lambda serialized: record_fields(serialized, feature_names),
-            salvage=salvage,
+            salvage=skip_bad_records,
             corrupt_code=PROBLEM_CODES["corrupt_file"],
             messages=_MESSAGES,
-            deterministic=deterministic,
-        )
+        ).unbatch()
 
-        def wanted(index, item, proto, gap, gap_error):
+        def parse_and_check(item):
+            # The only step that can fail: such records leave holes in the item indices.
+            fields = record_fields(item["serialized"], feature_names)
             is_record = item["code"] == record_files.RECORD
+            keep = is_record
             if id_filter is not None:
-                is_record &= tf.cast(id_filter(proto["video_id"]), tf.bool)
-            problem = (item["code"] != record_files.RECORD) & (item["code"] != record_files.END)
-            return is_record | problem | (gap > 0)
-
-        def to_record(index, item, proto, gap, gap_error):
+                keep &= tf.cast(id_filter(fields["video_id"]), tf.bool)
             where = tf.strings.join(
                 [
                     "in file ",
                     path,
                     " (record ",
-                    tf.strings.as_string(index),
+                    tf.strings.as_string(item["index"]),
                     " at byte ",
                     tf.strings.as_string(item["offset"]),
                     ")",
                 ]
             )
-            record, code, error = checked_record(proto, **parser_options, where=where)
-            is_record = item["code"] == record_files.RECORD
-            keep = is_record
-            if id_filter is not None:
-                keep &= tf.cast(id_filter(proto["video_id"]), tf.bool)
-            record["_keep"] = keep
-            record["_code"] = tf.where(
-                keep,
-                code,
-                tf.where(is_record | (item["code"] == record_files.END), 0, item["code"]),
+            # A record the id_filter rejects is neither checked nor decoded.
+            record, code, error = checked_record(
+                fields, **parser_options, where=where, wanted=keep
             )
-            record["_error"] = tf.where(keep, error, item["error"])
-            record["_gap"] = gap
-            record["_gap_error"] = gap_error
-            record["_lost_bytes"] = item["lost_bytes"]
-            record["_lost_records"] = item["lost_records"]
-            record["_unlabelled"] = keep & (code == 0) & (tf.size(proto["labels"]) == 0)
-            record["_file"] = path
+            problem = (item["code"] != record_files.RECORD) & (item["code"] != record_files.END)
+            record.update(
+                _index=item["index"],
+                _offset=item["offset"],
+                _end=item["end"],
+                _is_record=is_record,
+                _keep=keep,
+                _code=tf.where(keep, code, tf.where(problem, item["code"], 0)),
+                _error=tf.where(keep, error, item["error"]),
+                _lost_bytes=item["lost_bytes"],
+                _lost_records=item["lost_records"],
+                _unlabelled=keep & (code == 0) & (tf.size(fields["labels"]) == 0),
+            )
             return record
 
-        return elements.filter(wanted).map(
-            to_record, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic
-        )
+        parsed = items.map(
+            parse_and_check, num_parallel_calls=num_parallel_calls, deterministic=deterministic
+        ).ignore_errors()
+        settle = _make_settle(path, size, skip_bad_records, counter, source_files)
+        start = (tf.constant(0, tf.int64), tf.constant(0, tf.int64), tf.constant(""))
+        return parsed.scan(start, settle).filter(lambda record: record["_emit"])
 
     return read_file
 
 
-_SKIP_HINT = " (skip_bad_records=True skips and counts bad records)"
+def _make_settle(path, size, skip_bad_records, counter, source_files):
+    """The scan function over a file's parsed items: finds the records that did not parse (a
+    hole in the indices, reported with the item after it), raises (strict) or logs and counts
+    (skip) every problem in file order, counts records without labels, and returns the public
+    fields with "_emit"."""
 
+    def gap_error(gap, record, previous_end, previous_id):
+        return _unparsable_message(path, gap, previous_end, record["_offset"], size, previous_id)
 
-def _strict(record):
-    gap_check = tf.debugging.Assert(
-        record["_gap"] == 0, [tf.strings.join([record["_gap_error"], _SKIP_HINT])]
-    )
-    with tf.control_dependencies([gap_check]):
-        check = tf.debugging.Assert(
-            record["_code"] == 0, [tf.strings.join([record["_error"], _SKIP_HINT])]
+    def strict(gap, record, previous_end, previous_id):
+        message = tf.cond(
+            gap > 0,
+            lambda: gap_error(gap, record, previous_end, previous_id),
+            lambda: record["_error"],
         )
-    with tf.control_dependencies([check]):
-        return {key: tf.identity(value) for key, value in record.items()}
+        check = tf.debugging.Assert(
+            (gap == 0) & (record["_code"] == 0), [tf.strings.join([message, _SKIP_HINT])]
+        )
+        with tf.control_dependencies([check]):
+            return tf.identity(record["_keep"])
 
-
-def _make_skip_filter(counter: BadRecordCounter | None):
-    def keep(record):
+    def skip(gap, record, previous_end, previous_id):
         def skip_gap():
-            ops = [tf.print("skipping", record["_gap_error"], output_stream=logging.warning)]
+            ops = [
+                tf.print(
+                    "skipping",
+                    gap_error(gap, record, previous_end, previous_id),
+                    output_stream=logging.warning,
+                )
+            ]
             if counter is not None:
-                ops.append(counter.add(PROBLEM_CODES["unparsable_record"], record["_gap"]))
+                ops.append(counter.add(PROBLEM_CODES["unparsable_record"], gap))
             with tf.control_dependencies(ops):
                 return tf.constant(True)
 
-        def skip():
+        def skip_record():
             ops = [tf.print("skipping", record["_error"], output_stream=logging.warning)]
             if counter is not None:
                 ops.append(counter.add(record["_code"]))
@@ -410,34 +439,51 @@ def _make_skip_filter(counter: BadRecordCounter | None):
             with tf.control_dependencies(ops):
                 return tf.constant(False)
 
-        gap_done = tf.cond(record["_gap"] > 0, skip_gap, lambda: tf.constant(True))
+        gap_done = tf.cond(gap > 0, skip_gap, lambda: tf.constant(True))
         with tf.control_dependencies([gap_done]):
-            good = tf.cond(record["_code"] == 0, lambda: tf.constant(True), skip)
+            good = tf.cond(record["_code"] == 0, lambda: tf.constant(True), skip_record)
         return good & record["_keep"]
 
-    return keep
+    report = skip if skip_bad_records else strict
 
-
-def _make_label_counter(counter: BadRecordCounter | None):
-    """A map that counts the records without labels (kept: unlabelled test data is legitimate,
-    but in training or evaluation they read as all-negative), warning at the first one."""
-
-    def count(record):
-        if counter is None:
-            return record
-        op = tf.cond(
-            record["_unlabelled"],
-            lambda: counter.add_unlabelled(record["_file"], record["video_id"]),
-            tf.no_op,
+    def slow(gap, record, previous_end, previous_id):
+        """A problem, or a record without labels: the rare path."""
+        emit = tf.cond(
+            (gap > 0) | (record["_code"] != 0),
+            lambda: report(gap, record, previous_end, previous_id),
+            lambda: record["_keep"],
         )
-        with tf.control_dependencies([op]):
-            return {key: tf.identity(value) for key, value in record.items()}
+        if counter is None:
+            return emit
 
-    return count
+        def count_unlabelled():
+            with tf.control_dependencies([counter.add_unlabelled(path, record["video_id"])]):
+                return tf.identity(emit)
 
+        return tf.cond(emit & record["_unlabelled"], count_unlabelled, lambda: emit)
 
-def _public(record):
-    return {key: value for key, value in record.items() if not key.startswith("_")}
+    def settle(state, record):
+        next_index, previous_end, previous_id = state
+        gap = record["_index"] - next_index
+        rare = (gap > 0) | (record["_code"] != 0)
+        if counter is not None:
+            rare |= record["_unlabelled"]
+        emit = tf.cond(
+            rare,
+            lambda: slow(gap, record, previous_end, previous_id),
+            lambda: record["_keep"],
+        )
+        state = (
+            record["_index"] + 1,
+            record["_end"],
+            tf.where(record["_is_record"], record["video_id"], previous_id),
+        )
+        public = {key: value for key, value in record.items() if not key.startswith("_")}
+        if source_files:
+            public["source_file"] = path
+        return state, {**public, "_emit": emit}
+
+    return settle
 
 
 def frame_dataset(
@@ -457,6 +503,7 @@ def frame_dataset(
     drop_remainder: bool = False,
     input_context: tf.distribute.InputContext | None = None,
     num_parallel_reads: int = tf.data.AUTOTUNE,
+    num_parallel_calls: int = tf.data.AUTOTUNE,
     id_filter: Callable[[tf.Tensor], tf.Tensor] | None = None,
     cache_file: str | None = None,
     source_files: bool = False,
@@ -481,6 +528,8 @@ def frame_dataset(
       input_context: with more than one input pipeline, this pipeline reads only the files
         input_pipeline_id, input_pipeline_id + num_input_pipelines, ... of the sorted file list.
       num_parallel_reads: files read at once (AUTOTUNE: min(16, number of files)).
+      num_parallel_calls: records parsed and checked at once, per file read (AUTOTUNE: as many
+        as tf.data finds worth it; the parse is most of the reader's work).
       id_filter: video id (scalar string) -> bool: keeps only the records it accepts (SAKD trains
         on a selected subset). It runs right after the proto parse, before the record checks and
         the frame decoding; the frames of a rejected record are not checked.
@@ -531,20 +580,20 @@ def frame_dataset(
         "num_classes": num_classes,
     }
     dataset = dataset.interleave(
-        _make_file_reader(parser_options, deterministic, skip_bad_records, id_filter),
+        _make_file_reader(
+            parser_options,
+            deterministic,
+            skip_bad_records,
+            bad_record_counter,
+            id_filter,
+            source_files,
+            num_parallel_calls,
+        ),
         cycle_length=cycle_length,
         block_length=1,
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=deterministic,
     )
-    if skip_bad_records:
-        dataset = dataset.filter(_make_skip_filter(bad_record_counter))
-    else:
-        dataset = dataset.map(_strict).filter(lambda record: record["_keep"])
-    dataset = dataset.map(_make_label_counter(bad_record_counter))
-    if source_files:
-        dataset = dataset.map(lambda record: {**record, "source_file": record["_file"]})
-    dataset = dataset.map(_public)
     if cache_file is not None:
         dataset = dataset.cache(cache_file)
     if shuffle:
@@ -562,9 +611,12 @@ def frame_dataset(
             "num_frames": [],
             "labels": [num_classes],
             **({"source_file": []} if source_files else {}),
+            "_emit": [],
         },
         drop_remainder=drop_remainder,
     )
+    # Per batch, not per record: a tf.data function call per record costs (see _make_file_reader).
+    dataset = dataset.map(lambda batch: {k: v for k, v in batch.items() if k != "_emit"})
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 

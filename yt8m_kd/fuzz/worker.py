@@ -21,7 +21,10 @@ import json
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+if __name__ == "__main__":
+    # Only as the worker process: set on import, the test process that imports this module (for
+    # id_key) would pass it on to every launcher it runs later, hiding their warnings.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf  # noqa: E402
 

@@ -1,0 +1,390 @@
+"""The YouTube-8M data side at reference shapes, as ratios against this machine's own limits.
+
+Every figure of issue 12's table, measured in one run (the machine is shared and noisy: each rate
+is the best of --repeats passes, the variants taking turns, so that the ratios compare like with
+like):
+
+  read      videos/s of `yt8m.frame_dataset` against a raw `TFRecordDataset` over the same files
+            (the rate at which the records' bytes can be read at all), and against a minimal
+            pipeline that parses and decodes them without any check
+            (`parse_single_sequence_example` + `decode_raw` + multi-hot labels, padded batches), at
+            1 and 2 parallel parse calls (per file, for frame_dataset) and AUTOTUNE, on 1 and 2
+            threads (the pipeline's private thread pool: how it scales with cores), strict and
+            with --skip_bad_records
+  cache     peak RSS growth of a student process that loads a teacher cache of N videos of the
+            reference teacher (3862 logits + a 2048-wide repr, float32) and joins it onto a batch,
+            for N = 10,000 and 100,000 (the cache rows are written directly: no teacher runs)
+  bytes     bytes per student example sent to the training step from a cache, k = 6 of 300 frames
+            (`host_selection_benchmark.measure_bytes`: frames selected in the step or in tf.data)
+
+Synthetic records at the reference shapes: 1024 + 128 uint8 features, 300 frames, 3862 classes.
+
+    .venv/bin/python benchmarks/yt8m_benchmark.py
+    .venv/bin/python benchmarks/yt8m_benchmark.py --videos_per_file 64 --repeats 2 --cache_videos 2000
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from yt8m_kd import machine as yt8m_machine
+from yt8m_kd.data import yt8m
+from yt8m_kd.data.synthetic import write_synthetic_yt8m
+from yt8m_kd.distill import teacher_cache
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+REFERENCE = {
+    "feature_names": ("rgb", "audio"),
+    "feature_sizes": (1024, 128),
+    "frames": 300,
+    "num_classes": 3862,
+    "teacher_repr": 2048,
+}
+# The goals of issue 12, as ratios.
+GOALS = {
+    "frame_dataset_over_raw": 0.5,
+    "frame_dataset_over_minimal": 0.9,
+    "cache_rss_growth_10k_to_100k_mb": 300,
+}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--files", type=int, default=4, help="record files")
+    parser.add_argument("--videos_per_file", type=int, default=128, help="records per file")
+    parser.add_argument("--batch_size", type=int, default=32, help="videos per batch")
+    parser.add_argument("--repeats", type=int, default=3, help="passes per variant, best kept")
+    parser.add_argument(
+        "--cache_videos",
+        type=int,
+        nargs="+",
+        default=[10_000, 100_000],
+        help="teacher cache sizes whose peak RSS is measured",
+    )
+    parser.add_argument("--skip_cache", action="store_true", help="leave out the cache RSS")
+    parser.add_argument("--skip_bytes", action="store_true", help="leave out bytes per example")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=REPO_ROOT / "benchmarks" / "results" / "yt8m.json",
+        help="where the JSON goes",
+    )
+    return parser.parse_args(argv)
+
+
+# ------------------------------------------------------------------------------------ read rates
+def raw_pipeline(files: list[str], batch_size: int) -> tf.data.Dataset:
+    """The records' bytes, read and CRC-checked by TensorFlow's reader, nothing else."""
+    files_ds = tf.data.Dataset.from_tensor_slices(files)
+    records = files_ds.interleave(
+        tf.data.TFRecordDataset,
+        cycle_length=len(files),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
+    return records.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def minimal_pipeline(files: list[str], batch_size: int, parallel_calls) -> tf.data.Dataset:
+    """Parse, decode and batch as frame_dataset does, without any check or error accounting."""
+    names, sizes = REFERENCE["feature_names"], REFERENCE["feature_sizes"]
+    num_classes, frames = REFERENCE["num_classes"], REFERENCE["frames"]
+
+    def parse(serialized):
+        context, sequences = tf.io.parse_single_sequence_example(
+            serialized,
+            context_features={
+                "id": tf.io.FixedLenFeature([], tf.string, default_value=""),
+                "labels": tf.io.VarLenFeature(tf.int64),
+            },
+            sequence_features={
+                name: tf.io.FixedLenSequenceFeature([], tf.string, allow_missing=True)
+                for name in names
+            },
+        )
+        decoded = tf.concat(
+            [tf.io.decode_raw(sequences[name][:frames], tf.uint8) for name in names], axis=1
+        )
+        labels = context["labels"].values
+        multi_hot = tf.scatter_nd(
+            labels[:, tf.newaxis], tf.ones_like(labels, tf.float32), [num_classes]
+        )
+        return {
+            "video_id": context["id"],
+            "frames": decoded,
+            "num_frames": tf.shape(decoded, out_type=tf.int32)[0],
+            "labels": tf.minimum(multi_hot, 1.0),
+        }
+
+    files_ds = tf.data.Dataset.from_tensor_slices(files)
+    records = files_ds.interleave(
+        tf.data.TFRecordDataset, cycle_length=len(files), num_parallel_calls=tf.data.AUTOTUNE
+    )
+    parsed = records.map(parse, num_parallel_calls=parallel_calls)
+    batches = parsed.padded_batch(
+        batch_size,
+        padded_shapes={
+            "video_id": [],
+            "frames": [frames, sum(sizes)],
+            "num_frames": [],
+            "labels": [num_classes],
+        },
+    )
+    return batches.prefetch(tf.data.AUTOTUNE)
+
+
+def frame_pipeline(files, batch_size, parallel_calls, skip_bad_records=False):
+    counter = yt8m.BadRecordCounter() if skip_bad_records else None
+    return yt8m.frame_dataset(
+        files,
+        batch_size=batch_size,
+        max_frames=REFERENCE["frames"],
+        num_classes=REFERENCE["num_classes"],
+        feature_names=REFERENCE["feature_names"],
+        feature_sizes=REFERENCE["feature_sizes"],
+        skip_bad_records=skip_bad_records,
+        bad_record_counter=counter,
+        num_parallel_calls=parallel_calls,
+    )
+
+
+def _on_threads(dataset: tf.data.Dataset, threads: int) -> tf.data.Dataset:
+    options = tf.data.Options()
+    options.threading.private_threadpool_size = threads
+    return dataset.with_options(options)
+
+
+def _videos_per_second(dataset: tf.data.Dataset) -> tuple[float, int]:
+    started, videos = time.perf_counter(), 0
+    for batch in dataset:
+        ids = batch["video_id"] if isinstance(batch, dict) else batch
+        videos += int(tf.shape(ids)[0])
+    return videos / (time.perf_counter() - started), videos
+
+
+def measure_read(args: argparse.Namespace, root: str) -> dict:
+    files = write_synthetic_yt8m(
+        root,
+        split="train",
+        num_shards=args.files,
+        videos_per_shard=args.videos_per_file,
+        num_classes=REFERENCE["num_classes"],
+        feature_sizes=REFERENCE["feature_sizes"],
+        min_frames=REFERENCE["frames"],
+        max_frames=REFERENCE["frames"],
+    )
+    total_bytes = sum(os.path.getsize(path) for path in files)
+    auto = tf.data.AUTOTUNE
+    variants = {
+        "raw_tfrecord": lambda: raw_pipeline(files, args.batch_size),
+        "minimal_parse": lambda: minimal_pipeline(files, args.batch_size, auto),
+        "minimal_parse_1_call": lambda: minimal_pipeline(files, args.batch_size, 1),
+        "minimal_parse_2_calls": lambda: minimal_pipeline(files, args.batch_size, 2),
+        "frame_dataset": lambda: frame_pipeline(files, args.batch_size, auto),
+        "frame_dataset_1_call": lambda: frame_pipeline(files, args.batch_size, 1),
+        "frame_dataset_2_calls": lambda: frame_pipeline(files, args.batch_size, 2),
+        "frame_dataset_skip_bad_records": lambda: frame_pipeline(
+            files, args.batch_size, auto, skip_bad_records=True
+        ),
+    }
+    # Cores: the pipeline's own thread pool of 1 and 2 threads (tf.data runs every stage on it).
+    for threads in (1, 2):
+        variants[f"minimal_parse_{threads}_threads"] = lambda threads=threads: _on_threads(
+            minimal_pipeline(files, args.batch_size, auto), threads
+        )
+        variants[f"frame_dataset_{threads}_threads"] = lambda threads=threads: _on_threads(
+            frame_pipeline(files, args.batch_size, auto), threads
+        )
+    datasets = {name: make() for name, make in variants.items()}
+    for dataset in datasets.values():  # warm: tracing, file cache
+        _videos_per_second(dataset)
+    passes: dict[str, list[float]] = {name: [] for name in datasets}
+    for _ in range(args.repeats):
+        for name, dataset in datasets.items():  # the variants take turns
+            rate, videos = _videos_per_second(dataset)
+            if videos != args.files * args.videos_per_file:
+                expected = args.files * args.videos_per_file
+                raise RuntimeError(f"{name} read {videos} videos of {expected}")
+            passes[name].append(rate)
+            print(f"{name}: {rate:,.0f} videos/s", flush=True)
+    best = {name: max(rates) for name, rates in passes.items()}
+    ratios = {
+        "frame_dataset_over_raw": best["frame_dataset"] / best["raw_tfrecord"],
+        "frame_dataset_over_minimal": best["frame_dataset"] / best["minimal_parse"],
+        "frame_dataset_skip_over_minimal": (
+            best["frame_dataset_skip_bad_records"] / best["minimal_parse"]
+        ),
+        "minimal_over_raw": best["minimal_parse"] / best["raw_tfrecord"],
+        "frame_dataset_2_calls_over_1_call": (
+            best["frame_dataset_2_calls"] / best["frame_dataset_1_call"]
+        ),
+        "minimal_2_calls_over_1_call": (
+            best["minimal_parse_2_calls"] / best["minimal_parse_1_call"]
+        ),
+        "frame_dataset_2_threads_over_1_thread": (
+            best["frame_dataset_2_threads"] / best["frame_dataset_1_threads"]
+        ),
+        "minimal_2_threads_over_1_thread": (
+            best["minimal_parse_2_threads"] / best["minimal_parse_1_threads"]
+        ),
+    }
+    return {
+        "files": args.files,
+        "videos": args.files * args.videos_per_file,
+        "bytes": total_bytes,
+        "raw_read_mb_per_sec": best["raw_tfrecord"] * total_bytes / (len(files) * args.videos_per_file) / 1e6,
+        "videos_per_sec": best,
+        "all_passes_videos_per_sec": passes,
+        "ratios": ratios,
+    }
+
+
+# ------------------------------------------------------------------------------------ cache RSS
+def write_cache_rows(cache_dir: str, num_videos: int, records_per_shard: int = 10_000) -> None:
+    """A teacher cache of num_videos rows of the reference widths, written directly (the same
+    row for every video under its own id: only the cache's size matters here)."""
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=REFERENCE["num_classes"]).astype(np.float32)
+    representation = rng.normal(size=REFERENCE["teacher_repr"]).astype(np.float32)
+    id_length = 12  # ids of one length: the serialized rows differ only in their id bytes
+    template_id = b"#" * id_length
+    template = tf.train.Example(
+        features=tf.train.Features(
+            feature={
+                "video_id": tf.train.Feature(bytes_list=tf.train.BytesList(value=[template_id])),
+                "logits": tf.train.Feature(float_list=tf.train.FloatList(value=logits)),
+                "repr": tf.train.Feature(float_list=tf.train.FloatList(value=representation)),
+            }
+        )
+    ).SerializeToString()
+    at = template.index(template_id)
+    os.makedirs(cache_dir, exist_ok=True)
+    shards = []
+    for start in range(0, num_videos, records_per_shard):
+        count = min(records_per_shard, num_videos - start)
+        name = teacher_cache.shard_name(len(shards))
+        with tf.io.TFRecordWriter(os.path.join(cache_dir, name)) as writer:
+            for row in range(start, start + count):
+                video_id = f"v{row:0{id_length - 1}d}".encode()
+                writer.write(template[:at] + video_id + template[at + id_length :])
+        shards.append({"name": name, "num_videos": count})
+    metadata = {
+        "format": teacher_cache.FORMAT,
+        "num_classes": REFERENCE["num_classes"],
+        "repr_size": REFERENCE["teacher_repr"],
+        "num_videos": num_videos,
+        "records_per_shard": records_per_shard,
+        "shards": shards,
+        "data_pattern": "(rows written by benchmarks/yt8m_benchmark.py)",
+    }
+    with open(os.path.join(cache_dir, teacher_cache.METADATA_FILE), "w") as f:
+        json.dump(metadata, f)
+
+
+# Run in a fresh process: its resident memory before the cache is loaded, and its peak while it
+# loads the cache and joins it onto one batch of ids (Linux: the peak is reset first through
+# /proc/self/clear_refs, so that TensorFlow's own import does not set it).
+_RSS_PROBE = textwrap.dedent(
+    """
+    import json, sys
+    import tensorflow as tf
+    from yt8m_kd.distill.teacher_cache import TeacherCache
+
+    def status_kb(field):
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
+
+    ids = tf.data.Dataset.from_tensors({"video_id": tf.constant(["v00000000000", "v00000000001"])})
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # resets VmHWM, the peak resident set, to the current one
+    before = status_kb("VmRSS")
+    cache = TeacherCache.load(sys.argv[1])
+    batch = next(iter(cache.join(ids)))
+    assert batch["teacher_logits"].shape == (2, cache.num_classes)
+    print(json.dumps({"rss_before_kb": before, "rss_peak_kb": status_kb("VmHWM")}))
+    """
+)
+
+
+def measure_cache_rss(args: argparse.Namespace, root: str) -> dict:
+    results = {}
+    for num_videos in args.cache_videos:
+        cache_dir = os.path.join(root, f"cache_{num_videos}")
+        started = time.perf_counter()
+        write_cache_rows(cache_dir, num_videos)
+        written = time.perf_counter() - started
+        probe = subprocess.run(
+            [sys.executable, "-c", _RSS_PROBE, cache_dir],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        )
+        rss = json.loads(probe.stdout.strip().splitlines()[-1])
+        size = sum(
+            os.path.getsize(os.path.join(cache_dir, name)) for name in os.listdir(cache_dir)
+        )
+        growth_mb = (rss["rss_peak_kb"] - rss["rss_before_kb"]) / 1024
+        results[str(num_videos)] = {
+            "cache_bytes": size,
+            "peak_rss_growth_mb": growth_mb,
+            "peak_rss_mb": rss["rss_peak_kb"] / 1024,
+            "write_seconds": written,
+        }
+        print(f"cache of {num_videos:,} videos: peak RSS +{growth_mb:,.0f} MB", flush=True)
+        for name in os.listdir(cache_dir):  # the next size needs the disk
+            os.remove(os.path.join(cache_dir, name))
+    sizes = sorted(args.cache_videos)
+    if len(sizes) >= 2:
+        results["rss_growth_mb_from_smallest_to_largest"] = (
+            results[str(sizes[-1])]["peak_rss_growth_mb"]
+            - results[str(sizes[0])]["peak_rss_growth_mb"]
+        )
+    return results
+
+
+# ------------------------------------------------------------------------------------ bytes
+def measure_bytes(root: str) -> dict:
+    """host_selection_benchmark's figure: bytes per example the training step receives."""
+    spec = importlib.util.spec_from_file_location(
+        "host_selection_benchmark", REPO_ROOT / "benchmarks" / "host_selection_benchmark.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.measure_bytes(module.parse_args([]), root)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    report = {
+        "benchmark": "YouTube-8M data side at reference shapes (issue 12)",
+        "machine": yt8m_machine.machine_info(numpy=np.__version__, tensorflow=tf.__version__),
+        "settings": {**vars(args), "output": str(args.output), "reference": REFERENCE},
+        "goals": GOALS,
+    }
+    with tempfile.TemporaryDirectory() as root:
+        report["read"] = measure_read(args, os.path.join(root, "records"))
+        if not args.skip_bytes:
+            report["bytes_per_student_example"] = measure_bytes(os.path.join(root, "bytes"))
+        if not args.skip_cache:
+            report["teacher_cache_rss"] = measure_cache_rss(args, os.path.join(root, "cache"))
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report["read"]["ratios"], indent=2))
+    print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()
