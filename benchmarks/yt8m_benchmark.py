@@ -244,7 +244,10 @@ def measure_read(args: argparse.Namespace, root: str) -> dict:
         "files": args.files,
         "videos": args.files * args.videos_per_file,
         "bytes": total_bytes,
-        "raw_read_mb_per_sec": best["raw_tfrecord"] * total_bytes / (len(files) * args.videos_per_file) / 1e6,
+        "raw_read_mb_per_sec": best["raw_tfrecord"]
+        * total_bytes
+        / (len(files) * args.videos_per_file)
+        / 1e6,
         "videos_per_sec": best,
         "all_passes_videos_per_sec": passes,
         "ratios": ratios,
@@ -333,9 +336,7 @@ def measure_cache_rss(args: argparse.Namespace, root: str) -> dict:
             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
         )
         rss = json.loads(probe.stdout.strip().splitlines()[-1])
-        size = sum(
-            os.path.getsize(os.path.join(cache_dir, name)) for name in os.listdir(cache_dir)
-        )
+        size = sum(os.path.getsize(os.path.join(cache_dir, name)) for name in os.listdir(cache_dir))
         growth_mb = (rss["rss_peak_kb"] - rss["rss_before_kb"]) / 1024
         results[str(num_videos)] = {
             "cache_bytes": size,

@@ -186,3 +186,58 @@ def test_a_scheme_tensorflow_lacks_needs_tensorflow_io(monkeypatch):
 def test_local_file_scheme_is_native(tmp_path):
     pattern = _write_shards(tmp_path, num_files=1, per_file=2)
     assert len(_ids(_read("file://" + os.path.abspath(pattern)))) == 2
+
+
+def _varied_records(rng: np.random.Generator, prefix: str, count: int) -> list[tuple]:
+    """(id, labels, features, serialized) of `count` records of 1 to 20 frames."""
+    records = []
+    for r in range(count):
+        video = _video(rng, int(rng.integers(1, 21)))
+        labels = sorted(
+            {int(v) for v in rng.integers(0, NUM_CLASSES, size=int(rng.integers(0, 4)))}
+        )
+        records.append((f"{prefix}{r}", labels, video, make_example(f"{prefix}{r}", labels, video)))
+    return records
+
+
+def test_many_records_per_file_come_out_exactly(tmp_path):
+    # More records per file than the reader locates at once (record_files._LOCATE_BATCH), so that
+    # the byte accounting and the item numbering run across its batches.
+    rng = np.random.default_rng(7)
+    written = {}
+    for f in range(2):
+        records = _varied_records(rng, f"f{f}-", 37)
+        _write(str(tmp_path / f"train-{f}.tfrecord"), [record[3] for record in records])
+        written.update({record[0]: record for record in records})
+    batches = _read(str(tmp_path / "train-*.tfrecord"), batch_size=5, max_frames=16)
+    read = [
+        (video_id.decode(), batch["frames"][row], batch["num_frames"][row], batch["labels"][row])
+        for batch in batches
+        for row, video_id in enumerate(batch["video_id"])
+    ]
+    assert sorted(video_id for video_id, *_ in read) == sorted(written)
+    for video_id, frames, num_frames, labels in read:
+        _, want_labels, video, _ = written[video_id]
+        want = np.concatenate([video["rgb"], video["audio"]], 1)[:16]
+        assert num_frames == len(want)
+        np.testing.assert_array_equal(frames[: len(want)], want)
+        np.testing.assert_array_equal(frames[len(want) :], 0)
+        np.testing.assert_array_equal(np.flatnonzero(labels), want_labels)
+
+
+def test_a_bad_record_after_many_is_named_by_its_byte_offset(tmp_path):
+    rng = np.random.default_rng(8)
+    good = [record[3] for record in _varied_records(rng, "g", 35)]
+    bad = make_example("bad-one", [NUM_CLASSES], _video(rng, 2))
+    path = _write(str(tmp_path / "a.tfrecord"), [*good, bad])
+    # A record takes its length + 16 bytes of TFRecord framing on disk.
+    offset = sum(len(record) + 16 for record in good)
+    with pytest.raises(tf.errors.InvalidArgumentError) as raised:
+        _read(path)
+    message = yt8m.error_message(raised.value)
+    assert f"in file {path} (record 35 at byte {offset}), record id bad-one: label" in message
+    # Skipped: every good record is read, the bad one counted.
+    counter = yt8m.BadRecordCounter()
+    ids = _ids(_read(path, skip_bad_records=True, bad_record_counter=counter))
+    assert ids == [f"g{r}" for r in range(35)]
+    assert counter.counts()["label_out_of_range"] == 1

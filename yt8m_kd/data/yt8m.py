@@ -368,9 +368,7 @@ def _make_file_reader(
                 ]
             )
             # A record the id_filter rejects is neither checked nor decoded.
-            record, code, error = checked_record(
-                fields, **parser_options, where=where, wanted=keep
-            )
+            record, code, error = checked_record(fields, **parser_options, where=where, wanted=keep)
             problem = (item["code"] != record_files.RECORD) & (item["code"] != record_files.END)
             record.update(
                 _index=item["index"],

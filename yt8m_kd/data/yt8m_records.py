@@ -324,7 +324,8 @@ def checked_record(
         for name, size in zip(names, sizes, strict=True)
     ]
     width = sum(sizes)
-    frames = tf.ensure_shape(tf.concat(rows, axis=1), [None, width])  # a frame's features side by side
+    # [n, width]: the features of a frame side by side.
+    frames = tf.ensure_shape(tf.concat(rows, axis=1), [None, width])
     record = {
         "video_id": video_id,
         "frames": frames,
