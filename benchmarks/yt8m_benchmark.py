@@ -14,6 +14,8 @@ like):
   cache     peak RSS growth of a student process that loads a teacher cache of N videos of the
             reference teacher (3862 logits + a 2048-wide repr, float32) and joins it onto a batch,
             for N = 10,000 and 100,000 (the cache rows are written directly: no teacher runs)
+  costs     where a record's time goes, on one thread: TensorFlow's reader, the minimal parse, the
+            reader's parse and checks, the whole frame_dataset, and one tf.data function call
   bytes     bytes per student example sent to the training step from a cache, k = 6 of 300 frames
             (`host_selection_benchmark.measure_bytes`: frames selected in the step or in tf.data)
 
@@ -40,7 +42,7 @@ import numpy as np
 import tensorflow as tf
 
 from yt8m_kd import machine as yt8m_machine
-from yt8m_kd.data import yt8m
+from yt8m_kd.data import yt8m, yt8m_records
 from yt8m_kd.data.synthetic import write_synthetic_yt8m
 from yt8m_kd.distill import teacher_cache
 
@@ -53,6 +55,8 @@ REFERENCE = {
     "num_classes": 3862,
     "teacher_repr": 2048,
 }
+# Batches read untimed before each timed pass of a pipeline: more than its buffers hold.
+_DRAIN_BATCHES = 8
 # The goals of issue 12, as ratios.
 GOALS = {
     "frame_dataset_over_raw": 0.5,
@@ -87,8 +91,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 # ------------------------------------------------------------------------------------ read rates
 def raw_pipeline(files: list[str], batch_size: int) -> tf.data.Dataset:
-    """The records' bytes, read and CRC-checked by TensorFlow's reader, nothing else."""
-    files_ds = tf.data.Dataset.from_tensor_slices(files)
+    """The records' bytes, read and CRC-checked by TensorFlow's reader, nothing else; repeated."""
+    files_ds = tf.data.Dataset.from_tensor_slices(files).repeat()
     records = files_ds.interleave(
         tf.data.TFRecordDataset,
         cycle_length=len(files),
@@ -97,49 +101,49 @@ def raw_pipeline(files: list[str], batch_size: int) -> tf.data.Dataset:
     return records.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
+def minimal_parse(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
+    """One record parsed and decoded as frame_dataset does, without any check."""
+    names, frames = REFERENCE["feature_names"], REFERENCE["frames"]
+    context, sequences = tf.io.parse_single_sequence_example(
+        serialized,
+        context_features={
+            "id": tf.io.FixedLenFeature([], tf.string, default_value=""),
+            "labels": tf.io.VarLenFeature(tf.int64),
+        },
+        sequence_features={
+            name: tf.io.FixedLenSequenceFeature([], tf.string, allow_missing=True) for name in names
+        },
+    )
+    decoded = tf.concat(
+        [tf.io.decode_raw(sequences[name][:frames], tf.uint8) for name in names], axis=1
+    )
+    labels = context["labels"].values
+    multi_hot = tf.scatter_nd(
+        labels[:, tf.newaxis], tf.ones_like(labels, tf.float32), [REFERENCE["num_classes"]]
+    )
+    return {
+        "video_id": context["id"],
+        "frames": decoded,
+        "num_frames": tf.shape(decoded, out_type=tf.int32)[0],
+        "labels": tf.minimum(multi_hot, 1.0),
+    }
+
+
 def minimal_pipeline(files: list[str], batch_size: int, parallel_calls) -> tf.data.Dataset:
-    """Parse, decode and batch as frame_dataset does, without any check or error accounting."""
-    names, sizes = REFERENCE["feature_names"], REFERENCE["feature_sizes"]
-    num_classes, frames = REFERENCE["num_classes"], REFERENCE["frames"]
-
-    def parse(serialized):
-        context, sequences = tf.io.parse_single_sequence_example(
-            serialized,
-            context_features={
-                "id": tf.io.FixedLenFeature([], tf.string, default_value=""),
-                "labels": tf.io.VarLenFeature(tf.int64),
-            },
-            sequence_features={
-                name: tf.io.FixedLenSequenceFeature([], tf.string, allow_missing=True)
-                for name in names
-            },
-        )
-        decoded = tf.concat(
-            [tf.io.decode_raw(sequences[name][:frames], tf.uint8) for name in names], axis=1
-        )
-        labels = context["labels"].values
-        multi_hot = tf.scatter_nd(
-            labels[:, tf.newaxis], tf.ones_like(labels, tf.float32), [num_classes]
-        )
-        return {
-            "video_id": context["id"],
-            "frames": decoded,
-            "num_frames": tf.shape(decoded, out_type=tf.int32)[0],
-            "labels": tf.minimum(multi_hot, 1.0),
-        }
-
-    files_ds = tf.data.Dataset.from_tensor_slices(files)
+    """Parse, decode and batch as frame_dataset does, without any check or error accounting;
+    repeated."""
+    files_ds = tf.data.Dataset.from_tensor_slices(files).repeat()
     records = files_ds.interleave(
         tf.data.TFRecordDataset, cycle_length=len(files), num_parallel_calls=tf.data.AUTOTUNE
     )
-    parsed = records.map(parse, num_parallel_calls=parallel_calls)
+    parsed = records.map(minimal_parse, num_parallel_calls=parallel_calls)
     batches = parsed.padded_batch(
         batch_size,
         padded_shapes={
             "video_id": [],
-            "frames": [frames, sum(sizes)],
+            "frames": [REFERENCE["frames"], sum(REFERENCE["feature_sizes"])],
             "num_frames": [],
-            "labels": [num_classes],
+            "labels": [REFERENCE["num_classes"]],
         },
     )
     return batches.prefetch(tf.data.AUTOTUNE)
@@ -157,6 +161,7 @@ def frame_pipeline(files, batch_size, parallel_calls, skip_bad_records=False):
         skip_bad_records=skip_bad_records,
         bad_record_counter=counter,
         num_parallel_calls=parallel_calls,
+        repeat=True,
     )
 
 
@@ -166,12 +171,13 @@ def _on_threads(dataset: tf.data.Dataset, threads: int) -> tf.data.Dataset:
     return dataset.with_options(options)
 
 
-def _videos_per_second(dataset: tf.data.Dataset) -> tuple[float, int]:
+def _videos_per_second(iterator, batches: int) -> float:
+    """Steady state: videos/s over the next `batches` batches of a running iterator."""
     started, videos = time.perf_counter(), 0
-    for batch in dataset:
-        ids = batch["video_id"] if isinstance(batch, dict) else batch
-        videos += int(tf.shape(ids)[0])
-    return videos / (time.perf_counter() - started), videos
+    for _ in range(batches):
+        batch = next(iterator)
+        videos += int(tf.shape(batch["video_id"] if isinstance(batch, dict) else batch)[0])
+    return videos / (time.perf_counter() - started)
 
 
 def measure_read(args: argparse.Namespace, root: str) -> dict:
@@ -207,18 +213,28 @@ def measure_read(args: argparse.Namespace, root: str) -> dict:
         variants[f"frame_dataset_{threads}_threads"] = lambda threads=threads: _on_threads(
             frame_pipeline(files, args.batch_size, auto), threads
         )
-    datasets = {name: make() for name, make in variants.items()}
-    for dataset in datasets.values():  # warm: tracing, file cache
-        _videos_per_second(dataset)
-    passes: dict[str, list[float]] = {name: [] for name in datasets}
+    # Every pipeline repeats its files and runs in one iterator: the rates are steady-state ones,
+    # without building the iterator (frame_dataset's takes about a second; measured apart, below).
+    iterators = {}
+    setup_seconds = {}
+    for name, make in variants.items():
+        started = time.perf_counter()
+        iterators[name] = iter(make())
+        next(iterators[name])
+        setup_seconds[name] = time.perf_counter() - started
+    # A pass: as many batches as the files hold videos.
+    batches = max(1, args.files * args.videos_per_file // args.batch_size)
+    for iterator in iterators.values():  # warm: the shuffle-free pipelines' buffers, file cache
+        _videos_per_second(iterator, batches)
+    passes: dict[str, list[float]] = {name: [] for name in iterators}
     for _ in range(args.repeats):
-        for name, dataset in datasets.items():  # the variants take turns
-            rate, videos = _videos_per_second(dataset)
-            if videos != args.files * args.videos_per_file:
-                expected = args.files * args.videos_per_file
-                raise RuntimeError(f"{name} read {videos} videos of {expected}")
+        for name, iterator in iterators.items():  # the variants take turns
+            # What the pipeline's buffers filled while the others ran is not timed.
+            _videos_per_second(iterator, _DRAIN_BATCHES)
+            rate = _videos_per_second(iterator, batches)
             passes[name].append(rate)
             print(f"{name}: {rate:,.0f} videos/s", flush=True)
+    del iterators  # their threads
     best = {name: max(rates) for name, rates in passes.items()}
     ratios = {
         "frame_dataset_over_raw": best["frame_dataset"] / best["raw_tfrecord"],
@@ -241,6 +257,7 @@ def measure_read(args: argparse.Namespace, root: str) -> dict:
         ),
     }
     return {
+        "microseconds_per_record_one_thread": measure_costs(files, args.repeats),
         "files": args.files,
         "videos": args.files * args.videos_per_file,
         "bytes": total_bytes,
@@ -250,8 +267,80 @@ def measure_read(args: argparse.Namespace, root: str) -> dict:
         / 1e6,
         "videos_per_sec": best,
         "all_passes_videos_per_sec": passes,
+        "first_batch_seconds": setup_seconds,
         "ratios": ratios,
     }
+
+
+# ------------------------------------------------------------------------------------ costs
+def _microseconds_per_element(dataset: tf.data.Dataset, repeats: int) -> float:
+    """Steady-state wall time per element of a repeated, batched dataset on one thread, best of
+    `repeats` runs of 8 batches after 4 untimed ones."""
+    single = tf.data.Options()
+    single.threading.private_threadpool_size = 1
+    iterator = iter(dataset.with_options(single))
+    _videos_per_second(iterator, 4)
+    best = max(_videos_per_second(iterator, 8) for _ in range(repeats))
+    return 1e6 / best
+
+
+def measure_costs(files: list[str], repeats: int) -> dict:
+    """Where a record's time goes, on one thread (microseconds per record): one file read by
+    TensorFlow's reader alone, + the minimal parse, + the reader's parse and checks
+    (`parse_record`, the same ops frame_dataset runs per record), the whole frame_dataset and the
+    minimal pipeline over that file; opening a file and reading its one record (with frame_dataset
+    and with the minimal parse); and one tf.data function call on this machine (a map of x + 1)."""
+    path, batch = files[0], 32
+    options = {
+        "max_frames": REFERENCE["frames"],
+        "feature_names": REFERENCE["feature_names"],
+        "feature_sizes": REFERENCE["feature_sizes"],
+        "num_classes": REFERENCE["num_classes"],
+    }
+    shapes = {
+        "video_id": [],
+        "frames": [REFERENCE["frames"], sum(REFERENCE["feature_sizes"])],
+        "num_frames": [],
+        "labels": [REFERENCE["num_classes"]],
+    }
+    one_record = os.path.join(os.path.dirname(path), "one-record.tfrecord")
+    with tf.io.TFRecordWriter(one_record) as writer:
+        writer.write(next(iter(tf.data.TFRecordDataset(path))).numpy())
+
+    def frames(pattern):
+        return yt8m.frame_dataset(
+            pattern,
+            batch_size=batch,
+            num_parallel_reads=1,
+            num_parallel_calls=1,
+            repeat=True,
+            **options,
+        )
+
+    def minimal(file):
+        records = tf.data.Dataset.from_tensors(file).repeat()
+        records = records.interleave(tf.data.TFRecordDataset, cycle_length=1)
+        return records.map(minimal_parse).padded_batch(batch, shapes)
+
+    records = tf.data.TFRecordDataset(path).repeat()
+    stages = {
+        "read": records.batch(batch),
+        "read_minimal_parse": records.map(minimal_parse).padded_batch(batch, shapes),
+        "read_parse_and_checks": records.map(
+            lambda serialized: yt8m_records.parse_record(serialized, **options)[0]
+        ).padded_batch(batch, shapes),
+        "frame_dataset": frames(path),
+        "minimal_pipeline": minimal(path),
+        "frame_dataset_file_open_and_record": frames(one_record),
+        "minimal_pipeline_file_open_and_record": minimal(one_record),
+    }
+    costs = {name: _microseconds_per_element(dataset, repeats) for name, dataset in stages.items()}
+    numbers = tf.data.Dataset.range(10**12)
+    costs["tf_data_function_call"] = _microseconds_per_element(
+        numbers.map(lambda x: x + 1).batch(1000), repeats
+    ) - _microseconds_per_element(numbers.batch(1000), repeats)
+    print("microseconds per record: " + ", ".join(f"{k} {v:.0f}" for k, v in costs.items()))
+    return costs
 
 
 # ------------------------------------------------------------------------------------ cache RSS
