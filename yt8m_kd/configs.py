@@ -180,6 +180,9 @@ class TrainConfig:
 
 
 # ------------------------------------------------------------------------------- distillation
+CACHE_JOINS = ("auto", "stream", "memory")
+
+
 @dataclasses.dataclass(frozen=True)
 class DistillationWeights:
     """Weights of the distillation terms added to the label loss.
@@ -213,13 +216,24 @@ class DistillConfig:
         experiments record here the checkpoint the cache was made from).
       teacher_cache_dir: a teacher cache (launchers/cache_teacher.py, flag --teacher_cache); when
         given, the teacher is never run and teacher_run_dir is not needed.
+      teacher_cache_join: how a cache reaches the batches: "stream" (each input file's part read
+        with the file; memory independent of the number of videos), "memory" (the whole cache in
+        host memory, looked up by id) or "auto" (stream where the cache and the run allow it,
+        yt8m_kd.distill.cache_stream). The batches are the same either way.
       weights: w_pred, w_rep, w_kl and the KL temperature.
     """
 
     teacher_run_dir: str | None = None
     teacher_checkpoint: str | None = None
     teacher_cache_dir: str | None = None
+    teacher_cache_join: str = "auto"
     weights: DistillationWeights = dataclasses.field(default_factory=DistillationWeights)
+
+    def __post_init__(self):
+        if self.teacher_cache_join not in CACHE_JOINS:
+            raise ValueError(
+                f"teacher_cache_join={self.teacher_cache_join!r}; valid: {', '.join(CACHE_JOINS)}"
+            )
 
 
 # --------------------------------------------------------------------------------------- SAKD

@@ -24,6 +24,7 @@ from absl import flags
 from yt8m_kd import cache_layout, flag_checks
 from yt8m_kd.configs import (
     BACKBONES,
+    CACHE_JOINS,
     CLASSIFIERS,
     DATASETS,
     MAPPINGS,
@@ -276,6 +277,14 @@ def define_distill_flags(fv: flags.FlagValues) -> None:
         "teacher_cache",
         None,
         "A teacher cache (launchers/cache_teacher.py): distil from it without running the teacher.",
+    )
+    enum(
+        "teacher_cache_join",
+        "auto",
+        list(CACHE_JOINS),
+        "How the cache reaches the batches: stream (each input file's part read with the file; "
+        "memory independent of the number of videos), memory (the whole cache in host memory) "
+        "or auto (stream where the cache and the run allow it). Same batches either way.",
     )
     floating("w_pred", 0.01, "Weight of L_pred (probabilities).", lower_bound=0)
     floating("w_rep", 0.001, "Weight of L_rep (representations).", lower_bound=0)

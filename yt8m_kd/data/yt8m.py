@@ -60,6 +60,7 @@ import codecs
 import concurrent.futures
 import re
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
 import tensorflow as tf
 from absl import logging
@@ -320,6 +321,26 @@ _MESSAGES = record_files.FileMessages(
 _SKIP_HINT = " (skip_bad_records=True skips and counts bad records)"
 
 
+class FileJoin(Protocol):
+    """Per-file data joined onto a file's records inside the reader, before files are
+    interleaved (a teacher cache stored per input file: yt8m_kd.distill.cache_stream).
+
+    `file_fields(files)` is called once when the pipeline is built, with this pipeline's files in
+    order; it returns tensors with one row per file ([F, ...]) that travel with each file through
+    the file shuffle. `join(path, fields, records)` gets a file's good records in file order
+    (after the checks; the public fields and "_emit", all True) and that file's rows of the
+    fields, and returns the records with `padded_shapes` fields added ("_emit" kept: the reader
+    drops it per batch)."""
+
+    padded_shapes: dict[str, list[int]]
+
+    def file_fields(self, files: Sequence[str]) -> dict[str, tf.Tensor]: ...
+
+    def join(
+        self, path: tf.Tensor, fields: dict[str, tf.Tensor], records: tf.data.Dataset
+    ) -> tf.data.Dataset: ...
+
+
 def _make_file_reader(
     parser_options: dict,
     deterministic: bool,
@@ -328,19 +349,22 @@ def _make_file_reader(
     id_filter=None,
     source_files: bool = False,
     num_parallel_calls: int = tf.data.AUTOTUNE,
+    file_join: FileJoin | None = None,
 ):
-    """(path, size) -> the good records of one file (with "_emit": keep it), its problems
-    reported on the way: an error (strict) or a logged, counted skip (`skip_bad_records`).
+    """(path, size[, file_join's fields]) -> the good records of one file (with "_emit": keep
+    it; joined with `file_join`'s data), its problems reported on the way: an error (strict) or a
+    logged, counted skip (`skip_bad_records`).
 
     Per record this runs three tf.data functions, the fewest that keep the problems in file
     order (a function call costs about 30 us on a 2-core machine): the parse and checks
     (`record_fields`, `checked_record`: in parallel; a record that does not parse is dropped),
     a scan that finds such holes (`_make_settle`) and raises, or logs and counts, each problem,
-    and a filter on its verdict. Lost regions and the file's end come from `record_files.item_batches`, which reads
-    the file in batches of records, with their byte offsets."""
+    and a filter on its verdict. Lost regions and the file's end come from
+    `record_files.item_batches`, which reads the file in batches of records, with their byte
+    offsets."""
     feature_names = parser_options["feature_names"]
 
-    def read_file(path: tf.Tensor, size: tf.Tensor) -> tf.data.Dataset:
+    def read_file(path: tf.Tensor, size: tf.Tensor, join_fields=None) -> tf.data.Dataset:
         items = record_files.item_batches(
             path,
             size,
@@ -389,7 +413,10 @@ def _make_file_reader(
         ).ignore_errors()
         settle = _make_settle(path, size, skip_bad_records, counter, source_files)
         start = (tf.constant(0, tf.int64), tf.constant(0, tf.int64), tf.constant(""))
-        return parsed.scan(start, settle).filter(lambda record: record["_emit"])
+        records = parsed.scan(start, settle).filter(lambda record: record["_emit"])
+        if file_join is not None:
+            records = file_join.join(path, join_fields, records)
+        return records
 
     return read_file
 
@@ -505,6 +532,7 @@ def frame_dataset(
     id_filter: Callable[[tf.Tensor], tf.Tensor] | None = None,
     cache_file: str | None = None,
     source_files: bool = False,
+    file_join: FileJoin | None = None,
 ) -> tf.data.Dataset:
     """Batches of YouTube-8M frame records (see the module docstring for the batch and errors).
 
@@ -537,6 +565,9 @@ def frame_dataset(
         new file name per pipeline (a cache left by an interrupted pass is incomplete).
       source_files: batches also hold `source_file` [B] string, the file of each record (for
         messages that name it, e.g. the teacher cache's duplicate ids).
+      file_join: per-file data zipped onto each file's good records before the files are
+        interleaved (`FileJoin`; a teacher cache streamed from its per-file parts). Not with
+        id_filter: the join pairs every good record of a file with a row.
 
     Raises:
       FileNotFoundError: a pattern matches no file.
@@ -550,6 +581,8 @@ def frame_dataset(
             f"feature_names {tuple(feature_names)} and feature_sizes {tuple(feature_sizes)} "
             "differ in length"
         )
+    if file_join is not None and id_filter is not None:
+        raise ValueError("frame_dataset: file_join pairs every good record, so no id_filter")
     files = list_files(file_pattern)
     if input_context is not None and input_context.num_input_pipelines > 1:
         num_pipelines = input_context.num_input_pipelines
@@ -562,9 +595,10 @@ def frame_dataset(
     deterministic = not shuffle or seed is not None
 
     # [files] -> (path, size) pairs; the size lets a reader tell a cut-short file from a whole one.
-    dataset = tf.data.Dataset.from_tensor_slices(
-        (tf.constant(files), tf.constant(_file_sizes(files), tf.int64))
-    )
+    slices = (tf.constant(files), tf.constant(_file_sizes(files), tf.int64))
+    if file_join is not None:
+        slices += (file_join.file_fields(files),)
+    dataset = tf.data.Dataset.from_tensor_slices(slices)
     if shuffle:
         dataset = dataset.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
     cycle_length = min(
@@ -586,6 +620,7 @@ def frame_dataset(
             id_filter,
             source_files,
             num_parallel_calls,
+            file_join,
         ),
         cycle_length=cycle_length,
         block_length=1,
@@ -609,6 +644,7 @@ def frame_dataset(
             "num_frames": [],
             "labels": [num_classes],
             **({"source_file": []} if source_files else {}),
+            **(file_join.padded_shapes if file_join is not None else {}),
             "_emit": [],
         },
         drop_remainder=drop_remainder,

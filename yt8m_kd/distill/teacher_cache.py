@@ -318,116 +318,55 @@ def write_teacher_cache(
     return result
 
 
-class TeacherCache:
-    """A teacher cache in host memory: video id -> the teacher's logits [C] and repr [H].
+def read_metadata(cache_dir: str) -> dict:
+    """A finished cache's teacher_cache.json, checked (format, shard counts).
 
-    Create it with `TeacherCache.load(cache_dir)`, eagerly and outside any `strategy.scope()`
-    (see the module docstring for why and for its memory, N * (C + H) * 4 bytes).
+    Raises:
+      FileNotFoundError: no teacher_cache.json (no cache, or an unfinished one: one line saying
+        how many input files are cached when it is built in parts).
+      ValueError: another format, or shards whose video counts do not add up to num_videos.
     """
+    metadata_path = os.path.join(cache_dir, METADATA_FILE)
+    incomplete = incomplete_message(cache_dir)
+    if incomplete:
+        raise FileNotFoundError(incomplete)
+    if not tf.io.gfile.exists(metadata_path):
+        raise FileNotFoundError(
+            f"no teacher cache at {cache_dir} ({METADATA_FILE} missing: run "
+            "launchers/cache_teacher.py)"
+        )
+    with tf.io.gfile.GFile(metadata_path) as f:
+        metadata = json.load(f)
+    if metadata.get("format") != FORMAT:
+        raise ValueError(
+            f"{metadata_path} has format {metadata.get('format')!r}, expected {FORMAT!r}; "
+            f"{_REBUILD_HINT}"
+        )
+    listed = sum(shard["num_videos"] for shard in metadata["shards"])
+    if listed != metadata["num_videos"]:
+        raise ValueError(
+            f"{metadata_path}: its shards hold {listed} videos, but num_videos is "
+            f"{metadata['num_videos']}; {_REBUILD_HINT}"
+        )
+    return metadata
 
-    def __init__(
-        self,
-        cache_dir: str,
-        metadata: dict,
-        video_ids: np.ndarray,
-        logits: np.ndarray,
-        representation: np.ndarray,
-    ):
-        if tf.distribute.has_strategy():
-            # Distributed variables would be mirrored onto the accelerators, out of tf.data's
-            # reach on the host.
-            raise ValueError("load the TeacherCache outside strategy.scope()")
+
+def row_features(num_classes: int, repr_size: int) -> dict[str, tf.io.FixedLenFeature]:
+    """How a cache row (a tf.train.Example) is parsed."""
+    return {
+        "video_id": tf.io.FixedLenFeature([], tf.string),
+        "logits": tf.io.FixedLenFeature([num_classes], tf.float32),
+        "repr": tf.io.FixedLenFeature([repr_size], tf.float32),
+    }
+
+
+class CacheInfo:
+    """What a teacher cache holds (teacher_cache.json), however it is read."""
+
+    def __init__(self, cache_dir: str, metadata: dict):
         self.cache_dir = cache_dir
         self._metadata = metadata
-        self.video_ids = np.asarray(video_ids)  # row i of the cache is video_ids[i]
-        with tf.init_scope(), tf.device("/CPU:0"):
-            self._rows = tf.lookup.StaticHashTable(
-                tf.lookup.KeyValueTensorInitializer(
-                    tf.constant(video_ids, tf.string),
-                    tf.range(len(video_ids), dtype=tf.int64),
-                ),
-                default_value=-1,
-            )
-            self._logits = tf.Variable(logits, trainable=False, name="teacher_logits")
-            self._repr = tf.Variable(representation, trainable=False, name="teacher_repr")
 
-    # ----------------------------------------------------------------------------------- loading
-    @classmethod
-    def load(cls, cache_dir: str) -> TeacherCache:
-        """Reads a cache written by `write_teacher_cache` (launchers/cache_teacher.py).
-
-        Raises:
-          FileNotFoundError: no teacher_cache.json (no cache, or an unfinished one: one line
-            saying how many input files are cached when it is built in parts), or a shard it
-            lists is missing.
-          ValueError: a shard's video count differs from the json's, or an id appears twice.
-        """
-        metadata_path = os.path.join(cache_dir, METADATA_FILE)
-        incomplete = incomplete_message(cache_dir)
-        if incomplete:
-            raise FileNotFoundError(incomplete)
-        if not tf.io.gfile.exists(metadata_path):
-            raise FileNotFoundError(
-                f"no teacher cache at {cache_dir} ({METADATA_FILE} missing: run "
-                "launchers/cache_teacher.py)"
-            )
-        with tf.io.gfile.GFile(metadata_path) as f:
-            metadata = json.load(f)
-        if metadata.get("format") != FORMAT:
-            raise ValueError(
-                f"{metadata_path} has format {metadata.get('format')!r}, expected {FORMAT!r}; "
-                f"{_REBUILD_HINT}"
-            )
-        num_videos = metadata["num_videos"]
-        num_classes, repr_size = metadata["num_classes"], metadata["repr_size"]
-        listed = sum(shard["num_videos"] for shard in metadata["shards"])
-        if listed != num_videos:
-            raise ValueError(
-                f"{metadata_path}: its shards hold {listed} videos, but num_videos is "
-                f"{num_videos}; {_REBUILD_HINT}"
-            )
-
-        # Filled in place: the peak memory is these arrays plus the variables made from them.
-        video_ids = np.empty([num_videos], object)
-        logits = np.empty([num_videos, num_classes], np.float32)
-        representation = np.empty([num_videos, repr_size], np.float32)
-        features = {
-            "video_id": tf.io.FixedLenFeature([], tf.string),
-            "logits": tf.io.FixedLenFeature([num_classes], tf.float32),
-            "repr": tf.io.FixedLenFeature([repr_size], tf.float32),
-        }
-        start = 0
-        for shard in metadata["shards"]:
-            path = os.path.join(cache_dir, shard["name"])
-            if not tf.io.gfile.exists(path):
-                raise FileNotFoundError(
-                    f"teacher cache shard {path} listed in {METADATA_FILE} is missing; "
-                    f"{_REBUILD_HINT}"
-                )
-            records = tf.data.TFRecordDataset(path).batch(_LOAD_BATCH)
-            count = 0
-            for batch in records.map(lambda s: tf.io.parse_example(s, features)):
-                n = int(tf.shape(batch["video_id"])[0])
-                if start + count + n <= num_videos:
-                    rows = slice(start + count, start + count + n)
-                    video_ids[rows] = batch["video_id"].numpy()
-                    logits[rows] = batch["logits"].numpy()
-                    representation[rows] = batch["repr"].numpy()
-                count += n
-            if count != shard["num_videos"]:
-                raise ValueError(
-                    f"teacher cache shard {path} holds {count} videos, {METADATA_FILE} says "
-                    f"{shard['num_videos']}; {_REBUILD_HINT}"
-                )
-            start += count
-
-        unique, counts = np.unique(video_ids.astype(bytes), return_counts=True)
-        if len(unique) != num_videos:
-            duplicate = display_id(unique[np.argmax(counts > 1)])
-            raise ValueError(f"video id {duplicate} is twice in the teacher cache {cache_dir}")
-        return cls(cache_dir, metadata, video_ids, logits, representation)
-
-    # ----------------------------------------------------------------------------------- sizes
     @property
     def num_classes(self) -> int:
         return int(self._metadata["num_classes"])
@@ -465,6 +404,90 @@ class TeacherCache:
             raise ValueError(
                 f"{where} has a repr of width {self.repr_size} but the student expects {repr_size}"
             )
+
+
+class TeacherCache(CacheInfo):
+    """A teacher cache in host memory: video id -> the teacher's logits [C] and repr [H].
+
+    Create it with `TeacherCache.load(cache_dir)`, eagerly and outside any `strategy.scope()`
+    (see the module docstring for why and for its memory, N * (C + H) * 4 bytes).
+    """
+
+    def __init__(
+        self,
+        cache_dir: str,
+        metadata: dict,
+        video_ids: np.ndarray,
+        logits: np.ndarray,
+        representation: np.ndarray,
+    ):
+        if tf.distribute.has_strategy():
+            # Distributed variables would be mirrored onto the accelerators, out of tf.data's
+            # reach on the host.
+            raise ValueError("load the TeacherCache outside strategy.scope()")
+        super().__init__(cache_dir, metadata)
+        self.video_ids = np.asarray(video_ids)  # row i of the cache is video_ids[i]
+        with tf.init_scope(), tf.device("/CPU:0"):
+            self._rows = tf.lookup.StaticHashTable(
+                tf.lookup.KeyValueTensorInitializer(
+                    tf.constant(video_ids, tf.string),
+                    tf.range(len(video_ids), dtype=tf.int64),
+                ),
+                default_value=-1,
+            )
+            self._logits = tf.Variable(logits, trainable=False, name="teacher_logits")
+            self._repr = tf.Variable(representation, trainable=False, name="teacher_repr")
+
+    # ----------------------------------------------------------------------------------- loading
+    @classmethod
+    def load(cls, cache_dir: str) -> TeacherCache:
+        """Reads a cache written by `write_teacher_cache` (launchers/cache_teacher.py).
+
+        Raises:
+          FileNotFoundError: no teacher_cache.json (no cache, or an unfinished one: one line
+            saying how many input files are cached when it is built in parts), or a shard it
+            lists is missing.
+          ValueError: a shard's video count differs from the json's, or an id appears twice.
+        """
+        metadata = read_metadata(cache_dir)
+        num_videos = metadata["num_videos"]
+        num_classes, repr_size = metadata["num_classes"], metadata["repr_size"]
+
+        # Filled in place: the peak memory is these arrays plus the variables made from them.
+        video_ids = np.empty([num_videos], object)
+        logits = np.empty([num_videos, num_classes], np.float32)
+        representation = np.empty([num_videos, repr_size], np.float32)
+        features = row_features(num_classes, repr_size)
+        start = 0
+        for shard in metadata["shards"]:
+            path = os.path.join(cache_dir, shard["name"])
+            if not tf.io.gfile.exists(path):
+                raise FileNotFoundError(
+                    f"teacher cache shard {path} listed in {METADATA_FILE} is missing; "
+                    f"{_REBUILD_HINT}"
+                )
+            records = tf.data.TFRecordDataset(path).batch(_LOAD_BATCH)
+            count = 0
+            for batch in records.map(lambda s: tf.io.parse_example(s, features)):
+                n = int(tf.shape(batch["video_id"])[0])
+                if start + count + n <= num_videos:
+                    rows = slice(start + count, start + count + n)
+                    video_ids[rows] = batch["video_id"].numpy()
+                    logits[rows] = batch["logits"].numpy()
+                    representation[rows] = batch["repr"].numpy()
+                count += n
+            if count != shard["num_videos"]:
+                raise ValueError(
+                    f"teacher cache shard {path} holds {count} videos, {METADATA_FILE} says "
+                    f"{shard['num_videos']}; {_REBUILD_HINT}"
+                )
+            start += count
+
+        unique, counts = np.unique(video_ids.astype(bytes), return_counts=True)
+        if len(unique) != num_videos:
+            duplicate = display_id(unique[np.argmax(counts > 1)])
+            raise ValueError(f"video id {duplicate} is twice in the teacher cache {cache_dir}")
+        return cls(cache_dir, metadata, video_ids, logits, representation)
 
     # ----------------------------------------------------------------------------------- lookup
     def rows(self, video_ids: tf.Tensor) -> tf.Tensor:

@@ -19,7 +19,7 @@ import tensorflow as tf
 from absl import logging
 
 from yt8m_kd.distill import losses
-from yt8m_kd.distill.teacher_cache import TeacherCache
+from yt8m_kd.distill.cache_stream import StreamedTeacherCache, open_teacher_cache
 from yt8m_kd.modeling.predict import model_inputs
 from yt8m_kd.training.loop import Trainer
 from yt8m_kd.training.restore import restore_run
@@ -35,13 +35,22 @@ class DistillationTrainer(Trainer):
     part of the student model (nothing exports it).
     """
 
+    # Why this trainer needs the whole teacher cache in host memory, or None (it can stream it).
+    cache_in_memory_because: str | None = None
+
     def __init__(self, model_config, train_config, data_config, run_dir, strategy, distill_config):
         self.distill_config = distill_config
         self.teacher = None
         self.teacher_config = None
         self.teacher_cache = None
         if distill_config.teacher_cache_dir:
-            self.teacher_cache = TeacherCache.load(distill_config.teacher_cache_dir)
+            self.teacher_cache = open_teacher_cache(
+                distill_config.teacher_cache_dir,
+                distill_config.teacher_cache_join,
+                dataset=data_config.dataset,
+                train_pattern=data_config.train_data_pattern,
+                cannot_stream=self.cache_in_memory_because,
+            )
         elif not distill_config.teacher_run_dir:
             raise ValueError("distillation needs a teacher run directory or a teacher cache")
         super().__init__(model_config, train_config, data_config, run_dir, strategy)
@@ -90,8 +99,17 @@ class DistillationTrainer(Trainer):
             variables += self.projection.trainable_variables
         return variables
 
+    @property
+    def streams_teacher_cache(self) -> bool:
+        return isinstance(self.teacher_cache, StreamedTeacherCache)
+
+    def _file_join(self) -> StreamedTeacherCache | None:
+        return self.teacher_cache if self.streams_teacher_cache else None
+
     def _join(self, dataset: tf.data.Dataset) -> tf.data.Dataset:
-        return self.teacher_cache.join(dataset) if self.teacher_cache is not None else dataset
+        if self.teacher_cache is None or self.streams_teacher_cache:
+            return dataset  # nothing to join, or joined per file by the reader
+        return self.teacher_cache.join(dataset)
 
     def _step_needs_all_frames(self) -> bool:
         return self.teacher_cache is None  # the online teacher sees all frames in the step

@@ -43,7 +43,7 @@ from absl import logging
 
 from yt8m_kd import metrics as metrics_lib
 from yt8m_kd.configs import DataConfig, FlagError, ModelConfig, TrainConfig
-from yt8m_kd.data import videos
+from yt8m_kd.data import videos, yt8m
 from yt8m_kd.distill import losses
 from yt8m_kd.files import read_json, write_json
 from yt8m_kd.modeling import build_video_model, model_size
@@ -312,6 +312,11 @@ class Trainer:
         """video id -> whether to train on the record (SAKD's selected subset); all here."""
         return None
 
+    def _file_join(self) -> yt8m.FileJoin | None:
+        """Per-file data the reader joins onto each file's records (a streamed teacher cache);
+        none here."""
+        return None
+
     def _cache_file(self, input_context: tf.distribute.InputContext) -> str | None:
         """Where a training pipeline caches its first pass (SAKD's subset); nowhere here."""
         return None
@@ -336,6 +341,7 @@ class Trainer:
 
     def _train_dataset(self, start_step: int) -> tf.distribute.DistributedDataset:
         data, cfg = self.data_config, self.config
+        file_join = self._file_join()
 
         def dataset_fn(input_context: tf.distribute.InputContext) -> tf.data.Dataset:
             dataset = videos.read_videos(
@@ -354,6 +360,7 @@ class Trainer:
                 input_context=input_context,
                 id_filter=self._id_filter(),
                 cache_file=self._cache_file(input_context),
+                **({"file_join": file_join} if file_join is not None else {}),
             )
             dataset = self._join(dataset)
             if self.selects_frames_on_host:

@@ -102,11 +102,14 @@ _MAY_CHANGE = {
 
 
 def comparable(config: RunConfig) -> RunConfig:
-    """`config` as runs are compared: absolute local paths, the fields of `_MAY_CHANGE` and the
-    length in epochs set to fixed values."""
+    """`config` as runs are compared: absolute local paths, the fields of `_MAY_CHANGE`, the
+    teacher cache's join and the length in epochs set to fixed values."""
     changes = {"train": dataclasses.replace(config.train, **_MAY_CHANGE), "num_epochs": 0}
+    if config.distill is not None:
+        # How a teacher cache reaches the batches does not change them.
+        changes["distill"] = dataclasses.replace(config.distill, teacher_cache_join="auto")
     for section, names in _PATH_FIELDS.items():
-        value = getattr(config, section)
+        value = changes.get(section, getattr(config, section))
         if value is not None:
             changes[section] = dataclasses.replace(
                 value, **{name: _absolute(getattr(value, name)) for name in names}

@@ -65,6 +65,11 @@ class SAKDTrainer(DistillationTrainer):
     pass over the currently selected samples (floor(selected / batch_size) steps).
     """
 
+    cache_in_memory_because = (
+        "SAKD filters videos by cache row before reading their frames and selects on every "
+        "video's teacher representation, so it reads the whole cache into memory"
+    )
+
     def __init__(
         self,
         model_config,
