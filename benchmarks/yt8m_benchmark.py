@@ -11,9 +11,11 @@ like):
             1 and 2 parallel parse calls (per file, for frame_dataset) and AUTOTUNE, on 1 and 2
             threads (the pipeline's private thread pool: how it scales with cores), strict and
             with --skip_bad_records
-  cache     peak RSS growth of a student process that loads a teacher cache of N videos of the
-            reference teacher (3862 logits + a 2048-wide repr, float32) and joins it onto a batch,
-            for N = 10,000 and 100,000 (the cache rows are written directly: no teacher runs)
+  cache     peak RSS growth of a student's training pipeline (shuffled, batch 32) that goes through
+            N videos once joined with a teacher cache of the reference teacher (3862 logits + a
+            2048-wide repr, float32), for N = 10,000 and 100,000: the cache in memory
+            (`TeacherCache`) and streamed per input file (`StreamedTeacherCache`); the records (one
+            frame each) and cache rows are written directly: no teacher runs
   costs     where a record's time goes, on one thread: TensorFlow's reader, the minimal parse, the
             reader's parse and checks, the whole frame_dataset, and one tf.data function call
   bytes     bytes per student example sent to the training step from a cache, k = 6 of 300 frames
@@ -23,6 +25,7 @@ Synthetic records at the reference shapes: 1024 + 128 uint8 features, 300 frames
 
     .venv/bin/python benchmarks/yt8m_benchmark.py
     .venv/bin/python benchmarks/yt8m_benchmark.py --videos_per_file 64 --repeats 2 --cache_videos 2000
+    .venv/bin/python benchmarks/yt8m_benchmark.py --skip_read --skip_bytes --update  # cache only
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import argparse
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -43,7 +47,7 @@ import tensorflow as tf
 
 from yt8m_kd import machine as yt8m_machine
 from yt8m_kd.data import yt8m, yt8m_records
-from yt8m_kd.data.synthetic import write_synthetic_yt8m
+from yt8m_kd.data.synthetic import make_example, write_synthetic_yt8m
 from yt8m_kd.distill import teacher_cache
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -78,6 +82,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=[10_000, 100_000],
         help="teacher cache sizes whose peak RSS is measured",
     )
+    parser.add_argument("--skip_read", action="store_true", help="leave out the read rates")
     parser.add_argument("--skip_cache", action="store_true", help="leave out the cache RSS")
     parser.add_argument("--skip_bytes", action="store_true", help="leave out bytes per example")
     parser.add_argument(
@@ -85,6 +90,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=Path,
         default=REPO_ROOT / "benchmarks" / "results" / "yt8m.json",
         help="where the JSON goes",
+    )
+    parser.add_argument(
+        "--update",
+        action="store_true",
+        help="keep the sections of an existing --output that this run leaves out (each section "
+        "says when it was measured)",
     )
     return parser.parse_args(argv)
 
@@ -344,104 +355,162 @@ def measure_costs(files: list[str], repeats: int) -> dict:
 
 
 # ------------------------------------------------------------------------------------ cache RSS
-def write_cache_rows(cache_dir: str, num_videos: int, records_per_shard: int = 10_000) -> None:
-    """A teacher cache of num_videos rows of the reference widths, written directly (the same
-    row for every video under its own id: only the cache's size matters here)."""
+_ID_LENGTH = 12  # ids of one length: serialized records differ only in their id bytes
+
+
+def _with_id(template: bytes, row: int) -> bytes:
+    placeholder = b"#" * _ID_LENGTH
+    at = template.index(placeholder)
+    return template[:at] + f"v{row:0{_ID_LENGTH - 1}d}".encode() + template[at + _ID_LENGTH :]
+
+
+def write_cache_and_records(
+    root: str, num_videos: int, videos_per_file: int = 1_000
+) -> tuple[str, str]:
+    """Record files of num_videos one-frame videos and the teacher cache of them, laid out per
+    input file as launchers/cache_teacher.py writes it, at the reference widths (the same row
+    for every video under its own id: only the sizes matter here). Returns (pattern, cache dir).
+
+    The records have one frame each: what is measured is the cache's memory, not the frames'."""
     rng = np.random.default_rng(0)
-    logits = rng.normal(size=REFERENCE["num_classes"]).astype(np.float32)
-    representation = rng.normal(size=REFERENCE["teacher_repr"]).astype(np.float32)
-    id_length = 12  # ids of one length: the serialized rows differ only in their id bytes
-    template_id = b"#" * id_length
-    template = tf.train.Example(
-        features=tf.train.Features(
-            feature={
-                "video_id": tf.train.Feature(bytes_list=tf.train.BytesList(value=[template_id])),
-                "logits": tf.train.Feature(float_list=tf.train.FloatList(value=logits)),
-                "repr": tf.train.Feature(float_list=tf.train.FloatList(value=representation)),
-            }
-        )
-    ).SerializeToString()
-    at = template.index(template_id)
+    placeholder = b"#" * _ID_LENGTH
+    row_template = teacher_cache.example(
+        placeholder,
+        rng.normal(size=REFERENCE["num_classes"]).astype(np.float32),
+        rng.normal(size=REFERENCE["teacher_repr"]).astype(np.float32),
+    )
+    frame = {
+        name: rng.integers(0, 256, (1, size), dtype=np.uint8)
+        for name, size in zip(REFERENCE["feature_names"], REFERENCE["feature_sizes"], strict=True)
+    }
+    record_template = make_example(placeholder, [1, 2], frame)
+    records_dir, cache_dir = os.path.join(root, "records"), os.path.join(root, "cache")
+    os.makedirs(records_dir, exist_ok=True)
     os.makedirs(cache_dir, exist_ok=True)
     shards = []
-    for start in range(0, num_videos, records_per_shard):
-        count = min(records_per_shard, num_videos - start)
-        name = teacher_cache.shard_name(len(shards))
-        with tf.io.TFRecordWriter(os.path.join(cache_dir, name)) as writer:
-            for row in range(start, start + count):
-                video_id = f"v{row:0{id_length - 1}d}".encode()
-                writer.write(template[:at] + video_id + template[at + id_length :])
-        shards.append({"name": name, "num_videos": count})
+    for start in range(0, num_videos, videos_per_file):
+        index = len(shards)
+        path = os.path.join(records_dir, f"train-{index:05d}.tfrecord")
+        name = teacher_cache.shard_name(index)
+        rows = range(start, min(start + videos_per_file, num_videos))
+        with (
+            tf.io.TFRecordWriter(path) as records,
+            tf.io.TFRecordWriter(os.path.join(cache_dir, name)) as cache,
+        ):
+            for row in rows:
+                records.write(_with_id(record_template, row))
+                cache.write(_with_id(row_template, row))
+        shards.append(
+            {
+                "name": name,
+                "num_videos": len(rows),
+                "input_file": path,
+                "input_size": os.path.getsize(path),
+            }
+        )
     metadata = {
         "format": teacher_cache.FORMAT,
         "num_classes": REFERENCE["num_classes"],
         "repr_size": REFERENCE["teacher_repr"],
         "num_videos": num_videos,
-        "records_per_shard": records_per_shard,
+        "records_per_shard": None,
+        "num_shards": 1,
         "shards": shards,
-        "data_pattern": "(rows written by benchmarks/yt8m_benchmark.py)",
+        "data_pattern": "(written by benchmarks/yt8m_benchmark.py)",
     }
     with open(os.path.join(cache_dir, teacher_cache.METADATA_FILE), "w") as f:
         json.dump(metadata, f)
+    return os.path.join(records_dir, "train-*.tfrecord"), cache_dir
 
 
-# Run in a fresh process: its resident memory before the cache is loaded, and its peak while it
-# loads the cache and joins it onto one batch of ids (Linux: the peak is reset first through
-# /proc/self/clear_refs, so that TensorFlow's own import does not set it).
+# Run in a fresh process: its resident memory before the cache is opened, and its peak while a
+# shuffled training pipeline (batch 32, shuffle buffer 1024, as a run reads) joined with the cache
+# goes through every video once (Linux: the peak is reset first through /proc/self/clear_refs, so
+# that TensorFlow's own import does not set it). argv: join ("memory" or "stream"), records
+# pattern, cache dir.
 _RSS_PROBE = textwrap.dedent(
     """
-    import json, sys
+    import json, sys, time
     import tensorflow as tf
+    from yt8m_kd.data import yt8m
+    from yt8m_kd.distill.cache_stream import StreamedTeacherCache
     from yt8m_kd.distill.teacher_cache import TeacherCache
 
     def status_kb(field):
         with open("/proc/self/status") as f:
             return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
 
-    ids = tf.data.Dataset.from_tensors({"video_id": tf.constant(["v00000000000", "v00000000001"])})
+    join, pattern, cache_dir = sys.argv[1:]
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")  # resets VmHWM, the peak resident set, to the current one
     before = status_kb("VmRSS")
-    cache = TeacherCache.load(sys.argv[1])
-    batch = next(iter(cache.join(ids)))
-    assert batch["teacher_logits"].shape == (2, cache.num_classes)
-    print(json.dumps({"rss_before_kb": before, "rss_peak_kb": status_kb("VmHWM")}))
+    started = time.perf_counter()
+    options = dict(
+        batch_size=32, max_frames=300, num_classes=3862, feature_sizes=(1024, 128),
+        shuffle=True, seed=0, shuffle_buffer=1024,
+    )
+    if join == "stream":
+        cache = StreamedTeacherCache.open(cache_dir)
+        dataset = yt8m.frame_dataset(pattern, file_join=cache, **options)
+    else:
+        cache = TeacherCache.load(cache_dir)
+        dataset = cache.join(yt8m.frame_dataset(pattern, **options))
+    videos = 0
+    for batch in dataset:
+        assert batch["teacher_logits"].shape[1] == cache.num_classes
+        videos += int(batch["video_id"].shape[0])
+    assert videos == cache.num_videos, (videos, cache.num_videos)
+    print(json.dumps({
+        "rss_before_kb": before,
+        "rss_peak_kb": status_kb("VmHWM"),
+        "epoch_seconds": time.perf_counter() - started,
+    }))
     """
 )
 
 
+def _probe(join: str, pattern: str, cache_dir: str) -> dict:
+    probe = subprocess.run(
+        [sys.executable, "-c", _RSS_PROBE, join, pattern, cache_dir],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
+    if probe.returncode != 0:
+        raise RuntimeError(f"the {join} probe failed: {probe.stderr[-3000:]}")
+    rss = json.loads(probe.stdout.strip().splitlines()[-1])
+    return {
+        "peak_rss_growth_mb": (rss["rss_peak_kb"] - rss["rss_before_kb"]) / 1024,
+        "peak_rss_mb": rss["rss_peak_kb"] / 1024,
+        "epoch_seconds": rss["epoch_seconds"],
+    }
+
+
 def measure_cache_rss(args: argparse.Namespace, root: str) -> dict:
+    """Peak RSS growth of a training pipeline over a cache of N videos, in memory and streamed."""
     results = {}
     for num_videos in args.cache_videos:
-        cache_dir = os.path.join(root, f"cache_{num_videos}")
+        directory = os.path.join(root, f"cache_{num_videos}")
         started = time.perf_counter()
-        write_cache_rows(cache_dir, num_videos)
+        pattern, cache_dir = write_cache_and_records(directory, num_videos)
         written = time.perf_counter() - started
-        probe = subprocess.run(
-            [sys.executable, "-c", _RSS_PROBE, cache_dir],
-            capture_output=True,
-            text=True,
-            check=True,
-            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
-        )
-        rss = json.loads(probe.stdout.strip().splitlines()[-1])
         size = sum(os.path.getsize(os.path.join(cache_dir, name)) for name in os.listdir(cache_dir))
-        growth_mb = (rss["rss_peak_kb"] - rss["rss_before_kb"]) / 1024
-        results[str(num_videos)] = {
-            "cache_bytes": size,
-            "peak_rss_growth_mb": growth_mb,
-            "peak_rss_mb": rss["rss_peak_kb"] / 1024,
-            "write_seconds": written,
-        }
-        print(f"cache of {num_videos:,} videos: peak RSS +{growth_mb:,.0f} MB", flush=True)
-        for name in os.listdir(cache_dir):  # the next size needs the disk
-            os.remove(os.path.join(cache_dir, name))
+        results[str(num_videos)] = {"cache_bytes": size, "write_seconds": written}
+        for join in ("stream", "memory"):
+            results[str(num_videos)][join] = measured = _probe(join, pattern, cache_dir)
+            print(
+                f"cache of {num_videos:,} videos, {join}: peak RSS "
+                f"+{measured['peak_rss_growth_mb']:,.0f} MB, epoch {measured['epoch_seconds']:.0f} s",
+                flush=True,
+            )
+        shutil.rmtree(directory)  # the next size needs the disk
     sizes = sorted(args.cache_videos)
     if len(sizes) >= 2:
-        results["rss_growth_mb_from_smallest_to_largest"] = (
-            results[str(sizes[-1])]["peak_rss_growth_mb"]
-            - results[str(sizes[0])]["peak_rss_growth_mb"]
-        )
+        results["rss_growth_mb_from_smallest_to_largest"] = {
+            join: results[str(sizes[-1])][join]["peak_rss_growth_mb"]
+            - results[str(sizes[0])][join]["peak_rss_growth_mb"]
+            for join in ("stream", "memory")
+        }
     return results
 
 
@@ -458,21 +527,29 @@ def measure_bytes(root: str) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    report = {
-        "benchmark": "YouTube-8M data side at reference shapes (issue 12)",
-        "machine": yt8m_machine.machine_info(numpy=np.__version__, tensorflow=tf.__version__),
-        "settings": {**vars(args), "output": str(args.output), "reference": REFERENCE},
-        "goals": GOALS,
+    report = {}
+    if args.update and args.output.exists():
+        report = json.loads(args.output.read_text())
+    report.update(
+        benchmark="YouTube-8M data side at reference shapes (issue 12)",
+        machine=yt8m_machine.machine_info(numpy=np.__version__, tensorflow=tf.__version__),
+        settings={**vars(args), "output": str(args.output), "reference": REFERENCE},
+        goals=GOALS,
+    )
+    sections = {
+        "read": (not args.skip_read, lambda root: measure_read(args, root)),
+        "bytes_per_student_example": (not args.skip_bytes, measure_bytes),
+        "teacher_cache_rss": (not args.skip_cache, lambda root: measure_cache_rss(args, root)),
     }
     with tempfile.TemporaryDirectory() as root:
-        report["read"] = measure_read(args, os.path.join(root, "records"))
-        if not args.skip_bytes:
-            report["bytes_per_student_example"] = measure_bytes(os.path.join(root, "bytes"))
-        if not args.skip_cache:
-            report["teacher_cache_rss"] = measure_cache_rss(args, os.path.join(root, "cache"))
+        for name, (wanted, measure) in sections.items():
+            if wanted:
+                started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+                report[name] = {"measured_at": started, **measure(os.path.join(root, name))}
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps(report["read"]["ratios"], indent=2))
+    if "read" in report:
+        print(json.dumps(report["read"]["ratios"], indent=2))
     print(f"wrote {args.output}")
 
 
