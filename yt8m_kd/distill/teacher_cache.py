@@ -33,8 +33,9 @@ Usage:
 Memory. `TeacherCache.load` holds the whole cache in host memory, N * (C + H) * 4 bytes for N
 videos: the 1/100 YouTube-8M training subset (about 39k videos) with the reference teacher
 (C = 3862 classes, H = 2048) takes 39,000 * 5,910 * 4 bytes, about 0.9 GB, and about twice that
-while loading. The full training set (about 3.9M videos) would take about 92 GB: for it, split the
-data and build one cache per part, or extend this module to read shards on demand.
+while loading. The full training set (about 3.9M videos) would take about 92 GB: a cache built per
+input file is streamed instead (yt8m_kd.distill.cache_stream, memory independent of N), which
+distillation runs do by default where they can.
 
 Why variables and a hash table. The outputs live in two float32 `tf.Variable`s on the host CPU and
 the ids in a `tf.lookup.StaticHashTable` (id -> row), created eagerly outside any strategy scope,
