@@ -113,7 +113,8 @@ def _absolute(path: str) -> str:
 
 def _teacher_run_dirs() -> list[str]:
     """The runs of --teacher_run_dir (several for an ensemble), each a run directory."""
-    yflags.require_run_dir("teacher_run_dir", FLAGS.teacher_run_dir)  # --teacher_run_dir=None
+    if not FLAGS.teacher_run_dir:
+        raise yflags.FlagError("--teacher_run_dir is required")
     run_dirs = FLAGS.teacher_run_dir.split(",")
     for run_dir in run_dirs:
         if not run_dir:
