@@ -131,8 +131,8 @@ def _checkpoints(run_dirs: list[str]) -> list[str | None]:
     checkpoints = FLAGS.checkpoint.split(",") if len(run_dirs) > 1 else [FLAGS.checkpoint]
     if len(checkpoints) != len(run_dirs):
         raise yflags.FlagError(
-            f"--checkpoint={FLAGS.checkpoint} names {len(checkpoints)} checkpoints for "
-            f"{len(run_dirs)} teacher runs (--teacher_run_dir={FLAGS.teacher_run_dir}): give "
+            f"--checkpoint={FLAGS.checkpoint}: {len(checkpoints)} "
+            f"checkpoint{'s' if len(checkpoints) > 1 else ''} for {len(run_dirs)} teacher runs (--teacher_run_dir={FLAGS.teacher_run_dir}): give "
             "one per run, comma-separated (an empty item: that run's latest), or none"
         )
     return [checkpoint or None for checkpoint in checkpoints]

@@ -246,3 +246,24 @@ def test_teachers_of_other_class_counts_are_refused_in_one_line(
     )
     assert not os.path.exists(tmp_path / "c")
     shutil.rmtree(other)
+
+
+def test_one_checkpoint_for_two_teachers_is_refused_in_one_line(
+    teacher_run, tiny_yt8m, launcher, tmp_path
+):
+    result = launcher.run(
+        "cache_teacher.py",
+        *_cache_args(
+            f"{teacher_run},{teacher_run}",
+            tiny_yt8m.train_pattern,
+            str(tmp_path / "c"),
+            "--checkpoint=ckpt-5",
+        ),
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert launcher.last_stderr_line(result) == (
+        "cache_teacher.py: error: --checkpoint=ckpt-5: 1 checkpoint for 2 teacher runs "
+        f"(--teacher_run_dir={teacher_run},{teacher_run}): give one per run, comma-separated (an "
+        "empty item: that run's latest), or none"
+    )
+    assert not os.path.exists(tmp_path / "c")

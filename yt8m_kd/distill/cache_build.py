@@ -10,8 +10,9 @@ so that
 - the cache stays aligned with its input files: part k holds the teacher's rows of input file k,
   in that file's record order;
 - processes with different flags cannot mix their parts: the first one writes the plan
-  (teacher, checkpoint, input files with sizes, num_shards, features) and every later one must
-  bring the same plan.
+  (teacher, checkpoint, input files with sizes, num_shards, features; for an ensemble every
+  teacher run and checkpoint, yt8m_kd.distill.ensemble) and every later one must bring the same
+  plan.
 
 When every part is complete, `finalize` checks that no video id is in two parts and writes
 teacher_cache.json, the same file a single-process cache has (plus each shard's input file and
