@@ -130,10 +130,11 @@ def _checkpoints(run_dirs: list[str]) -> list[str | None]:
         return [None] * len(run_dirs)
     checkpoints = FLAGS.checkpoint.split(",") if len(run_dirs) > 1 else [FLAGS.checkpoint]
     if len(checkpoints) != len(run_dirs):
+        given = f"{len(checkpoints)} checkpoint{'s' if len(checkpoints) > 1 else ''}"
         raise yflags.FlagError(
-            f"--checkpoint={FLAGS.checkpoint}: {len(checkpoints)} "
-            f"checkpoint{'s' if len(checkpoints) > 1 else ''} for {len(run_dirs)} teacher runs (--teacher_run_dir={FLAGS.teacher_run_dir}): give "
-            "one per run, comma-separated (an empty item: that run's latest), or none"
+            f"--checkpoint={FLAGS.checkpoint}: {given} for {len(run_dirs)} teacher runs "
+            f"(--teacher_run_dir={FLAGS.teacher_run_dir}): give one per run, comma-separated "
+            "(an empty item: that run's latest), or none"
         )
     return [checkpoint or None for checkpoint in checkpoints]
 
