@@ -21,6 +21,18 @@ in teacher_plan.json). After its own files, every process finishes the cache if 
 there (writes and prints teacher_cache.json), else says how many input files are cached;
 `--finalize` does only that last step. A single-process cache of an older version in
 --output_dir is replaced. A UCF101 frames directory (not records) is one input, for one shard.
+
+Several teacher runs, comma-separated, cache an ensemble (yt8m_kd.distill.ensemble): per video
+the logits of the teachers' averaged probabilities and the mean of their reprs (the first
+teacher's when the widths differ), in the same rows as one teacher's, so students read it
+unchanged:
+
+  python launchers/cache_teacher.py --teacher_run_dir=runs/t1,runs/t2 [--checkpoint=c1,c2] ...
+
+The teachers must read the same data (features, frames, classes; refused naming both runs
+otherwise); the data is read once and every batch goes through all of them. The plan and
+teacher_cache.json list every run and checkpoint ("teacher_run_dirs", "checkpoints") and how the
+outputs were combined ("ensemble"); "teacher_run_dir" and "checkpoint" are the first teacher's.
 """
 
 from __future__ import annotations
@@ -39,6 +51,7 @@ from yt8m_kd import flags as yflags
 from yt8m_kd.cache_layout import describe_missing, missing_inputs, part_is_complete, shard_name
 from yt8m_kd.data import yt8m
 from yt8m_kd.data.videos import bad_record_counter
+from yt8m_kd.distill import ensemble
 from yt8m_kd.distill.cache_build import (
     IncompleteCache,
     ensure_plan,
@@ -47,9 +60,14 @@ from yt8m_kd.distill.cache_build import (
     part_sizes,
     write_part,
 )
-from yt8m_kd.training.restore import restore_run
+from yt8m_kd.training.restore import RestoredRun, restore_run
 
-flags.DEFINE_string("teacher_run_dir", None, "Run directory of the teacher (launchers/train.py).")
+flags.DEFINE_string(
+    "teacher_run_dir",
+    None,
+    "Run directory of the teacher (launchers/train.py); several, comma-separated, cache an "
+    "ensemble: their averaged probabilities.",
+)
 flags.DEFINE_string(
     "data_pattern", None, "Records to cache, usually the training set (comma-separated globs)."
 )
@@ -60,7 +78,12 @@ flags.DEFINE_string(
     "UCF101, when --data_pattern is a frames directory: the split file to read (default: the "
     "teacher run's --train_split_file).",
 )
-flags.DEFINE_string("checkpoint", None, "Teacher checkpoint (default: the run's latest).")
+flags.DEFINE_string(
+    "checkpoint",
+    None,
+    "Teacher checkpoint (default: the run's latest); for an ensemble one per teacher run, "
+    "comma-separated, an empty item for that run's latest.",
+)
 flags.DEFINE_integer("batch_size", 64, "Videos per teacher batch.", lower_bound=1)
 flags.DEFINE_integer(
     "num_shards", 1, "Processes that build the cache together (each a --shard_index)."
@@ -88,13 +111,79 @@ def _absolute(path: str) -> str:
     return path if "://" in path else os.path.abspath(path)
 
 
+def _teacher_run_dirs() -> list[str]:
+    """The runs of --teacher_run_dir (several for an ensemble), each a run directory."""
+    if not FLAGS.teacher_run_dir:
+        raise yflags.FlagError("--teacher_run_dir is required")
+    run_dirs = FLAGS.teacher_run_dir.split(",")
+    for run_dir in run_dirs:
+        if not run_dir:
+            raise yflags.FlagError(f"--teacher_run_dir={FLAGS.teacher_run_dir} has an empty item")
+        yflags.require_run_dir("teacher_run_dir", run_dir)
+    return run_dirs
+
+
+def _checkpoints(run_dirs: list[str]) -> list[str | None]:
+    """--checkpoint per teacher run: None (each run's latest), or one per run (an empty item:
+    that run's latest)."""
+    if not FLAGS.checkpoint:
+        return [None] * len(run_dirs)
+    checkpoints = FLAGS.checkpoint.split(",") if len(run_dirs) > 1 else [FLAGS.checkpoint]
+    if len(checkpoints) != len(run_dirs):
+        given = f"{len(checkpoints)} checkpoint{'s' if len(checkpoints) > 1 else ''}"
+        raise yflags.FlagError(
+            f"--checkpoint={FLAGS.checkpoint}: {given} for {len(run_dirs)} teacher runs "
+            f"(--teacher_run_dir={FLAGS.teacher_run_dir}): give one per run, comma-separated "
+            "(an empty item: that run's latest), or none"
+        )
+    return [checkpoint or None for checkpoint in checkpoints]
+
+
+def _check_teachers(run_dirs: list[str]) -> None:
+    """Every teacher sees all frames, and an ensemble's teachers read the same data and classes;
+    from their flags.txt, before any model is built."""
+    configs = [yflags.read_run_config(run_dir) for run_dir in run_dirs]
+    for run_dir, config in zip(run_dirs, configs, strict=True):
+        flag_checks.check_teacher_model(config.model, "teacher_run_dir", run_dir)
+    try:
+        ensemble.check_teachers(list(zip(run_dirs, configs, strict=True)))
+    except ValueError as e:
+        raise yflags.FlagError(f"--teacher_run_dir: {e}") from e
+
+
+def _ensemble_plan(runs: list[RestoredRun]) -> dict | None:
+    """The plan's ENSEMBLE_KEYS for several teachers; None for one (today's plan)."""
+    if len(runs) == 1:
+        return None
+    return {
+        "teacher_run_dirs": [_absolute(d) for d in FLAGS.teacher_run_dir.split(",")],
+        "checkpoints": [_absolute(run.checkpoint) for run in runs],
+        "teacher_model_configs": [dataclasses.asdict(run.model_config) for run in runs],
+        "ensemble": ensemble.description(
+            runs[0].single_label, [run.model_config.hidden_size for run in runs]
+        ),
+    }
+
+
+def _teacher_model(runs: list[RestoredRun]):
+    """The model whose outputs are cached: the teacher, or the ensemble of all of them."""
+    if len(runs) == 1:
+        return runs[0].model
+    return ensemble.EnsembleTeacher(
+        [run.model for run in runs],
+        single_label=runs[0].single_label,
+        repr_mode=ensemble.repr_mode([run.model_config.hidden_size for run in runs]),
+    )
+
+
 def _validate_flags() -> list[str]:
     """Checks the flags before any work; returns the data patterns (none with --finalize)."""
     if not FLAGS.output_dir:
         raise yflags.FlagError("--output_dir is required")
     if FLAGS.finalize:
         return []
-    yflags.require_run_dir("teacher_run_dir", FLAGS.teacher_run_dir)
+    run_dirs = _teacher_run_dirs()
+    _checkpoints(run_dirs)
     patterns = yflags.require_files("data_pattern", FLAGS.data_pattern)
     if FLAGS.num_shards < 1:
         raise yflags.FlagError(f"--num_shards={FLAGS.num_shards} must be at least 1")
@@ -147,9 +236,16 @@ def main(argv: list[str]) -> None:
     if FLAGS.finalize:
         _finish(output_dir)
         return
-    run = restore_run(FLAGS.teacher_run_dir, FLAGS.checkpoint)
+    run_dirs = _teacher_run_dirs()
+    _check_teachers(run_dirs)
+    # A run without checkpoints: FileNotFoundError naming its checkpoints directory (cli.py).
+    runs = [
+        restore_run(run_dir, checkpoint)
+        for run_dir, checkpoint in zip(run_dirs, _checkpoints(run_dirs), strict=True)
+    ]
+    # The first teacher's reader feeds every teacher (check_teachers: they read alike).
+    run = runs[0]
     model_config = run.model_config
-    flag_checks.check_teacher_model(model_config, "teacher_run_dir", FLAGS.teacher_run_dir)
     is_yt8m = run.data_config.dataset == "yt8m"
     inputs = _input_files(patterns, run.data_config.dataset)
     frames_dir = inputs[0]["size"] is None
@@ -157,7 +253,7 @@ def main(argv: list[str]) -> None:
     # teacher may have trained from a frames directory, with a --train_split_file).
     split_file = (FLAGS.split_file or run.data_config.train_split_file) if frames_dir else None
     plan = make_plan(
-        teacher_run_dir=_absolute(FLAGS.teacher_run_dir),
+        teacher_run_dir=_absolute(run_dirs[0]),
         checkpoint=_absolute(run.checkpoint),
         data_pattern=",".join(_absolute(pattern) for pattern in patterns),
         input_files=inputs,
@@ -166,6 +262,7 @@ def main(argv: list[str]) -> None:
         max_frames=run.max_frames,
         teacher_model_config=dataclasses.asdict(model_config),
         split_file=_absolute(split_file) if split_file else None,
+        ensemble=_ensemble_plan(runs),
     )
     try:
         ensure_plan(output_dir, plan)
@@ -180,6 +277,7 @@ def main(argv: list[str]) -> None:
             + ", ".join(f"{inputs[i]['path']} ({shard_name(i)})" for i in skipped),
             file=sys.stderr,
         )
+    model = _teacher_model(runs)
     counter = bad_record_counter(run.data_config)
     # Counts videos (their number is unknown until all are read).
     progbar = keras.utils.Progbar(None, unit_name="video")
@@ -206,7 +304,7 @@ def main(argv: list[str]) -> None:
         )
         try:
             write_part(
-                run.model,
+                model,
                 model_config,
                 dataset,
                 output_dir,

@@ -46,6 +46,7 @@ LAYERS = {
     "yt8m_kd.metrics": 2,
     "yt8m_kd.modeling": 3,
     "yt8m_kd.distill": 4,
+    "yt8m_kd.distill.ensemble": 4,
     "yt8m_kd.training": 5,
     "yt8m_kd.export": 6,
     "yt8m_kd.inference": 6,

@@ -10,8 +10,9 @@ so that
 - the cache stays aligned with its input files: part k holds the teacher's rows of input file k,
   in that file's record order;
 - processes with different flags cannot mix their parts: the first one writes the plan
-  (teacher, checkpoint, input files with sizes, num_shards, features) and every later one must
-  bring the same plan.
+  (teacher, checkpoint, input files with sizes, num_shards, features; for an ensemble every
+  teacher run and checkpoint, yt8m_kd.distill.ensemble) and every later one must bring the same
+  plan.
 
 When every part is complete, `finalize` checks that no video id is in two parts and writes
 teacher_cache.json, the same file a single-process cache has (plus each shard's input file and
@@ -65,13 +66,19 @@ PLAN_FORMAT = "yt8m_kd.teacher_cache_plan/1"
 # The plan fields two processes must agree on, with how a refusal names them.
 PLAN_FIELDS = {
     "teacher_run_dir": "teacher run (--teacher_run_dir)",
+    "teacher_run_dirs": "ensemble of teacher runs (--teacher_run_dir)",
     "checkpoint": "teacher checkpoint (--checkpoint)",
+    "checkpoints": "ensemble of teacher checkpoints (--checkpoint)",
     "input_files": "input file list (--data_pattern)",
     "split_file": "split file (--split_file)",
     "num_shards": "number of shards (--num_shards)",
     "feature_names": "feature names (feature_names of the teacher run)",
     "max_frames": "max_frames (of the teacher run)",
 }
+
+# The plan keys of an ensemble of teachers (yt8m_kd.distill.ensemble), absent for one teacher;
+# teacher_cache.json repeats them. "teacher_run_dir" and "checkpoint" stay the first teacher's.
+ENSEMBLE_KEYS = ("teacher_run_dirs", "checkpoints", "teacher_model_configs", "ensemble")
 
 # Records read at once when a part's ids are read back.
 _READ_BATCH = 4096
@@ -92,10 +99,13 @@ def make_plan(
     max_frames: int,
     teacher_model_config: dict,
     split_file: str | None = None,
+    ensemble: dict | None = None,
 ) -> dict:
     """What a cache is made from. `input_files`: [{"path", "size"}] in sorted order (a UCF101
-    frames directory is one input with size None)."""
-    return {
+    frames directory is one input with size None). `ensemble`: for several teachers, the
+    ENSEMBLE_KEYS (every run, checkpoint and model config, in order, and how their outputs are
+    combined); the single-teacher fields then hold the first teacher's."""
+    plan = {
         "format": PLAN_FORMAT,
         "teacher_run_dir": teacher_run_dir,
         "checkpoint": checkpoint,
@@ -107,6 +117,9 @@ def make_plan(
         "max_frames": max_frames,
         "teacher_model_config": teacher_model_config,
     }
+    if ensemble:
+        plan.update({key: ensemble[key] for key in ENSEMBLE_KEYS})
+    return plan
 
 
 def _describe_files(there: list[dict], here: list[dict]) -> str:
@@ -342,6 +355,7 @@ def finalize(output_dir: str, *, skip_duplicates: bool = False) -> dict:
         )
     ((num_classes, repr_size),) = widths
     result = {key: plan[key] for key in ("teacher_run_dir", "checkpoint", "data_pattern")}
+    result.update({key: plan[key] for key in ENSEMBLE_KEYS if key in plan})
     result.update(
         format=FORMAT,
         max_frames=plan["max_frames"],
