@@ -60,6 +60,7 @@ from yt8m_kd.distill.cache_build import (
     part_sizes,
     write_part,
 )
+from yt8m_kd.distill.teacher_cache import CACHE_DTYPES
 from yt8m_kd.training.restore import RestoredRun, restore_run
 
 flags.DEFINE_string(
@@ -101,6 +102,13 @@ flags.DEFINE_boolean(
     "skip_bad_records",
     False,
     "Skip and count malformed records, and repeated video ids (the first is cached).",
+)
+flags.DEFINE_enum(
+    "cache_dtype",
+    "float32",
+    list(CACHE_DTYPES),
+    "How the logits and repr are stored: float32 (exact) or float16 (half the size; students "
+    "read them back as float32).",
 )
 flags.DEFINE_boolean("progress_bar", True, "Show a progress bar.")
 FLAGS = flags.FLAGS
@@ -263,6 +271,7 @@ def main(argv: list[str]) -> None:
         teacher_model_config=dataclasses.asdict(model_config),
         split_file=_absolute(split_file) if split_file else None,
         ensemble=_ensemble_plan(runs),
+        cache_dtype=FLAGS.cache_dtype,
     )
     try:
         ensure_plan(output_dir, plan)
@@ -313,6 +322,7 @@ def main(argv: list[str]) -> None:
                 bad_record_counter=counter,
                 skip_duplicates=FLAGS.skip_bad_records,
                 progress=progress,
+                dtype=FLAGS.cache_dtype,
             )
         except ValueError as e:  # duplicate or empty video ids: a problem of the data
             raise yflags.FlagError(f"--data_pattern={FLAGS.data_pattern}: {e}") from e

@@ -74,7 +74,10 @@ PLAN_FIELDS = {
     "num_shards": "number of shards (--num_shards)",
     "feature_names": "feature names (feature_names of the teacher run)",
     "max_frames": "max_frames (of the teacher run)",
+    "cache_dtype": "storage type (--cache_dtype)",
 }
+# What a plan written before a field existed meant by it.
+_PLAN_DEFAULTS = {"cache_dtype": "float32"}
 
 # The plan keys of an ensemble of teachers (yt8m_kd.distill.ensemble), absent for one teacher;
 # teacher_cache.json repeats them. "teacher_run_dir" and "checkpoint" stay the first teacher's.
@@ -100,6 +103,7 @@ def make_plan(
     teacher_model_config: dict,
     split_file: str | None = None,
     ensemble: dict | None = None,
+    cache_dtype: str = "float32",
 ) -> dict:
     """What a cache is made from. `input_files`: [{"path", "size"}] in sorted order (a UCF101
     frames directory is one input with size None). `ensemble`: for several teachers, the
@@ -116,6 +120,7 @@ def make_plan(
         "feature_names": list(feature_names),
         "max_frames": max_frames,
         "teacher_model_config": teacher_model_config,
+        "cache_dtype": cache_dtype,
     }
     if ensemble:
         plan.update({key: ensemble[key] for key in ENSEMBLE_KEYS})
@@ -148,7 +153,8 @@ def ensure_plan(output_dir: str, plan: dict) -> None:
         write_json(os.path.join(output_dir, PLAN_FILE), plan)
         return
     for field, label in PLAN_FIELDS.items():
-        there, here = existing.get(field), plan.get(field)
+        default = _PLAN_DEFAULTS.get(field)
+        there, here = existing.get(field, default), plan.get(field, default)
         if there == here:
             continue
         shown = (
@@ -192,9 +198,11 @@ def write_part(
     bad_record_counter: BadRecordCounter | None = None,
     skip_duplicates: bool = False,
     progress: Callable[[int], None] | None = None,
+    dtype: str = "float32",
 ) -> dict:
     """Runs the teacher over `dataset` (the batches of one input file, unshuffled) and writes
-    part `index` of the cache and then its marker, which it returns.
+    part `index` of the cache, its outputs stored as `dtype`, and then its marker, which it
+    returns.
 
     The marker holds the input file and its size, num_videos, num_classes and repr_size, the
     file's bad-record counts (the counter's change while the part was read, plus duplicate_id) and
@@ -226,7 +234,7 @@ def write_part(
                 for video_id, source, logits, representation in rows:
                     repr_size = len(representation)
                     if ids.add(video_id, source):
-                        writer.write(example(video_id, logits, representation))
+                        writer.write(example(video_id, logits, representation, dtype))
                 if progress is not None:
                     progress(len(rows))
         tf.io.gfile.rename(tmp, path, overwrite=True)
@@ -375,6 +383,7 @@ def finalize(output_dir: str, *, skip_duplicates: bool = False) -> dict:
             for index, marker in enumerate(markers)
         ],
         teacher_model_config=plan["teacher_model_config"],
+        dtype=plan.get("cache_dtype", "float32"),
         bad_records=_sum_counts([marker["bad_records"] for marker in markers]),
     )
     duplicates = [d for marker in markers for d in marker["duplicate_ids"]]

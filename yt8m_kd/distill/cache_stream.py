@@ -36,7 +36,7 @@ from absl import logging
 
 from yt8m_kd.data.yt8m import list_files
 from yt8m_kd.data.yt8m_records import display_id_tensor
-from yt8m_kd.distill.teacher_cache import CacheInfo, TeacherCache, read_metadata, row_features
+from yt8m_kd.distill.teacher_cache import CacheInfo, TeacherCache, parse_rows, read_metadata
 
 # Cache rows parsed at once per open file: a few hundred KB per file in flight at the reference
 # widths (3862 + 2048 floats per row).
@@ -83,7 +83,6 @@ class StreamedTeacherCache(CacheInfo):
             "teacher_repr": [self.repr_size],
             "index": [],
         }
-        self._features = row_features(self.num_classes, self.repr_size)
 
     @classmethod
     def open(cls, cache_dir: str) -> StreamedTeacherCache:
@@ -133,7 +132,7 @@ class StreamedTeacherCache(CacheInfo):
         """A part's rows in order, each with "_emit" True (a row to pair)."""
 
         def parse(serialized):
-            rows = tf.io.parse_example(serialized, self._features)
+            rows = parse_rows(serialized, self._metadata)
             rows["_emit"] = tf.ones_like(rows["video_id"], tf.bool)
             return rows
 

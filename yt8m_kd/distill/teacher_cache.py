@@ -90,13 +90,34 @@ def _make_teacher_fn(model, model_config: ModelConfig) -> Callable:
     return teacher_outputs
 
 
-def example(video_id: bytes, logits: np.ndarray, representation: np.ndarray) -> bytes:
+# How the outputs are stored: float32 exactly (float_list), or float16 (raw little-endian bytes,
+# half the size; values beyond float16's range, |x| > 65504, are clipped to it).
+CACHE_DTYPES = ("float32", "float16")
+_FLOAT16_MAX = float(np.finfo(np.float16).max)
+
+
+def example(
+    video_id: bytes, logits: np.ndarray, representation: np.ndarray, dtype: str = "float32"
+) -> bytes:
+    """A cache row: the teacher's logits [C] and repr [H] of one video, stored as `dtype`."""
+
+    def values(x: np.ndarray) -> tf.train.Feature:
+        if dtype == "float16":
+            half = np.clip(np.asarray(x, np.float32), -_FLOAT16_MAX, _FLOAT16_MAX).astype("<f2")
+            return tf.train.Feature(bytes_list=tf.train.BytesList(value=[half.tobytes()]))
+        return tf.train.Feature(float_list=tf.train.FloatList(value=x))
+
     feature = {
         "video_id": tf.train.Feature(bytes_list=tf.train.BytesList(value=[video_id])),
-        "logits": tf.train.Feature(float_list=tf.train.FloatList(value=logits)),
-        "repr": tf.train.Feature(float_list=tf.train.FloatList(value=representation)),
+        "logits": values(logits),
+        "repr": values(representation),
     }
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+def check_dtype(dtype: str) -> None:
+    if dtype not in CACHE_DTYPES:
+        raise ValueError(f"cache dtype {dtype!r}; valid: {', '.join(CACHE_DTYPES)}")
 
 
 def _sources(batch: dict, default: str) -> list[str]:
@@ -235,6 +256,7 @@ def write_teacher_cache(
     bad_record_counter: BadRecordCounter | None = None,
     progress: Callable[[int, int], None] | None = None,
     skip_duplicates: bool = False,
+    dtype: str = "float32",
 ) -> dict:
     """Runs the teacher once over `dataset` and writes its outputs per video to `output_dir`.
 
@@ -256,6 +278,7 @@ def write_teacher_cache(
         "bad_records", listed under "duplicate_ids" with its files and whether its frames are
         those of the first one) instead of an error; the cache keeps the first video of an id.
         Batches with `source_file` (frame_dataset(source_files=True)) let messages name files.
+      dtype: how the outputs are stored, "float32" (exact) or "float16" (half the size).
 
     Returns:
       The metadata written to teacher_cache.json.
@@ -266,6 +289,7 @@ def write_teacher_cache(
         Shards written before the error stay, without teacher_cache.json: not loadable.
     """
     check_teacher(model_config)
+    check_dtype(dtype)
     if records_per_shard <= 0:
         raise ValueError(f"records_per_shard={records_per_shard} must be positive")
     rows = teacher_batches(model, model_config, dataset, "an unknown file")
@@ -288,7 +312,7 @@ def write_teacher_cache(
                         writer.close()
                     shards.append({"name": shard_name(len(shards)), "num_videos": 0})
                     writer = tf.io.TFRecordWriter(os.path.join(output_dir, shards[-1]["name"]))
-                writer.write(example(video_id, logits, representation))
+                writer.write(example(video_id, logits, representation, dtype))
                 shards[-1]["num_videos"] += 1
             num_batches += 1
             if progress is not None:
@@ -307,6 +331,7 @@ def write_teacher_cache(
         num_videos=len(ids.seen),
         records_per_shard=records_per_shard,
         shards=shards,
+        dtype=dtype,
         teacher_model_config=dataclasses.asdict(model_config),
     )
     if bad_record_counter is not None or ids.duplicates:
@@ -352,12 +377,34 @@ def read_metadata(cache_dir: str) -> dict:
     return metadata
 
 
-def row_features(num_classes: int, repr_size: int) -> dict[str, tf.io.FixedLenFeature]:
-    """How a cache row (a tf.train.Example) is parsed."""
+def parse_rows(serialized: tf.Tensor, metadata: dict) -> dict[str, tf.Tensor]:
+    """Cache rows [n] serialized -> {"video_id": [n], "logits": [n, C], "repr": [n, H]}, the
+    outputs float32 whatever the cache stores (teacher_cache.json's "dtype"; float32 when absent,
+    as in caches written before float16 storage)."""
+    num_classes, repr_size = int(metadata["num_classes"]), int(metadata["repr_size"])
+    if metadata.get("dtype", "float32") == "float32":
+        return tf.io.parse_example(
+            serialized,
+            {
+                "video_id": tf.io.FixedLenFeature([], tf.string),
+                "logits": tf.io.FixedLenFeature([num_classes], tf.float32),
+                "repr": tf.io.FixedLenFeature([repr_size], tf.float32),
+            },
+        )
+    rows = tf.io.parse_example(
+        serialized,
+        {key: tf.io.FixedLenFeature([], tf.string) for key in ("video_id", "logits", "repr")},
+    )
+
+    def decoded(values: tf.Tensor, width: int) -> tf.Tensor:
+        # Every row of a cache has one width (DecodeRaw needs equal lengths in a batch).
+        half = tf.ensure_shape(tf.io.decode_raw(values, tf.float16), [None, width])
+        return tf.cast(half, tf.float32)
+
     return {
-        "video_id": tf.io.FixedLenFeature([], tf.string),
-        "logits": tf.io.FixedLenFeature([num_classes], tf.float32),
-        "repr": tf.io.FixedLenFeature([repr_size], tf.float32),
+        "video_id": rows["video_id"],
+        "logits": decoded(rows["logits"], num_classes),
+        "repr": decoded(rows["repr"], repr_size),
     }
 
 
@@ -458,7 +505,6 @@ class TeacherCache(CacheInfo):
         video_ids = np.empty([num_videos], object)
         logits = np.empty([num_videos, num_classes], np.float32)
         representation = np.empty([num_videos, repr_size], np.float32)
-        features = row_features(num_classes, repr_size)
         start = 0
         for shard in metadata["shards"]:
             path = os.path.join(cache_dir, shard["name"])
@@ -469,7 +515,7 @@ class TeacherCache(CacheInfo):
                 )
             records = tf.data.TFRecordDataset(path).batch(_LOAD_BATCH)
             count = 0
-            for batch in records.map(lambda s: tf.io.parse_example(s, features)):
+            for batch in records.map(lambda s: parse_rows(s, metadata)):
                 n = int(tf.shape(batch["video_id"])[0])
                 if start + count + n <= num_videos:
                     rows = slice(start + count, start + count + n)
