@@ -14,6 +14,7 @@ from conftest import FEATURE_SIZES, MAX_FRAMES, NUM_CLASSES, tiny_run_config
 
 from yt8m_kd.cache_layout import METADATA_FILE, shard_name
 from yt8m_kd.data import yt8m
+from yt8m_kd.distill.cache_build import ensure_plan, make_plan
 from yt8m_kd.distill.cache_stream import (
     CannotStream,
     StreamedTeacherCache,
@@ -38,7 +39,7 @@ def _ids_in_order(path: str) -> list[bytes]:
     return [i for batch in dataset for i in batch["video_id"].numpy()]
 
 
-def write_per_file_cache(files, cache_dir: str, seed: int = 0) -> str:
+def write_per_file_cache(files, cache_dir: str, seed: int = 0, dtype: str = "float32") -> str:
     """A finished cache laid out as launchers/cache_teacher.py lays it out (part k: the rows of
     input file k in record order), with random outputs: the join, not the teacher, is tested."""
     rng = np.random.default_rng(seed)
@@ -49,7 +50,8 @@ def write_per_file_cache(files, cache_dir: str, seed: int = 0) -> str:
         with tf.io.TFRecordWriter(os.path.join(cache_dir, shard_name(index))) as writer:
             for video_id in ids:
                 logits = rng.normal(size=NUM_CLASSES).astype(np.float32)
-                writer.write(example(video_id, logits, rng.normal(size=REPR_SIZE)))
+                representation = rng.normal(size=REPR_SIZE).astype(np.float32)
+                writer.write(example(video_id, logits, representation, dtype))
         shards.append(
             {
                 "name": shard_name(index),
@@ -69,6 +71,7 @@ def write_per_file_cache(files, cache_dir: str, seed: int = 0) -> str:
             "num_shards": 1,
             "shards": shards,
             "data_pattern": ",".join(sorted(files)),
+            "dtype": dtype,
         },
     )
     return cache_dir
@@ -128,6 +131,54 @@ def test_a_file_the_cache_was_not_made_from_cannot_stream(per_file_cache, tiny_y
     other = tiny_yt8m.eval_files[0]
     with pytest.raises(CannotStream, match=f"{other} is not one of the input files of the teacher"):
         cache.part_of(other)
+
+
+# ------------------------------------------------------------------------------ float16
+def test_a_float16_cache_holds_the_float32_values_rounded_and_streams_the_same(
+    per_file_cache, tiny_yt8m, tmp_path
+):
+    half_dir = write_per_file_cache(tiny_yt8m.train_files, str(tmp_path / "half"), dtype="float16")
+    full, half = TeacherCache.load(per_file_cache), TeacherCache.load(half_dir)
+    assert half.metadata["dtype"] == "float16"
+    np.testing.assert_array_equal(half.video_ids, full.video_ids)
+    for name in ("_logits", "_repr"):
+        want = getattr(full, name).numpy().astype(np.float16).astype(np.float32)
+        np.testing.assert_array_equal(getattr(half, name).numpy(), want)
+    sizes = [
+        sum(os.path.getsize(os.path.join(d, shard_name(i))) for i in range(2))
+        for d in (per_file_cache, half_dir)
+    ]
+    assert sizes[1] < 0.65 * sizes[0]  # 4 bytes a value become 2 (plus the ids)
+
+    options = {"batch_size": 5, "shuffle": True, "seed": 3, **READ}
+    streamed = yt8m.frame_dataset(
+        tiny_yt8m.train_pattern, file_join=StreamedTeacherCache.open(half_dir), **options
+    )
+    joined = half.join(yt8m.frame_dataset(tiny_yt8m.train_pattern, **options))
+    streamed = list(streamed)
+    assert streamed[0]["teacher_logits"].dtype == tf.float32
+    _assert_same_batches(streamed, list(joined))
+
+
+def test_a_plan_of_another_storage_type_is_refused(tmp_path):
+    plan = {
+        "teacher_run_dir": "t",
+        "checkpoint": "c",
+        "data_pattern": "p",
+        "input_files": [{"path": "a", "size": 1}],
+        "num_shards": 1,
+        "feature_names": ["rgb"],
+        "max_frames": 5,
+        "teacher_model_config": {},
+    }
+    ensure_plan(str(tmp_path), make_plan(**plan, cache_dtype="float16"))
+    with pytest.raises(ValueError, match="another storage type \\(--cache_dtype\\): 'float16' "):
+        ensure_plan(str(tmp_path), make_plan(**plan))
+    # A plan written before --cache_dtype existed is a float32 plan.
+    older = make_plan(**plan)
+    del older["cache_dtype"]
+    ensure_plan(str(tmp_path / "old"), older)
+    ensure_plan(str(tmp_path / "old"), make_plan(**plan))
 
 
 # ------------------------------------------------------------------------------ mismatches
