@@ -79,7 +79,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--cache_videos",
         type=int,
         nargs="+",
-        default=[10_000, 100_000],
+        default=[10_000, 100_000, 200_000],
         help="teacher cache sizes whose peak RSS is measured",
     )
     parser.add_argument("--skip_read", action="store_true", help="leave out the read rates")
@@ -426,8 +426,8 @@ def write_cache_and_records(
 # Run in a fresh process: its resident memory before the cache is opened, and its peak while a
 # shuffled training pipeline (batch 32, shuffle buffer 1024, as a run reads) joined with the cache
 # goes through every video once (Linux: the peak is reset first through /proc/self/clear_refs, so
-# that TensorFlow's own import does not set it). argv: join ("memory" or "stream"), records
-# pattern, cache dir.
+# that TensorFlow's own import does not set it). argv: join ("memory", "stream", or "none": the
+# reader without a cache), records pattern, cache dir.
 _RSS_PROBE = textwrap.dedent(
     """
     import json, sys, time
@@ -449,7 +449,10 @@ _RSS_PROBE = textwrap.dedent(
         batch_size=32, max_frames=300, num_classes=3862, feature_sizes=(1024, 128),
         shuffle=True, seed=0, shuffle_buffer=1024,
     )
-    if join == "stream":
+    if join == "none":  # the reader alone, no cache: what reading itself holds
+        cache = None
+        dataset = yt8m.frame_dataset(pattern, **options)
+    elif join == "stream":
         cache = StreamedTeacherCache.open(cache_dir)
         dataset = yt8m.frame_dataset(pattern, file_join=cache, **options)
     else:
@@ -457,9 +460,9 @@ _RSS_PROBE = textwrap.dedent(
         dataset = cache.join(yt8m.frame_dataset(pattern, **options))
     videos = 0
     for batch in dataset:
-        assert batch["teacher_logits"].shape[1] == cache.num_classes
+        assert cache is None or batch["teacher_logits"].shape[1] == cache.num_classes
         videos += int(batch["video_id"].shape[0])
-    assert videos == cache.num_videos, (videos, cache.num_videos)
+    assert videos == int(json.load(open(cache_dir + "/teacher_cache.json"))["num_videos"])
     print(json.dumps({
         "rss_before_kb": before,
         "rss_peak_kb": status_kb("VmHWM"),
@@ -486,8 +489,12 @@ def _probe(join: str, pattern: str, cache_dir: str) -> dict:
     }
 
 
+_JOINS = ("none", "stream", "memory")
+
+
 def measure_cache_rss(args: argparse.Namespace, root: str) -> dict:
-    """Peak RSS growth of a training pipeline over a cache of N videos, in memory and streamed."""
+    """Peak RSS growth of a training pipeline over a cache of N videos, in memory and streamed,
+    and of the same pipeline without a cache (what the reader itself holds)."""
     results = {}
     for num_videos in args.cache_videos:
         directory = os.path.join(root, f"cache_{num_videos}")
@@ -496,7 +503,7 @@ def measure_cache_rss(args: argparse.Namespace, root: str) -> dict:
         written = time.perf_counter() - started
         size = sum(os.path.getsize(os.path.join(cache_dir, name)) for name in os.listdir(cache_dir))
         results[str(num_videos)] = {"cache_bytes": size, "write_seconds": written}
-        for join in ("stream", "memory"):
+        for join in _JOINS:
             results[str(num_videos)][join] = measured = _probe(join, pattern, cache_dir)
             print(
                 f"cache of {num_videos:,} videos, {join}: peak RSS "
@@ -509,7 +516,7 @@ def measure_cache_rss(args: argparse.Namespace, root: str) -> dict:
         results["rss_growth_mb_from_smallest_to_largest"] = {
             join: results[str(sizes[-1])][join]["peak_rss_growth_mb"]
             - results[str(sizes[0])][join]["peak_rss_growth_mb"]
-            for join in ("stream", "memory")
+            for join in _JOINS
         }
     return results
 
