@@ -279,12 +279,45 @@ def test_the_join_is_not_part_of_what_a_run_is(per_file_cache, tiny_yt8m):
     assert comparable(streamed) == comparable(_student_config(tiny_yt8m, per_file_cache, "memory"))
 
 
-def test_sakd_reads_the_cache_into_memory(per_file_cache, tiny_yt8m, tmp_path):
-    config = tiny_run_config(
-        "tiny_sakd_k6.flags", tiny_yt8m, teacher_cache=per_file_cache, teacher_cache_join="auto"
-    )
-    trainer = make_trainer(config, str(tmp_path), strategy_lib.make_strategy("one_device"))
-    assert isinstance(trainer.teacher_cache, TeacherCache)
+def _checkpoint_weights(run_dir: str) -> dict[str, np.ndarray]:
+    checkpoints = os.path.join(run_dir, "checkpoints")
+    reader = tf.train.load_checkpoint(checkpoints)
+    return {
+        name: reader.get_tensor(name)
+        for name, _ in tf.train.list_variables(checkpoints)
+        if name.startswith(("model/", "sakd/")) and "OPTIMIZER_SLOT" not in name
+    }
+
+
+def test_sakd_from_the_streamed_cache_equals_sakd_from_memory(per_file_cache, tiny_yt8m, tmp_path):
+    """Same selections, strengths and weights: the streamed rows filtered by selection after the
+    pairing, against the in-memory cache's id filter before the frames are decoded."""
+    weights, selections = {}, {}
+    for join in ("stream", "memory"):
+        config = tiny_run_config(
+            "tiny_sakd_k6.flags",
+            tiny_yt8m,
+            teacher_cache=per_file_cache,
+            teacher_cache_join=join,
+            num_epochs=3,
+            sakd_ratio=0.5,
+            sakd_selection_interval=2,
+        )
+        run_dir = str(tmp_path / join)
+        strategy = strategy_lib.make_strategy("one_device")
+        assert make_trainer(config, run_dir, strategy).streams_teacher_cache == (join == "stream")
+        train_or_reuse(config, run_dir, strategy)
+        weights[join] = _checkpoint_weights(run_dir)
+        selections[join] = [
+            open(os.path.join(run_dir, "sakd", f"selection_epoch{epoch:04d}.txt")).read()
+            for epoch in (0, 2)
+        ]
+    assert selections["stream"] == selections["memory"]
+    assert len(selections["stream"][0].split()) == 16  # half of the 32 videos
+    assert any(name.startswith("sakd/") for name in weights["memory"])
+    assert weights["stream"].keys() == weights["memory"].keys()
+    for name, value in weights["memory"].items():
+        np.testing.assert_allclose(weights["stream"][name], value, atol=1e-5, err_msg=name)
 
 
 def test_a_student_trained_from_the_streamed_cache_equals_one_from_memory(

@@ -171,6 +171,28 @@ class StreamedTeacherCache(CacheInfo):
         return pairs.map(pair).filter(lambda record: record["_emit"])
 
 
+class SelectedRows:
+    """A streamed cache that keeps only the rows `keep` accepts (a yt8m.FileJoin): SAKD trains on
+    its selected samples, `keep(index)` -> bool on the cache row of each paired record. The
+    filter runs after the pairing (every good record of a file is paired and checked first), so
+    the frames of a record left out are decoded all the same, where the in-memory cache's id
+    filter skips them."""
+
+    def __init__(self, cache: StreamedTeacherCache, keep):
+        self.cache = cache
+        self.keep = keep
+        self.padded_shapes = cache.padded_shapes
+
+    def file_fields(self, files: Sequence[str]) -> dict[str, tf.Tensor]:
+        return self.cache.file_fields(files)
+
+    def join(
+        self, path: tf.Tensor, fields: dict[str, tf.Tensor], records: tf.data.Dataset
+    ) -> tf.data.Dataset:
+        paired = self.cache.join(path, fields, records)
+        return paired.filter(lambda record: self.keep(record["index"]))
+
+
 def _end_marker(dataset: tf.data.Dataset) -> tf.data.Dataset:
     """One element shaped like `dataset`'s (unknown dimensions 0), zeros, "_emit" False."""
 
