@@ -6,14 +6,18 @@ Every `selection_interval` epochs (counting from epoch 0):
      loss against the clean teacher targets of the teacher cache; d_hat = min-max normalised d;
   2. strength alpha_i = lambda * alpha_i + (1 - lambda) * (1 - d_hat_i) (or the released mapping);
   3. selection of ratio * N samples by chunked greedy MAP on gamma * S + (1 - gamma) diag(1 - d_hat),
-     S the cosine similarity of the cached teacher representations.
+     S the cosine similarity of the cached teacher representations (or, with --sakd_feature_dim,
+     of their projection by a fixed random Gaussian matrix: N x feature_dim floats).
 The epochs until the next pass iterate over the selected samples only (a tf.data filter on the
-sample index, applied to a record's id before its frames are checked and decoded; the first epoch
-of a selection caches the selected records in <run_dir>/sakd/cache/ and the others read them from
+sample index: with the cache in memory applied to a record's id before its frames are checked and
+decoded, with a streamed cache to the rows paired with each file's records; the first epoch of a
+selection caches the selected records in <run_dir>/sakd/cache/ and the others read them from
 there), with the per-sample loss (1 - alpha_i) L_label_i + alpha_i L_distill_i.
 
 SAKD runs from a teacher cache: its rows are the dense sample index that the per-sample state
-(difficulty, strength, selection) is kept in, and its representations are the diversity features.
+(difficulty, strength, selection) is kept in, and its representations are the diversity features,
+gathered from the batches of the difficulty pass (the cache may be streamed, never whole in
+memory).
 That state lives in the checkpoint, so a resumed run goes on with SAKD where it stopped; every
 selection's video ids are written to <run_dir>/sakd/.
 
