@@ -25,6 +25,7 @@ from yt8m_kd.files import write_json
 from yt8m_kd.training import strategy as strategy_lib
 from yt8m_kd.training.distillation import DistillationTrainer
 from yt8m_kd.training.runs import comparable, make_trainer, train_or_reuse
+from yt8m_kd.training.sakd_trainer import diversity_projection
 
 REPR_SIZE = 24
 READ = {
@@ -245,13 +246,12 @@ def test_auto_streams_a_per_file_cache_and_loads_a_one_pass_cache(
     assert opened(per_file_cache) is StreamedTeacherCache
     assert opened(per_file_cache, "memory") is TeacherCache
     assert opened(per_file_cache, dataset="ucf101") is TeacherCache
-    assert opened(per_file_cache, cannot_stream="SAKD needs it") is TeacherCache
     assert opened(per_file_cache, train_pattern=tiny_yt8m.eval_pattern) is TeacherCache
     assert opened(teacher_cache) is TeacherCache  # written in one pass (conftest)
     with pytest.raises(ValueError, match="^--teacher_cache_join=stream: the teacher cache .* was "):
         opened(teacher_cache, "stream")
-    with pytest.raises(ValueError, match="^--teacher_cache_join=stream: SAKD needs it$"):
-        opened(per_file_cache, "stream", cannot_stream="SAKD needs it")
+    with pytest.raises(ValueError, match="^--teacher_cache_join=stream: the ucf101 reader "):
+        opened(per_file_cache, "stream", dataset="ucf101")
 
 
 def test_a_cache_that_dropped_repeated_ids_is_joined_in_memory(per_file_cache, tmp_path):
@@ -279,12 +279,46 @@ def test_the_join_is_not_part_of_what_a_run_is(per_file_cache, tiny_yt8m):
     assert comparable(streamed) == comparable(_student_config(tiny_yt8m, per_file_cache, "memory"))
 
 
-def test_sakd_reads_the_cache_into_memory(per_file_cache, tiny_yt8m, tmp_path):
-    config = tiny_run_config(
-        "tiny_sakd_k6.flags", tiny_yt8m, teacher_cache=per_file_cache, teacher_cache_join="auto"
-    )
-    trainer = make_trainer(config, str(tmp_path), strategy_lib.make_strategy("one_device"))
-    assert isinstance(trainer.teacher_cache, TeacherCache)
+def _checkpoint_weights(run_dir: str) -> dict[str, np.ndarray]:
+    checkpoints = os.path.join(run_dir, "checkpoints")
+    reader = tf.train.load_checkpoint(checkpoints)
+    return {
+        name: reader.get_tensor(name)
+        for name, _ in tf.train.list_variables(checkpoints)
+        if name.startswith(("model/", "sakd/")) and "OPTIMIZER_SLOT" not in name
+    }
+
+
+@pytest.mark.slow  # two SAKD runs
+def test_sakd_from_the_streamed_cache_equals_sakd_from_memory(per_file_cache, tiny_yt8m, tmp_path):
+    """Same selections, strengths and weights: the streamed rows filtered by selection after the
+    pairing, against the in-memory cache's id filter before the frames are decoded."""
+    weights, selections = {}, {}
+    for join in ("stream", "memory"):
+        config = tiny_run_config(
+            "tiny_sakd_k6.flags",
+            tiny_yt8m,
+            teacher_cache=per_file_cache,
+            teacher_cache_join=join,
+            num_epochs=3,
+            sakd_ratio=0.5,
+            sakd_selection_interval=2,
+        )
+        run_dir = str(tmp_path / join)
+        strategy = strategy_lib.make_strategy("one_device")
+        assert make_trainer(config, run_dir, strategy).streams_teacher_cache == (join == "stream")
+        train_or_reuse(config, run_dir, strategy)
+        weights[join] = _checkpoint_weights(run_dir)
+        selections[join] = [
+            open(os.path.join(run_dir, "sakd", f"selection_epoch{epoch:04d}.txt")).read()
+            for epoch in (0, 2)
+        ]
+    assert selections["stream"] == selections["memory"]
+    assert len(selections["stream"][0].split()) == 16  # half of the 32 videos
+    assert any(name.startswith("sakd/") for name in weights["memory"])
+    assert weights["stream"].keys() == weights["memory"].keys()
+    for name, value in weights["memory"].items():
+        np.testing.assert_allclose(weights["stream"][name], value, atol=1e-5, err_msg=name)
 
 
 def test_a_student_trained_from_the_streamed_cache_equals_one_from_memory(
@@ -310,3 +344,38 @@ def test_a_student_trained_from_the_streamed_cache_equals_one_from_memory(
     assert len(weights["stream"]) > 5 and weights["stream"].keys() == weights["memory"].keys()
     for name, value in weights["memory"].items():
         np.testing.assert_allclose(weights["stream"][name], value, atol=1e-5, err_msg=name)
+
+
+def test_the_diversity_projection_keeps_cosine_similarities_roughly():
+    assert diversity_projection(64, 0) is None and diversity_projection(64, 64) is None
+    matrix = diversity_projection(512, 128)
+    assert matrix.shape == (512, 128) and matrix.dtype == np.float32
+    np.testing.assert_array_equal(matrix, diversity_projection(512, 128))  # fixed
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 512)).astype(np.float32)
+    x[20:] = x[:20] + 0.5 * rng.normal(size=(20, 512))  # pairs of similar rows
+
+    def cosine(a):
+        a = a / np.linalg.norm(a, axis=1, keepdims=True)
+        return a @ a.T
+
+    error = np.abs(cosine(x @ matrix) - cosine(x))
+    assert error.max() < 0.35 and error.mean() < 0.08  # ~ 1 / sqrt(128)
+
+
+def test_sakd_with_projected_features_selects_from_the_streamed_cache(
+    per_file_cache, tiny_yt8m, tmp_path
+):
+    config = tiny_run_config(
+        "tiny_sakd_k6.flags",
+        tiny_yt8m,
+        teacher_cache=per_file_cache,
+        num_epochs=1,
+        sakd_ratio=0.25,
+        sakd_feature_dim=8,  # of the cache's 24
+    )
+    metrics, _ = train_or_reuse(config, str(tmp_path), strategy_lib.make_strategy("one_device"))
+    ids = open(tmp_path / "sakd" / "selection_epoch0000.txt").read().split()
+    assert len(ids) == len(set(ids)) == 8  # a quarter of 32
+    assert set(ids) <= {f"train-0000{f}-{i:05d}" for f in (0, 1) for i in range(16)}
+    assert metrics["epochs"][0]["difficulty_pass"]["num_samples"] == 32

@@ -274,6 +274,10 @@ class SAKDConfig:
       mapping: difficulty -> strength, "paper" (`1 - d_hat`, the spec) or "released" (the
         released code's `beta * d_hat`, for comparison only).
       power: exponent of the polynomial schedule `1 - (1 - n/N)^power` (0.9; no flag).
+      feature_dim: beyond the paper: the diversity features are the teacher repr projected to
+        this many dimensions by a fixed random Gaussian matrix (cosine similarities are nearly
+        kept: Johnson-Lindenstrauss), so that the selection holds N x feature_dim floats rather
+        than N x repr width; 0 (the paper) uses the repr as it is.
     """
 
     ratio: float = 0.1
@@ -284,6 +288,7 @@ class SAKDConfig:
     gamma: float = 0.5
     mapping: str = "paper"
     power: float = POLYNOMIAL_POWER
+    feature_dim: int = 0
 
     def __post_init__(self):
         if not 0.0 < self.ratio <= 1.0:
@@ -305,6 +310,10 @@ class SAKDConfig:
         check_mapping(self.mapping)
         if not self.power > 0:
             raise ValueError(f"power must be positive, got {self.power}")
+        if isinstance(self.feature_dim, bool) or not (
+            isinstance(self.feature_dim, numbers.Integral) and self.feature_dim >= 0
+        ):
+            raise ValueError(f"feature_dim must be an int >= 0, got {self.feature_dim!r}")
 
 
 # ---------------------------------------------------------------------------------------- run

@@ -317,6 +317,14 @@ def define_sakd_flags(fv: flags.FlagValues) -> None:
     floating("sakd_eta", d.eta, "SAKD: beta below eta drops frames, from eta on shuffles them.")
     floating("sakd_memory", d.memory, "SAKD: lambda, the strength's memory of its past value.")
     floating("sakd_gamma", d.gamma, "SAKD: quality/diversity trade-off of the selection kernel.")
+    integer(
+        "sakd_feature_dim",
+        d.feature_dim,
+        "SAKD, beyond the paper: project the teacher repr to this many dimensions (a fixed random "
+        "Gaussian matrix) for the selection's diversity, so it holds N x this many floats; 0 uses "
+        "the repr as it is.",
+        lower_bound=0,
+    )
     enum(
         "sakd_mapping",
         d.mapping,

@@ -22,7 +22,9 @@ When it cannot stream (DistillationTrainer chooses with --teacher_cache_join=aut
 written in one pass (`write_teacher_cache`, shards not aligned with input files), a cache that
 dropped repeated ids (with --skip_bad_records its parts lack those rows, so they would not pair),
 a training file that is not one of the cache's input files, and the UCF101 reader (a frames
-directory is one input; its clips are few enough for memory).
+directory is one input; its clips are few enough for memory). SAKD streams too: its selected
+samples are a filter on the paired rows (`SelectedRows`), and its difficulty pass gathers the
+diversity features it needs from the batches.
 """
 
 from __future__ import annotations
@@ -171,6 +173,28 @@ class StreamedTeacherCache(CacheInfo):
         return pairs.map(pair).filter(lambda record: record["_emit"])
 
 
+class SelectedRows:
+    """A streamed cache that keeps only the rows `keep` accepts (a yt8m.FileJoin): SAKD trains on
+    its selected samples, `keep(index)` -> bool on the cache row of each paired record. The
+    filter runs after the pairing (every good record of a file is paired and checked first), so
+    the frames of a record left out are decoded all the same, where the in-memory cache's id
+    filter skips them."""
+
+    def __init__(self, cache: StreamedTeacherCache, keep):
+        self.cache = cache
+        self.keep = keep
+        self.padded_shapes = cache.padded_shapes
+
+    def file_fields(self, files: Sequence[str]) -> dict[str, tf.Tensor]:
+        return self.cache.file_fields(files)
+
+    def join(
+        self, path: tf.Tensor, fields: dict[str, tf.Tensor], records: tf.data.Dataset
+    ) -> tf.data.Dataset:
+        paired = self.cache.join(path, fields, records)
+        return paired.filter(lambda record: self.keep(record["index"]))
+
+
 def _end_marker(dataset: tf.data.Dataset) -> tf.data.Dataset:
     """One element shaped like `dataset`'s (unknown dimensions 0), zeros, "_emit" False."""
 
@@ -231,7 +255,6 @@ def open_teacher_cache(
     *,
     dataset: str,
     train_pattern: str,
-    cannot_stream: str | None = None,
 ) -> TeacherCache | StreamedTeacherCache:
     """The cache of a distillation run, streamed or in memory (`join`: auto, stream, memory).
 
@@ -241,12 +264,11 @@ def open_teacher_cache(
         "auto" streams it where it can, else loads it (and logs why).
       dataset: the run's data family; only the YouTube-8M reader streams.
       train_pattern: the files the run trains on; each must be an input file of the cache.
-      cannot_stream: why the trainer needs the whole cache in memory (SAKD), or None.
     """
     if join == "memory":
         return TeacherCache.load(cache_dir)
-    reason = cannot_stream
-    if reason is None and dataset != "yt8m":
+    reason = None
+    if dataset != "yt8m":
         reason = f"the {dataset} reader joins a teacher cache in memory"
     if reason is None:
         try:

@@ -35,9 +35,6 @@ class DistillationTrainer(Trainer):
     part of the student model (nothing exports it).
     """
 
-    # Why this trainer needs the whole teacher cache in host memory, or None (it can stream it).
-    cache_in_memory_because: str | None = None
-
     def __init__(self, model_config, train_config, data_config, run_dir, strategy, distill_config):
         self.distill_config = distill_config
         self.teacher = None
@@ -49,7 +46,6 @@ class DistillationTrainer(Trainer):
                 distill_config.teacher_cache_join,
                 dataset=data_config.dataset,
                 train_pattern=data_config.train_data_pattern,
-                cannot_stream=self.cache_in_memory_because,
             )
         elif not distill_config.teacher_run_dir:
             raise ValueError("distillation needs a teacher run directory or a teacher cache")

@@ -6,14 +6,18 @@ Every `selection_interval` epochs (counting from epoch 0):
      loss against the clean teacher targets of the teacher cache; d_hat = min-max normalised d;
   2. strength alpha_i = lambda * alpha_i + (1 - lambda) * (1 - d_hat_i) (or the released mapping);
   3. selection of ratio * N samples by chunked greedy MAP on gamma * S + (1 - gamma) diag(1 - d_hat),
-     S the cosine similarity of the cached teacher representations.
+     S the cosine similarity of the cached teacher representations (or, with --sakd_feature_dim,
+     of their projection by a fixed random Gaussian matrix: N x feature_dim floats).
 The epochs until the next pass iterate over the selected samples only (a tf.data filter on the
-sample index, applied to a record's id before its frames are checked and decoded; the first epoch
-of a selection caches the selected records in <run_dir>/sakd/cache/ and the others read them from
+sample index: with the cache in memory applied to a record's id before its frames are checked and
+decoded, with a streamed cache to the rows paired with each file's records; the first epoch of a
+selection caches the selected records in <run_dir>/sakd/cache/ and the others read them from
 there), with the per-sample loss (1 - alpha_i) L_label_i + alpha_i L_distill_i.
 
 SAKD runs from a teacher cache: its rows are the dense sample index that the per-sample state
-(difficulty, strength, selection) is kept in, and its representations are the diversity features.
+(difficulty, strength, selection) is kept in, and its representations are the diversity features,
+gathered from the batches of the difficulty pass (the cache may be streamed, never whole in
+memory).
 That state lives in the checkpoint, so a resumed run goes on with SAKD where it stopped; every
 selection's video ids are written to <run_dir>/sakd/.
 
@@ -36,6 +40,7 @@ from absl import logging
 from yt8m_kd.configs import SAKDConfig
 from yt8m_kd.data import videos, yt8m_records
 from yt8m_kd.distill import losses, sakd, selection
+from yt8m_kd.distill.cache_stream import SelectedRows
 from yt8m_kd.files import write_json, write_text
 from yt8m_kd.modeling.predict import model_inputs
 from yt8m_kd.training.distillation import DistillationTrainer
@@ -64,11 +69,6 @@ class SAKDTrainer(DistillationTrainer):
     Training length is `num_epochs` epochs (the N of the interruption schedule); an epoch is one
     pass over the currently selected samples (floor(selected / batch_size) steps).
     """
-
-    cache_in_memory_because = (
-        "SAKD filters videos by cache row before reading their frames and selects on every "
-        "video's teacher representation, so it reads the whole cache into memory"
-    )
 
     def __init__(
         self,
@@ -101,6 +101,8 @@ class SAKDTrainer(DistillationTrainer):
         return {**super()._checkpointed_parts(), "sakd": self.state}
 
     def _id_filter(self):
+        if self.streams_teacher_cache:
+            return None  # the streamed cache's rows are filtered instead (`_file_join`)
         selected, cache = self.state.selected, self.teacher_cache
 
         def keep(video_id):
@@ -109,6 +111,12 @@ class SAKDTrainer(DistillationTrainer):
             return (row < 0) | (tf.gather(selected, tf.maximum(row, 0)) > 0)
 
         return keep
+
+    def _file_join(self):
+        if not self.streams_teacher_cache:
+            return None
+        selected = self.state.selected
+        return SelectedRows(self.teacher_cache, lambda index: tf.gather(selected, index) > 0)
 
     def _cache_file(self, input_context):
         # The selected records of this selection, checked and decoded once: the epochs after the
@@ -180,23 +188,32 @@ class SAKDTrainer(DistillationTrainer):
         num_samples = self.teacher_cache.num_videos
         difficulty = np.full([num_samples], np.nan)
         labels: list[np.ndarray] = [np.zeros(0, np.int64)] * num_samples
+        # The diversity features and ids of the selection, gathered from the batches: a streamed
+        # cache is never whole in memory, and these are all the pass needs of it.
+        projection = diversity_projection(self.teacher_cache.repr_size, cfg.feature_dim)
+        width = self.teacher_cache.repr_size if projection is None else cfg.feature_dim
+        features = np.zeros([num_samples, width], np.float32)
+        video_ids = np.full([num_samples], b"", object)
         data = self.data_config
-        dataset = self.teacher_cache.join(
-            videos.read_videos(
-                data,
-                self.model_config,
-                data.train_data_pattern,
-                batch_size=self.config.eval_batch_size,
-                training=False,  # UCF101: the clean clip of the teacher cache
-                split_file=data.train_split_file,
-                bad_record_counter=self.bad_records,
-            )
+        frames = videos.read_videos(
+            data,
+            self.model_config,
+            data.train_data_pattern,
+            batch_size=self.config.eval_batch_size,
+            training=False,  # UCF101: the clean clip of the teacher cache
+            split_file=data.train_split_file,
+            bad_record_counter=self.bad_records,
+            **({"file_join": self.teacher_cache} if self.streams_teacher_cache else {}),
         )
+        dataset = frames if self.streams_teacher_cache else self.teacher_cache.join(frames)
         for batch_number, batch in enumerate(dataset):
             seed = tf.constant([self.config.seed * 1000 + epoch, batch_number], tf.int64)
             d = self._difficulty_fn(batch, tf.constant(beta, tf.float32), seed).numpy()
             index = batch["index"].numpy()
             difficulty[index] = d
+            representation = batch["teacher_repr"].numpy()
+            features[index] = representation if projection is None else representation @ projection
+            video_ids[index] = batch["video_id"].numpy()
             batch_labels = batch["labels"].numpy()
             for row, label in zip(index, batch_labels, strict=True):
                 labels[row] = np.flatnonzero(label) if batch_labels.ndim == 2 else np.array([label])
@@ -212,7 +229,7 @@ class SAKDTrainer(DistillationTrainer):
             self.state.strength.numpy(), d_hat, cfg.memory, cfg.mapping, beta=beta
         )
         chosen = selection.select_samples(
-            self.teacher_cache.representations()[seen],
+            features[seen],
             d_hat[seen],
             cfg.ratio,
             gamma=cfg.gamma,
@@ -233,14 +250,14 @@ class SAKDTrainer(DistillationTrainer):
             "seconds": time.perf_counter() - started,
             "selected_per_class": _class_counts(labels, chosen, self.model_config.num_classes),
         }
-        self._write_selection(epoch, chosen, d_hat, alpha, summary)
+        self._write_selection(epoch, video_ids[chosen], d_hat, alpha, summary)
         return summary
 
-    def _write_selection(self, epoch, chosen, d_hat, alpha, summary) -> None:
+    def _write_selection(self, epoch, chosen_ids, d_hat, alpha, summary) -> None:
         with self.train_writer.as_default(step=self.step):
             tf.summary.histogram("sakd/difficulty", d_hat)
             tf.summary.histogram("sakd/strength", alpha)
-            tf.summary.scalar("sakd/selected_fraction", len(chosen) / len(d_hat))
+            tf.summary.scalar("sakd/selected_fraction", len(chosen_ids) / len(d_hat))
             tf.summary.scalar("sakd/difficulty_pass_seconds", summary["seconds"])
             per_class = np.asarray(summary["selected_per_class"])
             # One value per selected (sample, label): a histogram over class indices.
@@ -255,7 +272,7 @@ class SAKDTrainer(DistillationTrainer):
         # Atomic writes: a kill leaves each file whole or absent (a rerun redoes the selection).
         write_text(
             os.path.join(directory, f"selection_epoch{epoch:04d}.txt"),
-            "\n".join(v.decode() for v in self.teacher_cache.video_ids[chosen]) + "\n",
+            "\n".join(v.decode() for v in chosen_ids) + "\n",
         )
         write_json(os.path.join(directory, f"selection_epoch{epoch:04d}.json"), summary)
 
@@ -306,6 +323,22 @@ class SAKDTrainer(DistillationTrainer):
             results["train"]["steps"] = sum(t["steps"] for t in trained)
         results["sakd"] = epoch_time_summary(results["epochs"], interval)
         return self.finish(results)
+
+
+# Seeds the diversity projection: one fixed matrix, so that every run and every selection of a
+# run measures similarity the same way.
+_PROJECTION_SEED = 12
+
+
+def diversity_projection(repr_size: int, feature_dim: int) -> np.ndarray | None:
+    """[repr_size, feature_dim] Gaussian entries / sqrt(feature_dim), or None (no projection:
+    feature_dim 0, or not narrower than the repr). Inner products, and so the cosine similarities
+    of the selection kernel, are kept in expectation, with errors ~ 1 / sqrt(feature_dim)."""
+    if feature_dim == 0 or feature_dim >= repr_size:
+        return None
+    rng = np.random.default_rng(_PROJECTION_SEED)
+    matrix = rng.standard_normal((repr_size, feature_dim)) / np.sqrt(feature_dim)
+    return matrix.astype(np.float32)
 
 
 def _class_counts(labels: list[np.ndarray], chosen: np.ndarray, num_classes: int) -> list[int]:
