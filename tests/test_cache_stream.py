@@ -379,3 +379,29 @@ def test_sakd_with_projected_features_selects_from_the_streamed_cache(
     assert len(ids) == len(set(ids)) == 8  # a quarter of 32
     assert set(ids) <= {f"train-0000{f}-{i:05d}" for f in (0, 1) for i in range(16)}
     assert metrics["epochs"][0]["difficulty_pass"]["num_samples"] == 32
+
+
+@pytest.mark.slow  # a launcher process
+def test_train_py_names_a_mismatched_part_in_one_line(
+    per_file_cache, tiny_yt8m, launcher, tmp_path
+):
+    cache_dir = _copy(per_file_cache, tmp_path)
+    _rewrite_part(cache_dir, 0, lambda rows: rows[1:] + rows[:1])  # the same rows, moved
+    result = launcher.run(
+        "train.py",
+        "--flagfile=models/tiny_distilled_k6.flags",
+        f"--teacher_cache={cache_dir}",
+        f"--train_data_pattern={tiny_yt8m.train_pattern}",
+        f"--max_frames={MAX_FRAMES}",
+        "--batch_size=8",
+        "--max_steps=2",
+        f"--run_dir={tmp_path / 'run'}",
+        "--noprogress_bar",
+    )
+    assert result.returncode == 1
+    first = sorted(tiny_yt8m.train_files)[0]
+    assert launcher.last_stderr_line(result).startswith(
+        f"train.py: error: {first}: its good record 0 has video id train-00000-00000 but row 0 "
+        f"of its teacher cache part {os.path.join(cache_dir, shard_name(0))} is video id "
+        "train-00000-00001: the part was made from other records"
+    )
