@@ -183,7 +183,8 @@ def test_faults_in_a_step_keep_the_last_good_checkpoint(tiny_yt8m, tmp_path):
     train_step, fault = trainer._train_step, {}
     sigint_before = signal.getsignal(signal.SIGINT)
 
-    def faulty(iterator):
+    def faulty(iterator, num_steps):
+        assert int(num_steps) == 1  # --steps_per_loop=1: the step a fault names is the one run
         step = trainer.step + 1  # the step about to run (each fault happens once)
         if fault.get("bad_record") == step:
             del fault["bad_record"]
@@ -191,7 +192,7 @@ def test_faults_in_a_step_keep_the_last_good_checkpoint(tiny_yt8m, tmp_path):
         if fault.get("sigint") == step:
             del fault["sigint"]
             os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while the step runs: it finishes first
-        outputs = dict(train_step(iterator))
+        outputs = dict(train_step(iterator, num_steps))
         if fault.get("nan") == step:  # what a diverged step returns
             outputs["label_loss"] = tf.constant(np.nan)
             outputs["finite"] = tf.constant(False)

@@ -10,6 +10,7 @@ import math
 
 import keras
 import pytest
+import tensorflow as tf
 from conftest import tiny_configs
 
 from yt8m_kd.training import strategy as strategy_lib
@@ -26,7 +27,8 @@ def _all_nodes(graph_def):
 def _traced_step(trainer: Trainer):
     """The training step's graph, traced (not run) on the training pipeline's element spec."""
     iterator = iter(trainer._train_dataset(0))
-    return trainer._train_step.get_concrete_function(iterator).graph.as_graph_def()
+    steps = tf.TensorSpec([], tf.int64)
+    return trainer._train_step.get_concrete_function(iterator, steps).graph.as_graph_def()
 
 
 @pytest.mark.parametrize("enabled", [False, True])

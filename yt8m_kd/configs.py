@@ -157,6 +157,11 @@ class TrainConfig:
     weights (model weights only: not the optimizer, step, teacher, projection head or SAKD state),
     so that a student can be fine-tuned from a trained model instead of random weights. It is
     used only when the run has no checkpoint of its own: a resumed run goes on from its own.
+
+    `steps_per_loop` training steps run inside one `tf.function` call (a loop over the
+    distributed iterator), which pays for small models dominated by the per-call overhead; a call
+    never runs past the next step that logs, checkpoints, evaluates or ends the run, so those
+    happen at their steps as with one step per call, and the weights are the same.
     """
 
     batch_size: int = 80  # global, summed over replicas
@@ -177,6 +182,7 @@ class TrainConfig:
     num_logical_cpus: int = 0
     progress_bar: bool = True
     init_from_run: str | None = None
+    steps_per_loop: int = 1
 
 
 # ------------------------------------------------------------------------------- distillation

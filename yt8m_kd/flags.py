@@ -250,6 +250,13 @@ def define_training_flags(fv: flags.FlagValues) -> None:
         "GPU). bfloat16 has float32's range, so no loss scaling is needed.",
     )
     boolean("progress_bar", True, "Show a progress bar.")
+    integer(
+        "steps_per_loop",
+        1,
+        "Training steps per tf.function call (a loop inside the call): fewer calls for small "
+        "models; logging, checkpoints and evaluations still happen at their steps.",
+        lower_bound=1,
+    )
     string(
         "init_from_run",
         None,

@@ -81,7 +81,8 @@ def main() -> None:
     norm, expected = hand_update(config, trainer.model.get_weights(), batch)
     # The same global batch of 8, split 4 + 4 over the replicas.
     dataset = tf.data.Dataset.from_tensors(batch).repeat()
-    outputs = trainer._train_step(iter(strategy.experimental_distribute_dataset(dataset)))
+    iterator = iter(strategy.experimental_distribute_dataset(dataset))
+    outputs = trainer._train_step(iterator, tf.constant(1, tf.int64))
     after = [v.numpy() for v in trainer.model.trainable_variables]
 
     def max_diff(a: list[np.ndarray], b: list[np.ndarray]) -> float:

@@ -467,21 +467,43 @@ class Trainer:
     def _make_train_step(self) -> Callable:
         strategy = self.strategy
 
-        @tf.function
-        def train_step(iterator):
+        def one_step(iterator):
             per_replica = strategy.run(self._replica_step, args=(next(iterator),))
             values = {
                 name: strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
                 for name, value in per_replica.items()
             }
-            # One boolean for the NaN guard: the host reads it every step (a scalar the step has
+            # One boolean for the NaN guard: the host reads it every call (a scalar the step has
             # computed anyway; the loss values themselves are fetched only to log them).
             values["finite"] = tf.reduce_all(
                 tf.stack([tf.reduce_all(tf.math.is_finite(v)) for v in values.values()])
             )
             return values
 
-        return train_step
+        @tf.function
+        def train_steps(iterator, num_steps):
+            """`num_steps` (>= 1) steps; the values of the last one run, and "steps", how many
+            ran: a non-finite step is the last, so that no update follows it."""
+            values = one_step(iterator)
+            done = tf.constant(1, tf.int64)
+            for _ in tf.range(num_steps - 1):
+                if not values["finite"]:
+                    break
+                values = one_step(iterator)
+                done += 1
+            return {**values, "steps": done}
+
+        return train_steps
+
+    def _steps_in_call(self, step: int, max_steps: int) -> int:
+        """Steps of the next call from `step`: at most steps_per_loop, and none past the next step
+        that logs, checkpoints, evaluates or ends training."""
+        cfg = self.config
+        until = min(cfg.steps_per_loop, max_steps - step)
+        for every in (cfg.log_every_steps, cfg.checkpoint_every_steps, cfg.eval_every_steps):
+            if every:
+                until = min(until, every - step % every)
+        return max(1, until)
 
     # ----------------------------------------------------------------------------------- loop
     def restore(self) -> int:
@@ -617,9 +639,11 @@ class Trainer:
         step = start_step
         try:
             while step < max_steps:
-                outputs = self._train_step(iterator)
-                step += 1
-                window_steps += 1
+                num_steps = self._steps_in_call(step, max_steps)
+                outputs = self._train_step(iterator, tf.constant(num_steps, tf.int64))
+                done = int(outputs.pop("steps"))
+                step += done
+                window_steps += done
                 if not bool(outputs["finite"]):
                     self._raise_non_finite(step, outputs)
                 if step % cfg.log_every_steps == 0 or step == max_steps:

@@ -98,6 +98,7 @@ _MAY_CHANGE = {
     # Used only before a run's first checkpoint (a resumed run never re-initialises), so a rerun
     # may add, change or drop it; flags_history.json records it like the others.
     "init_from_run": None,
+    "steps_per_loop": 1,  # the same weights either way
 }
 
 
