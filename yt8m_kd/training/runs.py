@@ -99,14 +99,21 @@ _MAY_CHANGE = {
     # may add, change or drop it; flags_history.json records it like the others.
     "init_from_run": None,
 }
+# The same for DataConfig: where the records are parsed and batched (this host, or the workers of
+# a tf.data service) changes how fast they come, not which records are trained on.
+_DATA_MAY_CHANGE = {"data_service": None}
 
 
 def comparable(config: RunConfig) -> RunConfig:
-    """`config` as runs are compared: absolute local paths, the fields of `_MAY_CHANGE` and the
-    length in epochs set to fixed values."""
-    changes = {"train": dataclasses.replace(config.train, **_MAY_CHANGE), "num_epochs": 0}
+    """`config` as runs are compared: absolute local paths, the fields of `_MAY_CHANGE` and
+    `_DATA_MAY_CHANGE` and the length in epochs set to fixed values."""
+    changes = {
+        "train": dataclasses.replace(config.train, **_MAY_CHANGE),
+        "data": dataclasses.replace(config.data, **_DATA_MAY_CHANGE),
+        "num_epochs": 0,
+    }
     for section, names in _PATH_FIELDS.items():
-        value = getattr(config, section)
+        value = changes.get(section, getattr(config, section))
         if value is not None:
             changes[section] = dataclasses.replace(
                 value, **{name: _absolute(getattr(value, name)) for name in names}
