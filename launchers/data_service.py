@@ -56,6 +56,7 @@ flags.DEFINE_string(
 FLAGS = flags.FLAGS
 
 DEFAULT_DISPATCHER_PORT = 5050
+HEARTBEAT_MS = 1000
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
@@ -92,6 +93,9 @@ def _start_worker(tf_service):
             dispatcher_address=dispatcher,
             worker_address=f"{host}:%port%",  # TensorFlow fills in the port it bound
             port=FLAGS.port or 0,
+            # A worker hears of a new job (a training run starting) at its next heartbeat;
+            # TensorFlow's default of 30 s would hold back a run's first batch that long.
+            heartbeat_interval_ms=HEARTBEAT_MS,
         )
     )
     port = server._address.rsplit(":", 1)[1]  # noqa: SLF001 (the bound port, when --port is free)

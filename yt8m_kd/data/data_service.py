@@ -88,6 +88,6 @@ def count_unlabelled(dataset: tf.data.Dataset, counter: BadRecordCounter) -> tf.
                 name: tf.identity(value) for name, value in batch.items() if name != "source_file"
             }
 
-    # deterministic: the batches keep the order in which they arrive (the frame selection's
-    # seeds follow it).
-    return dataset.map(count, deterministic=True)
+    # Sequential (no num_parallel_calls): the batches keep the order in which they arrive, which
+    # the frame selection's seeds follow.
+    return dataset.map(count)
