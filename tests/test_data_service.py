@@ -194,6 +194,24 @@ def test_a_rerun_may_add_or_drop_the_service(tiny_yt8m):
     assert "--data_service=grpc://host:5050" in yflags.flags_text(yflags.flag_values(served))
 
 
+def test_a_dispatcher_that_does_not_answer_is_refused(tiny_yt8m, tmp_path):
+    """TensorFlow's client would retry for ever: the trainer refuses at once, in one line."""
+    model_config, train_config, data_config = tiny_configs(
+        "tiny_teacher.flags", tiny_yt8m, data_service=f"grpc://localhost:{_free_port()}"
+    )
+    trainer = Trainer(
+        model_config,
+        train_config,
+        data_config,
+        str(tmp_path),
+        strategy_lib.make_strategy("one_device"),
+    )
+    with pytest.raises(
+        FlagError, match=r"^--data_service=grpc://localhost:\d+: no tf.data service"
+    ):
+        trainer.fit()
+
+
 # ------------------------------------------------------------------------------- launcher
 def _launcher(*args: str) -> subprocess.Popen:
     return subprocess.Popen(

@@ -41,10 +41,33 @@ as the client (a shared file system or gs://). Evaluation does not use the servi
 
 from __future__ import annotations
 
+import socket
+
 import tensorflow as tf
 
+from yt8m_kd.configs import FlagError
 from yt8m_kd.data.yt8m import BadRecordCounter
 from yt8m_kd.flag_checks import service_address
+
+# Seconds to wait for the dispatcher's port to accept a connection.
+_CONNECT_TIMEOUT_S = 10
+
+
+def check_dispatcher(address: str) -> None:
+    """Refuses a dispatcher address where nothing listens. Without this check TensorFlow's
+    client retries for ever: a run with a mistyped --data_service would wait silently.
+
+    Raises:
+      FlagError: naming --data_service and the connection error.
+    """
+    host, port = service_address("data_service", address).rsplit(":", 1)
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), _CONNECT_TIMEOUT_S).close()
+    except OSError as e:
+        raise FlagError(
+            f"--data_service={address}: no tf.data service dispatcher answers there "
+            f"({e.strerror or e}); start one with launchers/data_service.py --role=dispatcher"
+        ) from None
 
 
 def distribute(dataset: tf.data.Dataset, address: str) -> tf.data.Dataset:

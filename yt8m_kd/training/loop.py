@@ -346,6 +346,8 @@ class Trainer:
         # Under the service, the counter's variables are out of the workers' reach: it counts
         # the records without labels here instead (strict mode: nothing else to count).
         counted_here = bool(service) and data.dataset == "yt8m"
+        if service:
+            data_service.check_dispatcher(service)
 
         def dataset_fn(input_context: tf.distribute.InputContext) -> tf.data.Dataset:
             dataset = videos.read_videos(
