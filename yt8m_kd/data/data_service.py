@@ -34,6 +34,9 @@ losing the rest of the file). So:
   client's memory, and the frame selection's per-step seeds follow the order in which batches
   reach the client (`Trainer._select_on_host`), which only the client knows.
 
+A --data_service address where nothing listens is refused at once (`check_dispatcher`):
+TensorFlow's client would otherwise wait for a dispatcher for ever.
+
 Not guaranteed under the service: a seeded, reproducible record order (the workers race for
 files), and bitwise-identical runs. Every worker must read the input files under the same paths
 as the client (a shared file system or gs://). Evaluation does not use the service.
