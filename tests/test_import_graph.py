@@ -43,6 +43,7 @@ LAYERS = {
     "yt8m_kd.flags": 1,
     "yt8m_kd.flag_checks": 1,
     "yt8m_kd.data": 2,
+    "yt8m_kd.data.data_service": 2,
     "yt8m_kd.metrics": 2,
     "yt8m_kd.modeling": 3,
     "yt8m_kd.distill": 4,

@@ -124,6 +124,11 @@ class DataConfig:
     `dataset` is the data family (yt8m_kd.data.videos), one of `DATASETS`: "yt8m" frame features
     or "ucf101" clips, whose frames directories are read with the official split files;
     `max_frames` is the frames per video (UCF101: the T frames sampled per clip).
+
+    `data_service` is None (read on this host) or the dispatcher address grpc://HOST:PORT of a
+    tf.data service cluster that reads, parses and batches the training records instead
+    (`yt8m_kd.data.data_service`). It says how the records are read, not which: a run may go on
+    with or without it (`training.runs`).
     """
 
     dataset: str = "yt8m"
@@ -137,6 +142,7 @@ class DataConfig:
     train_split_file: str | None = None
     eval_split_file: str | None = None
     random_flip: bool = True  # UCF101 training augmentation
+    data_service: str | None = None
 
     @property
     def single_label(self) -> bool:

@@ -13,6 +13,9 @@ otherwise report from inside a layer with no flag named. Three kinds of check li
                                 (docs/nextvlad.md): FlagError naming the flags otherwise
   check_teacher_model(...)      the one rule for what may serve as a teacher (train.py's
                                 --teacher_run_dir and cache_teacher.py alike): an all-frames model
+  service_address(flag, value)  a tf.data service address, [grpc://]HOST:PORT
+  check_data_service(...)       what a training pipeline run by a tf.data service cannot do
+                                (yt8m_kd/data/data_service.py says why)
 
 This module is on the flags layer (docs/design.md, "Layering"): it imports only `configs`.
 """
@@ -20,10 +23,11 @@ This module is on the flags layer (docs/design.md, "Layering"): it imports only 
 from __future__ import annotations
 
 import math
+import re
 
 from absl import flags
 
-from yt8m_kd.configs import FlagError, ModelConfig
+from yt8m_kd.configs import DataConfig, FlagError, ModelConfig
 
 
 # ------------------------------------------------------------------------- single flags
@@ -106,4 +110,59 @@ def check_teacher_model(teacher: ModelConfig, flag: str, run_dir: str) -> None:
         raise FlagError(
             f"--{flag}={run_dir} trained a {teacher.k_frames}-frame student "
             f"(k_frames={teacher.k_frames}); a teacher is an all-frames model (k_frames=0)"
+        )
+
+
+# ------------------------------------------------------------------------- data service
+# [grpc://]HOST:PORT, HOST a name, an IPv4 address or a bracketed IPv6 one.
+_SERVICE_ADDRESS = re.compile(
+    r"(grpc://)?(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):(?P<port>\d{1,5})"
+)
+
+
+def service_address(flag: str, value: str | None) -> str:
+    """HOST:PORT of a tf.data service address given as flag --`flag` (grpc://HOST:PORT, or
+    HOST:PORT; the port in 1..65535).
+
+    >>> service_address("data_service", "grpc://trainer-7:5050")
+    'trainer-7:5050'
+
+    Raises:
+      FlagError: naming the flag and its value.
+    """
+    match = _SERVICE_ADDRESS.fullmatch(value or "")
+    if not match or not 0 < int(match.group("port")) < 65536:
+        raise FlagError(
+            f"--{flag}={value or ''} is not a tf.data service dispatcher address: give "
+            "grpc://HOST:PORT (what launchers/data_service.py --role=dispatcher prints)"
+        )
+    return f"{match.group('host')}:{match.group('port')}"
+
+
+def check_data_service(data: DataConfig, sakd: bool) -> None:
+    """A training pipeline handed to a tf.data service (--data_service) runs in the workers'
+    processes, which cannot update the training process's state: refuses what needs it.
+
+    - --skip_bad_records: the skips are counted in variables of the training process, and a
+      damaged file is salvaged by a tf.py_function that only that process can run (in a worker
+      it fails and the rest of the file is silently lost);
+    - --sakd: its selection filter reads a variable of the trainer, and its epochs over the
+      subset cache it in a file of the training host.
+
+    Raises:
+      FlagError: naming --data_service and its bad value, or the flag it cannot go with.
+    """
+    if not data.data_service:
+        return
+    service_address("data_service", data.data_service)
+    if data.skip_bad_records:
+        raise FlagError(
+            f"--data_service={data.data_service} cannot run --skip_bad_records: the skips are "
+            "counted, and damaged files salvaged, in the training process, out of the service "
+            "workers' reach (drop one of them)"
+        )
+    if sakd:
+        raise FlagError(
+            f"--data_service={data.data_service} cannot run --sakd: its sample selection reads "
+            "the trainer's state, out of the service workers' reach (drop one of them)"
         )

@@ -198,6 +198,13 @@ def define_data_flags(fv: flags.FlagValues) -> None:
         None,
         "UCF101: testlist0N.txt, when --eval_data_pattern is a frames directory.",
     )
+    string(
+        "data_service",
+        None,
+        "grpc://HOST:PORT of a tf.data service dispatcher (launchers/data_service.py): its "
+        "workers read, parse and batch the training records, each record once per epoch. Strict "
+        "mode only (not with --skip_bad_records or --sakd); evaluation reads on this host.",
+    )
 
 
 def define_training_flags(fv: flags.FlagValues) -> None:
@@ -558,6 +565,7 @@ def validate_run_config(config: RunConfig, *, training: bool = False) -> None:
         )
     if not training:
         return
+    flag_checks.check_data_service(data, sakd=config.sakd is not None)
     require_files("train_data_pattern", data.train_data_pattern)
     if data.eval_data_pattern:
         require_files("eval_data_pattern", data.eval_data_pattern)

@@ -41,9 +41,19 @@ class DistillationTrainer(Trainer):
         self.teacher_config = None
         self.teacher_cache = None
         if distill_config.teacher_cache_dir:
+            join = distill_config.teacher_cache_join
+            if data_config.data_service:
+                # A streamed cache would be joined inside the service's workers: not tried yet.
+                if join == "stream":
+                    raise ValueError(
+                        "--teacher_cache_join=stream with --data_service: the per-file join "
+                        "would run in the service's workers, which is not supported yet; use "
+                        "--teacher_cache_join=auto or memory"
+                    )
+                join = "memory"
             self.teacher_cache = open_teacher_cache(
                 distill_config.teacher_cache_dir,
-                distill_config.teacher_cache_join,
+                join,
                 dataset=data_config.dataset,
                 train_pattern=data_config.train_data_pattern,
             )

@@ -41,9 +41,10 @@ import keras
 import tensorflow as tf
 from absl import logging
 
+from yt8m_kd import flag_checks
 from yt8m_kd import metrics as metrics_lib
 from yt8m_kd.configs import DataConfig, FlagError, ModelConfig, TrainConfig
-from yt8m_kd.data import videos, yt8m
+from yt8m_kd.data import data_service, videos, yt8m
 from yt8m_kd.distill import losses
 from yt8m_kd.files import read_json, write_json
 from yt8m_kd.modeling import build_video_model, model_size
@@ -340,8 +341,19 @@ class Trainer:
         return self.data_config.single_label
 
     def _train_dataset(self, start_step: int) -> tf.distribute.DistributedDataset:
+        """The training batches of every replica; with --data_service, each input pipeline's
+        reading, parsing and batching run in a tf.data service (`data.data_service`), and the
+        teacher-cache join and host frame selection after it, here."""
         data, cfg = self.data_config, self.config
         file_join = self._file_join()
+        service = data.data_service
+        # A trainer made from Python gets the refusals of the flag checks too (SAKD: a filter).
+        flag_checks.check_data_service(data, sakd=self._id_filter() is not None)
+        # Under the service, the counter's variables are out of the workers' reach: it counts
+        # the records without labels here instead (strict mode: nothing else to count).
+        counted_here = bool(service) and data.dataset == "yt8m"
+        if service:
+            data_service.check_dispatcher(service)
 
         def dataset_fn(input_context: tf.distribute.InputContext) -> tf.data.Dataset:
             dataset = videos.read_videos(
@@ -355,13 +367,18 @@ class Trainer:
                 repeat=True,
                 # A resumed run reshuffles with a new seed rather than replaying the first batches.
                 seed=cfg.seed + start_step,
-                bad_record_counter=self.bad_records,
+                bad_record_counter=None if service else self.bad_records,
                 drop_remainder=True,
                 input_context=input_context,
                 id_filter=self._id_filter(),
                 cache_file=self._cache_file(input_context),
                 **({"file_join": file_join} if file_join is not None else {}),
+                **({"source_files": True} if counted_here else {}),
             )
+            if service:
+                dataset = data_service.distribute(dataset, service)
+                if counted_here:
+                    dataset = data_service.count_unlabelled(dataset, self.bad_records)
             dataset = self._join(dataset)
             if self.selects_frames_on_host:
                 dataset = self._select_on_host(dataset, input_context, start_step)

@@ -100,12 +100,19 @@ _MAY_CHANGE = {
     "init_from_run": None,
     "steps_per_loop": 1,  # the same weights either way
 }
+# The same for DataConfig: where the records are parsed and batched (this host, or the workers of
+# a tf.data service) changes how fast they come, not which records are trained on.
+_DATA_MAY_CHANGE = {"data_service": None}
 
 
 def comparable(config: RunConfig) -> RunConfig:
-    """`config` as runs are compared: absolute local paths, the fields of `_MAY_CHANGE`, the
-    teacher cache's join and the length in epochs set to fixed values."""
-    changes = {"train": dataclasses.replace(config.train, **_MAY_CHANGE), "num_epochs": 0}
+    """`config` as runs are compared: absolute local paths, the fields of `_MAY_CHANGE` and
+    `_DATA_MAY_CHANGE`, the teacher cache's join and the length in epochs set to fixed values."""
+    changes = {
+        "train": dataclasses.replace(config.train, **_MAY_CHANGE),
+        "data": dataclasses.replace(config.data, **_DATA_MAY_CHANGE),
+        "num_epochs": 0,
+    }
     if config.distill is not None:
         # How a teacher cache reaches the batches does not change them.
         changes["distill"] = dataclasses.replace(config.distill, teacher_cache_join="auto")
