@@ -13,6 +13,7 @@ import tensorflow as tf
 from conftest import FEATURE_SIZES, MAX_FRAMES, NUM_CLASSES, tiny_run_config
 
 from yt8m_kd.cache_layout import METADATA_FILE, shard_name
+from yt8m_kd.configs import FlagError
 from yt8m_kd.data import yt8m
 from yt8m_kd.distill.cache_build import ensure_plan, make_plan
 from yt8m_kd.distill.cache_stream import (
@@ -405,3 +406,13 @@ def test_train_py_names_a_mismatched_part_in_one_line(
         f"of its teacher cache part {os.path.join(cache_dir, shard_name(0))} is video id "
         "train-00000-00001: the part was made from other records"
     )
+
+
+def test_a_data_service_run_joins_the_cache_in_memory(per_file_cache, tiny_yt8m, tmp_path):
+    strategy = strategy_lib.make_strategy("one_device")
+    service = {"data_service": "grpc://localhost:5050"}  # no dispatcher needed to build a trainer
+    auto = _student_config(tiny_yt8m, per_file_cache, "auto", **service)
+    assert not make_trainer(auto, str(tmp_path / "a"), strategy).streams_teacher_cache
+    stream = _student_config(tiny_yt8m, per_file_cache, "stream", **service)
+    with pytest.raises(FlagError, match="^--teacher_cache_join=stream with --data_service: "):
+        make_trainer(stream, str(tmp_path / "s"), strategy)
