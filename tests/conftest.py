@@ -167,6 +167,20 @@ def teacher_cache(teacher_run, tiny_yt8m, tmp_path_factory):
     return cache_dir
 
 
+def checkpoint_weights(run_dir: str, prefixes: tuple[str, ...] = ("model/",)) -> dict:
+    """name -> value of the variables under `prefixes` in a run's latest checkpoint (optimizer
+    slots left out)."""
+    import tensorflow as tf
+
+    checkpoints = os.path.join(run_dir, "checkpoints")
+    reader = tf.train.load_checkpoint(checkpoints)
+    return {
+        name: reader.get_tensor(name)
+        for name, _ in tf.train.list_variables(checkpoints)
+        if name.startswith(prefixes) and "OPTIMIZER_SLOT" not in name
+    }
+
+
 def run_test_script(name: str, *args: str, timeout: float = 600) -> dict:
     """Runs tests/scripts/<name> in its own process (logical CPUs must be set before TensorFlow
     starts) and returns the JSON report on its last line of stdout."""

@@ -10,7 +10,7 @@ import shutil
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import FEATURE_SIZES, MAX_FRAMES, NUM_CLASSES, tiny_run_config
+from conftest import FEATURE_SIZES, MAX_FRAMES, NUM_CLASSES, checkpoint_weights, tiny_run_config
 
 from yt8m_kd.cache_layout import METADATA_FILE, shard_name
 from yt8m_kd.configs import FlagError
@@ -280,16 +280,6 @@ def test_the_join_is_not_part_of_what_a_run_is(per_file_cache, tiny_yt8m):
     assert comparable(streamed) == comparable(_student_config(tiny_yt8m, per_file_cache, "memory"))
 
 
-def _checkpoint_weights(run_dir: str) -> dict[str, np.ndarray]:
-    checkpoints = os.path.join(run_dir, "checkpoints")
-    reader = tf.train.load_checkpoint(checkpoints)
-    return {
-        name: reader.get_tensor(name)
-        for name, _ in tf.train.list_variables(checkpoints)
-        if name.startswith(("model/", "sakd/")) and "OPTIMIZER_SLOT" not in name
-    }
-
-
 @pytest.mark.slow  # two SAKD runs
 def test_sakd_from_the_streamed_cache_equals_sakd_from_memory(per_file_cache, tiny_yt8m, tmp_path):
     """Same selections, strengths and weights: the streamed rows filtered by selection after the
@@ -309,7 +299,7 @@ def test_sakd_from_the_streamed_cache_equals_sakd_from_memory(per_file_cache, ti
         strategy = strategy_lib.make_strategy("one_device")
         assert make_trainer(config, run_dir, strategy).streams_teacher_cache == (join == "stream")
         train_or_reuse(config, run_dir, strategy)
-        weights[join] = _checkpoint_weights(run_dir)
+        weights[join] = checkpoint_weights(run_dir, ("model/", "sakd/"))
         selections[join] = [
             open(os.path.join(run_dir, "sakd", f"selection_epoch{epoch:04d}.txt")).read()
             for epoch in (0, 2)
@@ -336,12 +326,7 @@ def test_a_student_trained_from_the_streamed_cache_equals_one_from_memory(
         assert isinstance(trainer, DistillationTrainer)
         assert trainer.streams_teacher_cache == (join == "stream")
         train_or_reuse(config, run_dir, strategy)
-        reader = tf.train.load_checkpoint(os.path.join(run_dir, "checkpoints"))
-        weights[join] = {
-            name: reader.get_tensor(name)
-            for name, _ in tf.train.list_variables(os.path.join(run_dir, "checkpoints"))
-            if name.startswith("model/") and "OPTIMIZER_SLOT" not in name
-        }
+        weights[join] = checkpoint_weights(run_dir)
     assert len(weights["stream"]) > 5 and weights["stream"].keys() == weights["memory"].keys()
     for name, value in weights["memory"].items():
         np.testing.assert_allclose(weights["stream"][name], value, atol=1e-5, err_msg=name)

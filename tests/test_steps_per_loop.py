@@ -8,20 +8,10 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import tiny_run_config
+from conftest import checkpoint_weights, tiny_run_config
 
 from yt8m_kd.training import strategy as strategy_lib
 from yt8m_kd.training.runs import comparable, make_trainer, train_or_reuse
-
-
-def _weights(run_dir: str) -> dict[str, np.ndarray]:
-    checkpoints = os.path.join(run_dir, "checkpoints")
-    reader = tf.train.load_checkpoint(checkpoints)
-    return {
-        name: reader.get_tensor(name)
-        for name, _ in tf.train.list_variables(checkpoints)
-        if name.startswith("model/")
-    }
 
 
 def _steps_logged(run_dir: str) -> list[int]:
@@ -52,7 +42,7 @@ def test_several_steps_per_call_give_the_weights_of_one(tiny_yt8m, tmp_path, pre
         runs[steps_per_loop] = run_dir
     # Calls of 3, 3 and 1 steps (the log steps cut the calls of 4): logs at 3, 6 and the end.
     assert _steps_logged(runs[4]) == _steps_logged(runs[1]) == [3, 6, 7]
-    one, four = _weights(runs[1]), _weights(runs[4])
+    one, four = checkpoint_weights(runs[1]), checkpoint_weights(runs[4])
     assert len(one) > 5 and one.keys() == four.keys()
     for name, value in one.items():
         np.testing.assert_allclose(four[name], value, atol=1e-6, err_msg=name)
