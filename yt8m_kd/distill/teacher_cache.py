@@ -545,10 +545,6 @@ class TeacherCache(CacheInfo):
         """
         return self._rows.lookup(video_ids)
 
-    def representations(self) -> np.ndarray:
-        """The teacher's repr of every cached video, [N, H] float32, in row order."""
-        return self._repr.numpy()
-
     def lookup(self, video_ids: tf.Tensor) -> dict[str, tf.Tensor]:
         """{"teacher_logits": [B, C], "teacher_repr": [B, H]} float32 and the dense sample
         `index` [B] int64 (the cache row) for video ids [B].
