@@ -1,7 +1,8 @@
 """Exports a trained run's model as a SavedModel that serves raw records.
 
   python launchers/export.py --run_dir=runs/student_k6 [--checkpoint=PATH] \
-      [--export_dir=runs/student_k6/export] [--overwrite] [--class_index_file=classInd.txt]
+      [--export_dir=runs/student_k6/export] [--overwrite] [--class_index_file=classInd.txt] \
+      [--export_dtype=float32|float16|bfloat16]
 
 The model is rebuilt from the run's flags.txt and its latest (or the given) checkpoint; only the
 model is exported (no teacher, projection head or optimizer). Signatures: `serving_default`
@@ -10,7 +11,9 @@ YouTube-8M, 5 for UCF101) and `serve_frames` (uint8 frames and num_frames -> the
 video_id); see yt8m_kd/export.py. A UCF101 export records the class names of the run's
 --class_index_file (or of --class_index_file here) in its metadata. The export is written beside
 export_dir and renamed into place when complete; an existing export_dir is refused unless
---overwrite. Prints the export's yt8m_kd_export.json.
+--overwrite. --export_dtype=float16 or bfloat16 stores the weights and runs the model in that
+type, at about half the bytes; inputs and outputs are unchanged (see yt8m_kd/export.py
+`cast_run`), and the metadata records the type. Prints the export's yt8m_kd_export.json.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from absl import flags
 
 from yt8m_kd import cli
 from yt8m_kd import flags as yflags
-from yt8m_kd.export import export_saved_model, load_export_metadata
+from yt8m_kd.export import EXPORT_DTYPES, export_saved_model, load_export_metadata
 
 flags.DEFINE_string("run_dir", None, "Run directory written by launchers/train.py.")
 flags.DEFINE_string("checkpoint", None, "Checkpoint path (default: the run's latest).")
@@ -33,6 +36,13 @@ flags.DEFINE_string(
     "class_index_file",
     None,
     "UCF101: classInd.txt whose class names the export records (default: the run's).",
+)
+flags.DEFINE_enum(
+    "export_dtype",
+    "float32",
+    list(EXPORT_DTYPES),
+    "Type of the exported weights and of the model's compute (inputs and outputs unchanged): "
+    "float16 or bfloat16 exports about half the bytes of float32.",
 )
 FLAGS = flags.FLAGS
 
@@ -60,6 +70,7 @@ def main(argv: list[str]) -> None:
             checkpoint=FLAGS.checkpoint,
             overwrite=FLAGS.overwrite,
             class_index_file=FLAGS.class_index_file,
+            export_dtype=FLAGS.export_dtype,
         )
     except FileExistsError as e:  # created since the check above
         raise yflags.FlagError(str(e)) from e

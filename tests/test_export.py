@@ -388,10 +388,16 @@ def test_a_crash_between_the_overwrite_renames_is_recovered(teacher_run, tmp_pat
 @pytest.mark.slow  # a launcher process that loads TensorFlow and exports
 def test_export_launcher(teacher_run, launcher, tmp_path):
     export_dir = tmp_path / "served"
-    result = launcher.run("export.py", f"--run_dir={teacher_run}", f"--export_dir={export_dir}")
+    result = launcher.run(
+        "export.py",
+        f"--run_dir={teacher_run}",
+        f"--export_dir={export_dir}",
+        "--export_dtype=float16",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     printed = json.loads(result.stdout.strip().splitlines()[-1])
     assert printed["export_dir"] == str(export_dir) and printed["k_frames"] == 0
+    assert printed["export_dtype"] == "float16" and _variable_dtypes(export_dir) == {"float16"}
     assert _loads(export_dir)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["served"]
 
@@ -449,3 +455,70 @@ def test_serve_frames_refuses_videos_of_no_frames(exports, num_frames, length):
     # The same call with frames for every video answers.
     served = serve(frames=tf.zeros([2, 5, 80], tf.uint8), num_frames=tf.constant([3, 1]))
     assert served["probabilities"].shape == (2, NUM_CLASSES)
+
+
+# ------------------------------------------------------------------- compact exports
+def _variables_bytes(export_dir: str) -> int:
+    folder = os.path.join(export_dir, "variables")
+    return sum(os.path.getsize(os.path.join(folder, name)) for name in os.listdir(folder))
+
+
+def _variable_dtypes(export_dir: str) -> set[str]:
+    reader = tf.train.load_checkpoint(os.path.join(export_dir, "variables", "variables"))
+    return {
+        dtype.name
+        for name, dtype in reader.get_variable_to_dtype_map().items()
+        if name.endswith("VARIABLE_VALUE") and dtype.is_floating
+    }
+
+
+# Largest |probability| difference to the float32 export: float16 keeps 11 significant bits,
+# bfloat16 8, and both round every weight and every activation of the tiny model.
+COMPACT_TOLERANCE = {"float16": 2e-3, "bfloat16": 2e-2}
+
+
+@pytest.mark.parametrize("export_dtype", ["float16", "bfloat16"])
+def test_compact_export_loads_and_matches_the_float32_export(
+    export_dtype, exports, tiny_yt8m, tmp_path
+):
+    """Weights stored in the compact type at about half the bytes; a fresh process serves it with
+    the float32 export's inputs and outputs, and probabilities within COMPACT_TOLERANCE."""
+    run_dir, float32_dir = exports["student"]
+    compact_dir = export_lib.export_saved_model(
+        run_dir, str(tmp_path / export_dtype), export_dtype=export_dtype
+    )
+    assert export_lib.load_export_metadata(compact_dir)["export_dtype"] == export_dtype
+    assert export_lib.load_export_metadata(float32_dir)["export_dtype"] == "float32"
+    assert _variable_dtypes(float32_dir) == {"float32"}
+    assert _variable_dtypes(compact_dir) == {export_dtype}
+    ratio = _variables_bytes(compact_dir) / _variables_bytes(float32_dir)
+    assert 0.45 < ratio < 0.6, ratio
+
+    expected = _in_memory(run_dir, tiny_yt8m.eval_files)
+    served = {}
+    for name, export_dir in (("float32", float32_dir), (export_dtype, compact_dir)):
+        (tmp_path / f"serve_{name}").mkdir()
+        signatures, served[name] = serve_in_fresh_process(
+            export_dir,
+            tiny_yt8m.eval_files,
+            expected["frames"],
+            expected["num_frames"],
+            BATCH_SIZE,
+            tmp_path / f"serve_{name}",
+        )
+        assert signatures["serving_default"]["outputs"]["probabilities"] == [
+            "float32",
+            [None, NUM_CLASSES],
+        ]
+    np.testing.assert_array_equal(served[export_dtype]["video_id"], expected["video_id"])
+    for prefix in ("", "frames_"):
+        compact = served[export_dtype][prefix + "probabilities"]
+        full = served["float32"][prefix + "probabilities"]
+        difference = np.abs(compact - full).max()
+        assert 0 < difference < COMPACT_TOLERANCE[export_dtype], difference  # rounded, not far
+
+
+def test_unknown_export_dtype_is_refused_before_anything_is_written(teacher_run, tmp_path):
+    with pytest.raises(ValueError, match="export dtype 'float64' is not one of"):
+        export_lib.export_saved_model(teacher_run, str(tmp_path / "e"), export_dtype="float64")
+    assert not os.listdir(tmp_path)

@@ -83,6 +83,7 @@ import tensorflow as tf
 from absl import logging
 
 from yt8m_kd.data import ucf101, ucf101_splits, yt8m_records
+from yt8m_kd.modeling import build_video_model
 from yt8m_kd.modeling.predict import make_predict_fn
 from yt8m_kd.training.restore import RestoredRun, restore_run
 
@@ -95,6 +96,8 @@ METADATA_FILE = "yt8m_kd_export.json"
 METADATA_FORMAT = "yt8m_kd.export/1"
 SERVING_SIGNATURE = "serving_default"
 FRAMES_SIGNATURE = "serve_frames"
+# Types the model's weights and compute can be exported in (--export_dtype).
+EXPORT_DTYPES = ("float32", "float16", "bfloat16")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,6 +119,8 @@ class ExportSpec:
         this order.
       image_size: ucf101 only: S, the side of the square centre crop.
       class_names: ucf101 only: the C class names in index order (classInd.txt), or None.
+      export_dtype: the type of the exported weights and of the model's compute (EXPORT_DTYPES);
+        inputs and outputs are the same in every type (probabilities and scores float32).
     """
 
     data_family: str
@@ -129,9 +134,12 @@ class ExportSpec:
     feature_sizes: tuple[int, ...] = ()
     image_size: int = 0
     class_names: tuple[str, ...] | None = None
+    export_dtype: str = "float32"
 
     @classmethod
-    def from_run(cls, run: RestoredRun, class_index_file: str | None = None) -> ExportSpec:
+    def from_run(
+        cls, run: RestoredRun, class_index_file: str | None = None, export_dtype: str = "float32"
+    ) -> ExportSpec:
         """The spec of a restored run. class_index_file (UCF101): where the class names are read
         instead of the run's --class_index_file; a run file that is gone leaves them out with a
         warning.
@@ -150,6 +158,7 @@ class ExportSpec:
             "k_frames": config.k_frames,
             "frame_selection": config.frame_selection,
             "single_label": run.single_label,
+            "export_dtype": export_dtype,
         }
         if family == "yt8m":
             return cls(
@@ -192,6 +201,37 @@ def _class_names(path: str | None) -> tuple[str, ...] | None:
 def data_family(run: RestoredRun) -> str:
     """The run's data family: its --dataset flag where runs have one, else "yt8m"."""
     return run.data_config.dataset
+
+
+# ------------------------------------------------------------------------------- compact export
+def cast_run(run: RestoredRun, export_dtype: str) -> RestoredRun:
+    """The run with its model rebuilt in `export_dtype`: weights and compute in that type (the
+    Keras dtype policy of that name, not a mixed one), each weight the restored float32 value
+    rounded to it (integer state, such as a dropout seed, is copied as it is).
+
+    The model's own casts still apply: dequantized frames become the compute type, and the
+    logits, the repr, the gates of the mixture of experts and the NeXtVLAD normalisation are
+    float32 (yt8m_kd/modeling), so the outputs keep their float32 type and range.
+
+    Raises:
+      ValueError: export_dtype not one of EXPORT_DTYPES.
+    """
+    if export_dtype not in EXPORT_DTYPES:
+        raise ValueError(f"export dtype {export_dtype!r} is not one of {', '.join(EXPORT_DTYPES)}")
+    if export_dtype == "float32":
+        return run  # as restored
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(export_dtype)
+    try:
+        model = build_video_model(run.model_config.replace(backbone_weights=""))
+    finally:
+        keras.config.set_dtype_policy(previous)
+    sources, targets = run.model.weights, model.weights
+    if [tuple(w.shape) for w in sources] != [tuple(w.shape) for w in targets]:
+        raise ValueError(f"the model rebuilt in {export_dtype} has other weights than the run's")
+    for source, target in zip(sources, targets, strict=True):
+        target.assign(tf.cast(source, target.dtype))
+    return dataclasses.replace(run, model=model)
 
 
 # ------------------------------------------------------------------------------- record parsing
@@ -489,6 +529,7 @@ def export_saved_model(
     checkpoint: str | None = None,
     overwrite: bool = False,
     class_index_file: str | None = None,
+    export_dtype: str = "float32",
 ) -> str:
     """Exports a run's model as a SavedModel with the signatures of the module docstring.
 
@@ -499,6 +540,8 @@ def export_saved_model(
       overwrite: replace an existing export_dir (atomically, see the module docstring).
       class_index_file: UCF101: the classInd.txt whose names the metadata records, instead of
         the run's --class_index_file.
+      export_dtype: the type of the exported weights and compute (`cast_run`): "float16" or
+        "bfloat16" export about half the bytes of "float32".
 
     Returns:
       export_dir.
@@ -507,7 +550,8 @@ def export_saved_model(
       FileExistsError: export_dir exists and overwrite is False.
       FileNotFoundError: not a run directory, or no checkpoint.
       ValueError: export_dir missing for a RestoredRun, or a checkpoint given with one; a data
-        family that cannot be exported; class names that do not match the model's classes.
+        family that cannot be exported; class names that do not match the model's classes; an
+        export_dtype not in EXPORT_DTYPES.
     """
     run_dir = None
     if isinstance(run, str):
@@ -526,7 +570,8 @@ def export_saved_model(
         raise FileExistsError(
             f"{export_dir} exists already; remove it or export with overwrite (--overwrite)"
         )
-    spec = ExportSpec.from_run(run, class_index_file)  # before anything is written
+    spec = ExportSpec.from_run(run, class_index_file, export_dtype)  # before anything is written
+    run = cast_run(run, export_dtype)
     _remove(partial)  # a leftover of an interrupted export
     parent = os.path.dirname(export_dir)
     if parent:
