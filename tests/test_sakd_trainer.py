@@ -65,6 +65,20 @@ def test_sakd_trains_on_the_selected_subset(tiny_yt8m, teacher_cache, tmp_path):
     assert not (tmp_path / "sakd" / "cache").exists()
 
 
+def test_class_balance_keeps_each_class_within_its_share(tiny_yt8m, teacher_cache, tmp_path):
+    """--sakd_class_balance: a selection's count of every class stays within ceil(share of the
+    data x picks) (32 videos, one chunk); counts of the whole set from a ratio-1 selection."""
+    whole = _sakd(tiny_yt8m, teacher_cache, tmp_path / "all", 1, ratio=1.0).difficulty_pass(0)
+    frequency = np.asarray(whole["selected_per_class"]) / whole["num_selected"]
+    balanced = _sakd(
+        tiny_yt8m, teacher_cache, tmp_path / "balanced", 1, ratio=0.25, class_balance=True
+    ).difficulty_pass(0)
+    assert balanced["num_selected"] == 8
+    counts = np.asarray(balanced["selected_per_class"])
+    assert np.all(counts <= np.ceil(8 * frequency - 1e-9)), (counts, frequency)
+    assert counts.sum() >= 8  # at least one label per video
+
+
 def test_epochs_of_a_selection_read_its_cache(tiny_yt8m, teacher_cache, tmp_path):
     trainer = _sakd(tiny_yt8m, teacher_cache, tmp_path, 1, ratio=0.25)
     trainer.difficulty_pass(0)

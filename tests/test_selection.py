@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from yt8m_kd.distill.selection import (
+    class_quotas,
     greedy_map_selection,
     quality_diversity_kernel,
     select_samples,
@@ -147,6 +148,77 @@ def test_select_samples_favours_easy_samples():
     assert d_hat[picks].mean() < d_hat.mean() - 0.1
 
 
+# ------------------------------------------------------------------------------ class balance
+def _head_class_case(num: int = 200) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """Class 0 (the head) in 60% of the samples, and those samples the easiest: the paper's
+    selection leans on it. Every sample also has one of 4 tail classes (1..4)."""
+    rng = np.random.default_rng(7)
+    features = rng.normal(size=(num, 8))
+    head = np.arange(num) < int(0.6 * num)
+    d_hat = np.where(head, rng.uniform(0.0, 0.3, num), rng.uniform(0.5, 1.0, num))
+    labels = [
+        np.array([0, 1 + i % 4]) if is_head else np.array([1 + i % 4])
+        for i, is_head in enumerate(head)
+    ]
+    return features, d_hat, labels
+
+
+def _class_counts(labels, picks, num_classes: int = 5) -> np.ndarray:
+    return np.bincount(np.concatenate([labels[i] for i in picks]), minlength=num_classes)
+
+
+@pytest.mark.parametrize("chunk_size", [200, 64])
+def test_class_balance_keeps_every_class_within_its_quota(chunk_size):
+    features, d_hat, labels = _head_class_case()
+    paper = select_samples(features, d_hat, 0.1, chunk_size=chunk_size)
+    balanced = select_samples(
+        features, d_hat, 0.1, chunk_size=chunk_size, labels=labels, num_classes=5
+    )
+    assert len(balanced) == len(paper) == 20
+    assert len(set(balanced.tolist())) == 20
+    # The paper's selection: the head class in nearly every pick (its share of the data: 60%).
+    assert _class_counts(labels, paper)[0] >= 18
+    # Balanced: quotas ceil(picks * frequency) per chunk's share; one chunk: exactly 12 of 20.
+    counts = _class_counts(labels, balanced)
+    frequency = _class_counts(labels, range(200)) / 200
+    if chunk_size == 200:
+        np.testing.assert_array_equal(class_quotas(frequency, 20), [12, 5, 5, 5, 5])
+        assert counts[0] == 12
+    # Per chunk the quotas round up; over 4 chunks a class can exceed its share by at most 4.
+    assert np.all(counts <= np.ceil(20 * frequency) + (200 // chunk_size + 1)), counts
+    # Within the quotas the selection still prefers easy samples: all head picks allowed are made.
+    assert counts[0] >= 12
+
+
+def test_class_balance_single_label_takes_each_class_share():
+    rng = np.random.default_rng(3)
+    features = rng.normal(size=(100, 6))
+    labels = [np.array([0])] * 70 + [np.array([1])] * 20 + [np.array([2])] * 10
+    d_hat = np.concatenate([np.full(70, 0.0), np.full(30, 1.0)])  # class 0 easiest
+    picks = select_samples(features, d_hat, 0.1, labels=labels, num_classes=3, chunk_size=100)
+    np.testing.assert_array_equal(_class_counts(labels, picks, 3), [7, 2, 1])
+
+
+def test_class_balance_gives_way_when_nothing_else_is_left():
+    """Ten easy samples of classes 0 and 1 are picked first; then quotas of 12 (0.75 * 16) leave
+    too few allowed samples for 16 picks, and the quotas give way rather than pick fewer."""
+    features = np.random.default_rng(4).normal(size=(20, 8))
+    labels = [np.array([0, 1])] * 10 + [np.array([0])] * 5 + [np.array([1])] * 5
+    d_hat = np.array([0.0] * 10 + [1.0] * 10)
+    picks = select_samples(features, d_hat, 0.8, labels=labels, num_classes=2, chunk_size=20)
+    assert len(set(picks.tolist())) == 16
+    assert set(range(10)) <= set(picks.tolist())
+    assert _class_counts(labels, picks, 2).max() > 12  # a quota was exceeded: they gave way
+
+
+def test_class_balance_off_is_the_papers_selection():
+    features, d_hat, _ = _head_class_case()
+    np.testing.assert_array_equal(
+        select_samples(features, d_hat, 0.1, chunk_size=64),
+        select_samples(features, d_hat, 0.1, chunk_size=64, labels=None, num_classes=5),
+    )
+
+
 # ------------------------------------------------------------------------------ validation
 _FEATURES, _D_HAT = _random_case(6, 10, 4)
 
@@ -167,6 +239,14 @@ _FEATURES, _D_HAT = _random_case(6, 10, 4)
         (lambda: select_samples(_FEATURES, _D_HAT, float("nan")), "ratio must be"),
         (lambda: select_samples(_FEATURES, _D_HAT, 0.5, chunk_size=0), "chunk_size must be"),
         (lambda: select_samples(_FEATURES, _D_HAT, 0.5, seed=-1), "seed must be"),
+        (
+            lambda: select_samples(_FEATURES, _D_HAT, 0.5, labels=[[0]] * 9, num_classes=2),
+            "labels must hold N = 10",
+        ),
+        (
+            lambda: select_samples(_FEATURES, _D_HAT, 0.5, labels=[[2]] * 10, num_classes=2),
+            r"class indices in \[0, 2\)",
+        ),
     ],
 )
 def test_invalid_arguments_raise(call, message):

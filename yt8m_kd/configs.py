@@ -290,6 +290,8 @@ class SAKDConfig:
         this many dimensions by a fixed random Gaussian matrix (cosine similarities are nearly
         kept: Johnson-Lindenstrauss), so that the selection holds N x feature_dim floats rather
         than N x repr width; 0 (the paper) uses the repr as it is.
+      class_balance: beyond the paper: class-balanced selection, no class's share of a
+        selection above its share of the data (`selection.ClassQuotas`); off is the paper's.
     """
 
     ratio: float = 0.1
@@ -301,6 +303,7 @@ class SAKDConfig:
     mapping: str = "paper"
     power: float = POLYNOMIAL_POWER
     feature_dim: int = 0
+    class_balance: bool = False
 
     def __post_init__(self):
         if not 0.0 < self.ratio <= 1.0:

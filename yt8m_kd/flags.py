@@ -339,6 +339,13 @@ def define_sakd_flags(fv: flags.FlagValues) -> None:
         "the repr as it is.",
         lower_bound=0,
     )
+    boolean(
+        "sakd_class_balance",
+        d.class_balance,
+        "SAKD, beyond the paper: class-balanced selection: no class's share of the selected "
+        "samples above its share of the training set (the paper's selection leans on head "
+        "classes).",
+    )
     enum(
         "sakd_mapping",
         d.mapping,

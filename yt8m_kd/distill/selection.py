@@ -123,11 +123,69 @@ def quality_diversity_kernel(features, d_hat, gamma: float = 0.5) -> np.ndarray:
     return gamma * similarity + (1.0 - gamma) * np.diag(1.0 - d_hat)
 
 
+# ------------------------------------------------------------------------------ class quotas
+class ClassQuotas:
+    """Beyond the paper (`--sakd_class_balance`): how many picks each class may have.
+
+    A pick counts for every class of its labels (multi-label videos count for several classes). A
+    candidate is `allowed` while none of its classes has reached its quota; a candidate without
+    labels is always allowed. `relax` lifts the quotas for good (when no allowed candidate is
+    left worth a greedy step); picks after that are counted in `relaxed_picks`.
+    """
+
+    def __init__(self, labels: np.ndarray, quota: np.ndarray):
+        self._labels = labels  # [M, C] bool
+        self._quota = quota  # [C] int
+        self._counts = np.zeros(labels.shape[1], np.int64)
+        self.allowed = np.ones(labels.shape[0], bool)
+        self.enforced = True
+        self.relaxed_picks = 0
+
+    def pick(self, j: int) -> None:
+        classes = self._labels[j]
+        self._counts[classes] += 1
+        if not self.enforced:
+            self.relaxed_picks += 1
+            return
+        full = classes & (self._counts >= self._quota)
+        if full.any():
+            self.allowed &= ~self._labels[:, full].any(axis=1)
+
+    def relax(self) -> None:
+        self.enforced = False
+        self.allowed[:] = True
+
+
+def class_quotas(class_frequency: np.ndarray, picks: int) -> np.ndarray:
+    """[C] quotas for `picks` picks: ceil(picks * f_c), f_c the fraction of all samples that have
+    class c, so a class's share of a selection stays at most its share of the data (plus the
+    rounding up, which keeps every present class selectable)."""
+    return np.ceil(picks * np.asarray(class_frequency, np.float64) - 1e-9).astype(np.int64)
+
+
+def _dense_labels(labels, rows: np.ndarray, num_classes: int) -> np.ndarray:
+    dense = np.zeros([len(rows), num_classes], bool)
+    for r, i in enumerate(rows):
+        dense[r, labels[i]] = True
+    return dense
+
+
 # ------------------------------------------------------------------------------ greedy MAP
 def _greedy_map(
-    normalised: np.ndarray, d_hat: np.ndarray, k: int, gamma: float, epsilon: float
+    normalised: np.ndarray,
+    d_hat: np.ndarray,
+    k: int,
+    gamma: float,
+    epsilon: float,
+    quotas: ClassQuotas | None = None,
 ) -> np.ndarray:
-    """Chen et al. (2018), Algorithm 1, on pre-validated float64 inputs. Returns k indices."""
+    """Chen et al. (2018), Algorithm 1, on pre-validated float64 inputs. Returns k indices.
+
+    With `quotas`, a candidate is picked only while none of its classes has reached its quota
+    (the gains of all candidates are still updated after every pick, so the log-det gains stay
+    exact); once no candidate is both allowed and worth a step, the quotas are lifted for the rest
+    of the k (`ClassQuotas.relaxed` counts those picks).
+    """
     num_candidates = normalised.shape[0]
     selected = np.empty(k, dtype=np.int64)
     if k == 0:
@@ -138,10 +196,23 @@ def _greedy_map(
     gains = gamma * np.einsum("md,md->m", normalised, normalised) + quality  # d_i^2 = L_ii, [M]
 
     num_selected = 0
-    j = int(np.argmax(gains))  # argmax returns the first maximum: ties go to the lowest index
+
+    def best() -> int:
+        # argmax returns the first maximum: ties go to the lowest index.
+        if quotas is None:
+            return int(np.argmax(gains))
+        j = int(np.argmax(np.where(quotas.allowed, gains, -np.inf)))
+        if gains[j] <= epsilon or not quotas.allowed[j]:
+            quotas.relax()  # no allowed candidate is worth a step: the quotas give way
+            j = int(np.argmax(gains))
+        return j
+
+    j = best()
     while gains[j] > epsilon:
         selected[num_selected] = j
         num_selected += 1
+        if quotas is not None:
+            quotas.pick(j)
         if num_selected == k:
             return selected
         d_j = math.sqrt(gains[j])
@@ -154,7 +225,7 @@ def _greedy_map(
         e = (kernel_column - cholesky[:t, j] @ cholesky[:t]) / d_j  # [M]
         cholesky[t] = e
         gains -= e * e
-        j = int(np.argmax(gains))
+        j = best()
 
     # Every remaining candidate is (numerically) in the span of the selected set: more log-det
     # gain is impossible, so fill up with the easiest remaining samples, lowest index on ties.
@@ -229,6 +300,8 @@ def select_samples(
     gamma: float = 0.5,
     chunk_size: int = 2048,
     seed: int = 0,
+    labels=None,
+    num_classes: int = 0,
 ) -> np.ndarray:
     """SAKD sample selection (docs/sakd.md, spec point 3): round(ratio * N) sample indices.
 
@@ -250,6 +323,11 @@ def select_samples(
       gamma: diversity weight of the kernel, in [0, 1].
       chunk_size: the most candidates one greedy run sees.
       seed: seeds the split into chunks; the same seed gives the same selection.
+      labels: None (the paper), or, beyond the paper, the N samples' class indices (a sequence
+        of int arrays; one class each for single-label data): class-balanced selection. Each
+        chunk's greedy then respects `class_quotas` for its share, from the class frequencies of
+        all N samples (`ClassQuotas`: quotas give way only when nothing else is left to pick).
+      num_classes: C, with labels.
 
     Returns:
       [max(1, round(ratio * N))] distinct int64 indices into the N samples, sorted ascending.
@@ -271,12 +349,27 @@ def select_samples(
     chunks = [np.sort(chunk) for chunk in np.array_split(permutation, num_chunks)]
     shares = _proportional_shares(np.array([len(chunk) for chunk in chunks]), target)
 
+    frequency = None
+    if labels is not None:
+        if len(labels) != num_samples:
+            raise ValueError(f"labels must hold N = {num_samples} entries; got {len(labels)}")
+        num_classes = _check_int("num_classes", num_classes, 1)
+        all_labels = np.concatenate([np.asarray(x, np.int64).reshape(-1) for x in labels])
+        if all_labels.size and (all_labels.min() < 0 or all_labels.max() >= num_classes):
+            raise ValueError(f"labels must be class indices in [0, {num_classes})")
+        frequency = np.bincount(all_labels, minlength=num_classes) / num_samples
+
     selected = []
     for chunk, share in zip(chunks, shares, strict=True):
         if share == 0:
             continue
+        quotas = None
+        if frequency is not None:
+            quotas = ClassQuotas(
+                _dense_labels(labels, chunk, num_classes), class_quotas(frequency, int(share))
+            )
         picks = _greedy_map(
-            _normalise(features[chunk]), d_hat[chunk], int(share), gamma, DEFAULT_EPSILON
+            _normalise(features[chunk]), d_hat[chunk], int(share), gamma, DEFAULT_EPSILON, quotas
         )
         selected.append(chunk[picks])
     return np.sort(np.concatenate(selected))

@@ -7,7 +7,9 @@ Every `selection_interval` epochs (counting from epoch 0):
   2. strength alpha_i = lambda * alpha_i + (1 - lambda) * (1 - d_hat_i) (or the released mapping);
   3. selection of ratio * N samples by chunked greedy MAP on gamma * S + (1 - gamma) diag(1 - d_hat),
      S the cosine similarity of the cached teacher representations (or, with --sakd_feature_dim,
-     of their projection by a fixed random Gaussian matrix: N x feature_dim floats).
+     of their projection by a fixed random Gaussian matrix: N x feature_dim floats); with
+     --sakd_class_balance (beyond the paper) no class's share of the selection exceeds its share
+     of the training set (`selection.ClassQuotas`).
 The epochs until the next pass iterate over the selected samples only (a tf.data filter on the
 sample index: with the cache in memory applied to a record's id before its frames are checked and
 decoded, with a streamed cache to the rows paired with each file's records; the first epoch of a
@@ -228,14 +230,17 @@ class SAKDTrainer(DistillationTrainer):
         alpha = sakd.update_strength(
             self.state.strength.numpy(), d_hat, cfg.memory, cfg.mapping, beta=beta
         )
+        rows = np.flatnonzero(seen)
         chosen = selection.select_samples(
             features[seen],
             d_hat[seen],
             cfg.ratio,
             gamma=cfg.gamma,
             seed=self.config.seed * 1000 + epoch,
+            labels=[labels[i] for i in rows] if cfg.class_balance else None,
+            num_classes=self.model_config.num_classes,
         )
-        chosen = np.flatnonzero(seen)[chosen]
+        chosen = rows[chosen]
         selected = np.zeros(num_samples, np.int32)
         selected[chosen] = 1
         self.state.difficulty.assign(np.where(seen, difficulty, 0.0).astype(np.float32))
