@@ -1,5 +1,7 @@
 """Evaluation on every replica (training/evaluation.py) gives one-device metrics, each video once."""
 
+import json
+
 import pytest
 import tensorflow as tf
 from conftest import NUM_CLASSES, run_test_script, tiny_configs
@@ -101,3 +103,22 @@ def test_two_replicas_evaluate_like_one_device(tiny_yt8m, tmp_path):
     single = report["teacher"]["single_label"]
     assert single["one_device"]["num_videos"] == single["mirrored"]["num_videos"] == 32
     _assert_close(single["mirrored"], single["one_device"])
+
+
+@pytest.mark.slow  # two launcher processes
+def test_evaluate_launcher_mirrored_matches_one_device(teacher_run, tiny_yt8m, tmp_path, launcher):
+    """evaluate.py --strategy=mirrored over 2 logical CPUs writes the one-device metrics."""
+    args = [f"--run_dir={teacher_run}", f"--eval_data_pattern={tiny_yt8m.eval_pattern}"]
+    reports = {}
+    for name, flags in (
+        ("one_device", []),
+        ("mirrored", ["--strategy=mirrored", "--num_logical_cpus=2"]),
+    ):
+        out = tmp_path / f"{name}.json"
+        result = launcher.run(
+            "evaluate.py", *args, "--eval_batch_size=6", *flags, f"--output_json={out}"
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
+        reports[name] = json.loads(out.read_text())
+    assert reports["mirrored"]["eval"]["num_videos"] == 32
+    _assert_close(reports["mirrored"]["eval"], reports["one_device"]["eval"])
