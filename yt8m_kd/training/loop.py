@@ -15,6 +15,11 @@ Random selection draws from the same per-step, per-replica seed there as it did 
 (`training_selection_seed`; see `Trainer._select_on_host`). Online distillation (the teacher needs
 all frames) and evaluation select inside the step.
 
+Evaluation (`run_eval`; `yt8m_kd.training.evaluation`): with several replicas in one process
+(mirrored), every replica predicts its share of each global batch of --eval_batch_size, and the
+metrics equal one device's, every video counted once; with one replica it is the one-device loop;
+under multi_worker every worker still evaluates the whole set (the chief writes the metrics).
+
 Faults while training:
 - SIGINT or SIGTERM (Ctrl-C, a scheduler's or a preemption's stop) asks the loop to stop at the
   next step boundary: it saves a checkpoint of that step and raises `TrainingStopped`, which the
