@@ -8,6 +8,7 @@ from conftest import NUM_CLASSES, run_test_script, tiny_configs
 
 from yt8m_kd.data import videos
 from yt8m_kd.modeling import build_video_model
+from yt8m_kd.modeling.predict import make_predict_fn
 from yt8m_kd.training import evaluation
 from yt8m_kd.training import strategy as strategy_lib
 
@@ -58,9 +59,13 @@ def test_one_device_strategy_evaluates_as_without_strategy(tiny_yt8m):
             data_config, model_config, tiny_yt8m.eval_pattern, batch_size=5, training=False
         )
 
-    plain = evaluation.evaluate(model, model_config, dataset())
+    predict = make_predict_fn(model, model_config)  # traced once for both
+    plain = evaluation.evaluate(model, model_config, dataset(), predict=predict)
     strategy = strategy_lib.make_strategy("one_device")
-    assert evaluation.evaluate(model, model_config, dataset(), strategy=strategy) == plain
+    assert (
+        evaluation.evaluate(model, model_config, dataset(), predict=predict, strategy=strategy)
+        == plain
+    )
     assert plain["num_videos"] == 32
 
 
@@ -99,6 +104,9 @@ def test_two_replicas_evaluate_like_one_device(tiny_yt8m, tmp_path):
     # replica) put most videos on another replica than batches of 6 do, same metrics.
     _assert_close(
         report["random_k"]["mirrored"]["all_10"], report["random_k"]["one_device"]["all_6"]
+    )
+    assert report["plain_dataset_error"] == (
+        "evaluate: 2 replicas need the batches of distributed_eval_dataset, got a tf.data.Dataset"
     )
     single = report["teacher"]["single_label"]
     assert single["one_device"]["num_videos"] == single["mirrored"]["num_videos"] == 32

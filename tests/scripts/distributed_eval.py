@@ -158,6 +158,16 @@ def main() -> None:
                 "one_device": single_label_metrics(one, all_videos, 6),
                 "mirrored": single_label_metrics(mirrored, all_videos, 6),
             }
+    try:  # a plain dataset under 2 replicas would count every video twice
+        evaluation.evaluate(
+            mirrored.model,
+            mirrored.model_config,
+            mirrored.eval_dataset(),
+            strategy=mirrored.strategy,
+        )
+        report["plain_dataset_error"] = None
+    except TypeError as e:
+        report["plain_dataset_error"] = str(e)
     print(json.dumps(report))
 
 

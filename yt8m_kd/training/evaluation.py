@@ -141,12 +141,19 @@ def evaluate(
 
     Raises:
       metrics.NonFinitePredictionsError: a score is NaN or infinite.
+      TypeError: a strategy that distributes, with a dataset that is not distributed.
     """
     if single_label:
         accumulator = metrics_lib.AccuracyAccumulator(model_config.num_classes, class_names)
     else:
         accumulator = metrics_lib.EvaluationAccumulator(model_config.num_classes, top_k=top_k)
     if distributes(strategy):
+        if not isinstance(dataset, tf.distribute.DistributedDataset):
+            # Each replica would predict the same whole batch: every video counted r times.
+            raise TypeError(
+                f"evaluate: {strategy.num_replicas_in_sync} replicas need the batches of "
+                "distributed_eval_dataset, got a tf.data.Dataset"
+            )
         replica_predict = predict or make_replica_predict_fn(
             strategy,
             make_predict_fn(model, model_config, single_label),
