@@ -66,14 +66,13 @@ def main(argv: list[str]) -> None:
 
     counter = videos.bad_record_counter(run.data_config)
 
-    def read(batch_size: int, input_context=None):
+    def read(batch_size: int):
         return run.frame_dataset(
             data.eval_data_pattern,
             split_file=data.eval_split_file,
             batch_size=batch_size,
             skip_bad_records=FLAGS.skip_bad_records,
             bad_record_counter=counter,
-            input_context=input_context,
         )
 
     if distributed:

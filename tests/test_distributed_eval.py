@@ -25,10 +25,26 @@ def test_per_replica_batch_rounds_up():
     assert evaluation.per_replica_batch_size(1, 2) == 1
 
 
-def test_one_device_and_multi_worker_do_not_distribute():
+def test_one_replica_does_not_distribute():
     assert not evaluation.distributes(None)
     assert not evaluation.distributes(strategy_lib.make_strategy("one_device"))
     assert not evaluation.distributes(tf.distribute.get_strategy())
+
+
+def test_global_batch_j_goes_to_replica_j_mod_replicas():
+    """3 workers of 2 replicas: each pipeline's batches, handed to its replicas in turn, put
+    global batch j on replica j mod 6, so that replica order is the records' order."""
+    workers, replicas_per_worker = 3, 2
+    replica_of = {}
+    for pipeline in range(workers):
+        context = tf.distribute.InputContext(workers, pipeline, workers * replicas_per_worker)
+        kept = evaluation.shard_batches(tf.data.Dataset.range(20), context)
+        for position, j in enumerate(kept.as_numpy_iterator()):
+            step, replica = divmod(position, replicas_per_worker)
+            replica_of[int(j)] = (step, pipeline * replicas_per_worker + replica)
+    assert replica_of == {j: divmod(j, workers * replicas_per_worker) for j in range(20)}
+    one_pipeline = tf.distribute.InputContext(1, 0, 2)
+    assert list(evaluation.shard_batches(tf.data.Dataset.range(3), one_pipeline)) == [0, 1, 2]
 
 
 def test_an_empty_replica_batch_skips_the_model():

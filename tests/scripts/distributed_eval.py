@@ -84,14 +84,13 @@ def single_label_metrics(trainer: Trainer, pattern: str, eval_batch_size: int) -
     def first_label(batch):
         return {**batch, "labels": tf.argmax(batch["labels"], axis=1, output_type=tf.int32)}
 
-    def read(batch_size, input_context=None):
+    def read(batch_size):
         return videos.read_videos(
             trainer.data_config,
             trainer.model_config,
             pattern,
             batch_size=batch_size,
             training=False,
-            input_context=input_context,
         ).map(first_label)
 
     strategy = trainer.strategy

@@ -15,10 +15,10 @@ Random selection draws from the same per-step, per-replica seed there as it did 
 (`training_selection_seed`; see `Trainer._select_on_host`). Online distillation (the teacher needs
 all frames) and evaluation select inside the step.
 
-Evaluation (`run_eval`; `yt8m_kd.training.evaluation`): with several replicas in one process
-(mirrored), every replica predicts its share of each global batch of --eval_batch_size, and the
-metrics equal one device's, every video counted once; with one replica it is the one-device loop;
-under multi_worker every worker still evaluates the whole set (the chief writes the metrics).
+Evaluation (`run_eval`; `yt8m_kd.training.evaluation`): with several replicas (mirrored,
+multi_worker), every replica predicts its share of each global batch of --eval_batch_size and
+the metrics equal one device's, every video counted once (every worker computes them, the chief
+writes them); with one replica it is the one-device loop.
 
 Faults while training:
 - SIGINT or SIGTERM (Ctrl-C, a scheduler's or a preemption's stop) asks the loop to stop at the
@@ -390,12 +390,9 @@ class Trainer:
         )
         return selected.prefetch(tf.data.AUTOTUNE)
 
-    def eval_dataset(
-        self, batch_size: int | None = None, input_context: tf.distribute.InputContext | None = None
-    ) -> tf.data.Dataset:
+    def eval_dataset(self, batch_size: int | None = None) -> tf.data.Dataset:
         """The evaluation records in batches of `batch_size` (default --eval_batch_size), in file
-        order, the last batch partial; `input_context` shards them by file as in training when
-        there are several input pipelines."""
+        order, the last batch partial."""
         data = self.data_config
         return videos.read_videos(
             data,
@@ -405,7 +402,6 @@ class Trainer:
             training=False,
             split_file=data.eval_split_file,
             bad_record_counter=self.bad_records,
-            input_context=input_context,
         )
 
     def _eval_batches(self) -> tf.data.Dataset | tf.distribute.DistributedDataset:
