@@ -60,7 +60,7 @@ from yt8m_kd.modeling.predict import (
 )
 from yt8m_kd.training import evaluation
 from yt8m_kd.training import strategy as strategy_lib
-from yt8m_kd.training.evaluation import evaluate
+from yt8m_kd.training.evaluation import evaluate  # also imported from here, as loop.evaluate
 
 # Where a run initialised by --init_from_run records the source (run directory and checkpoint).
 INIT_FROM_FILE = "init_from.json"
