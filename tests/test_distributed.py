@@ -57,6 +57,8 @@ def test_two_multi_worker_processes_train_the_same_model(tmp_path, tiny_yt8m, ti
             f"--run_dir={run_dir}",
             "--max_steps=6",
             "--checkpoint_every_steps=3",
+            # 32 videos in 11 batches of 3, one per replica: worker 1 gets an empty last batch.
+            "--eval_batch_size=6",
         ],
         capture_output=True,
         text=True,
@@ -74,3 +76,22 @@ def test_two_multi_worker_processes_train_the_same_model(tmp_path, tiny_yt8m, ti
     assert metrics["eval"]["gap"] == reports[0]["eval"]["gap"]
     assert (run_dir / "checkpoints" / "ckpt-6.index").exists()
     assert not (run_dir / "tmp" / "worker_1").exists()  # the other worker's copies are gone
+    # The workers evaluated their shares; their metrics are those of one device, every video once.
+    one_device = subprocess.run(
+        [
+            sys.executable,
+            "launchers/evaluate.py",
+            f"--run_dir={run_dir}",
+            "--eval_batch_size=6",
+            f"--output_json={tmp_path / 'one_device.json'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert one_device.returncode == 0, one_device.stderr[-2000:]
+    expected = json.loads((tmp_path / "one_device.json").read_text())["eval"]
+    assert expected["num_videos"] == 32
+    for name, value in expected.items():
+        assert metrics["eval"][name] == pytest.approx(value, abs=1e-9), name

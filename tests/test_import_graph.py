@@ -49,6 +49,7 @@ LAYERS = {
     "yt8m_kd.distill": 4,
     "yt8m_kd.distill.ensemble": 4,
     "yt8m_kd.training": 5,
+    "yt8m_kd.training.evaluation": 5,
     "yt8m_kd.export": 6,
     "yt8m_kd.inference": 6,
     "yt8m_kd.timing": 6,

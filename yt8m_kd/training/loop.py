@@ -15,6 +15,11 @@ Random selection draws from the same per-step, per-replica seed there as it did 
 (`training_selection_seed`; see `Trainer._select_on_host`). Online distillation (the teacher needs
 all frames) and evaluation select inside the step.
 
+Evaluation (`run_eval`; `yt8m_kd.training.evaluation`): with several replicas (mirrored,
+multi_worker), every replica predicts its share of each global batch of --eval_batch_size and
+the metrics equal one device's, every video counted once (every worker computes them, the chief
+writes them); with one replica it is the one-device loop.
+
 Faults while training:
 - SIGINT or SIGTERM (Ctrl-C, a scheduler's or a preemption's stop) asks the loop to stop at the
   next step boundary: it saves a checkpoint of that step and raises `TrainingStopped`, which the
@@ -42,7 +47,6 @@ import tensorflow as tf
 from absl import logging
 
 from yt8m_kd import flag_checks
-from yt8m_kd import metrics as metrics_lib
 from yt8m_kd.configs import DataConfig, FlagError, ModelConfig, TrainConfig
 from yt8m_kd.data import data_service, videos, yt8m
 from yt8m_kd.distill import losses
@@ -54,7 +58,9 @@ from yt8m_kd.modeling.predict import (
     select_student_frames,
     training_selection_seed,
 )
+from yt8m_kd.training import evaluation
 from yt8m_kd.training import strategy as strategy_lib
+from yt8m_kd.training.evaluation import evaluate  # also imported from here, as loop.evaluate
 
 # Where a run initialised by --init_from_run records the source (run directory and checkpoint).
 INIT_FROM_FILE = "init_from.json"
@@ -167,37 +173,6 @@ def learning_rate_schedule(config: TrainConfig) -> keras.optimizers.schedules.Le
         decay_rate=config.learning_rate_decay,
         staircase=True,
     )
-
-
-def evaluate(
-    model: keras.Model,
-    model_config: ModelConfig,
-    dataset: tf.data.Dataset,
-    top_k: int = 20,
-    predict: Callable | None = None,
-    single_label: bool = False,
-    class_names: list[str] | None = None,
-    between_batches: Callable[[], None] | None = None,
-) -> dict:
-    """Metrics over `dataset`, streaming: GAP, mAP, Hit@1 and PERR of multi-label data (keeping
-    each video's top_k only), or top-1, top-5 and per-class accuracy of single-label data.
-
-    `predict` (from make_predict_fn) lets repeated evaluations reuse one traced function;
-    `between_batches` runs after each batch (a trainer's check for a stop signal).
-
-    Raises:
-      metrics.NonFinitePredictionsError: a score is NaN or infinite.
-    """
-    if single_label:
-        accumulator = metrics_lib.AccuracyAccumulator(model_config.num_classes, class_names)
-    else:
-        accumulator = metrics_lib.EvaluationAccumulator(model_config.num_classes, top_k=top_k)
-    predict = predict or make_predict_fn(model, model_config, single_label)
-    for batch in dataset:
-        accumulator.update(predict(batch).numpy(), batch["labels"].numpy())
-        if between_batches is not None:
-            between_batches()
-    return accumulator.result()
 
 
 def _is_chief(strategy: tf.distribute.Strategy) -> bool:
@@ -415,16 +390,27 @@ class Trainer:
         )
         return selected.prefetch(tf.data.AUTOTUNE)
 
-    def eval_dataset(self) -> tf.data.Dataset:
+    def eval_dataset(self, batch_size: int | None = None) -> tf.data.Dataset:
+        """The evaluation records in batches of `batch_size` (default --eval_batch_size), in file
+        order, the last batch partial."""
         data = self.data_config
         return videos.read_videos(
             data,
             self.model_config,
             data.eval_data_pattern,
-            batch_size=self.config.eval_batch_size,
+            batch_size=batch_size or self.config.eval_batch_size,
             training=False,
             split_file=data.eval_split_file,
             bad_record_counter=self.bad_records,
+        )
+
+    def _eval_batches(self) -> tf.data.Dataset | tf.distribute.DistributedDataset:
+        """What `run_eval` reads: the evaluation batches of every replica when evaluation runs
+        on all of them (`evaluation.distributes`), else `eval_dataset`."""
+        if not evaluation.distributes(self.strategy):
+            return self.eval_dataset()
+        return evaluation.distributed_eval_dataset(
+            self.strategy, self.eval_dataset, self.config.eval_batch_size
         )
 
     # ----------------------------------------------------------------------------------- steps
@@ -711,15 +697,20 @@ class Trainer:
         started = time.perf_counter()
         if self._predict is None:
             self._predict = make_predict_fn(self.model, self.model_config, self.single_label)
+            if evaluation.distributes(self.strategy):  # every replica predicts its share
+                self._predict = evaluation.make_replica_predict_fn(
+                    self.strategy, self._predict, self.model_config.num_classes
+                )
             self._class_names = videos.class_names(self.data_config)
         metrics = evaluate(
             self.model,
             self.model_config,
-            self.eval_dataset(),
+            self._eval_batches(),
             predict=self._predict,
             single_label=self.single_label,
             class_names=self._class_names,
             between_batches=self.signals.check,
+            strategy=self.strategy,
         )
         # Per-class accuracies only in the final evaluation (metrics.json "eval").
         scalars = {name: value for name, value in metrics.items() if not isinstance(value, dict)}
