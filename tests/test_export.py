@@ -473,8 +473,9 @@ def _variable_dtypes(export_dir: str) -> set[str]:
 
 
 # Largest |probability| difference to the float32 export: float16 keeps 11 significant bits,
-# bfloat16 8, and both round every weight and every activation of the tiny model.
-COMPACT_TOLERANCE = {"float16": 2e-3, "bfloat16": 2e-2}
+# bfloat16 8, and both round every weight and every activation of the model. (Trained tiny models
+# differ by up to 0.0042 and 0.019: benchmarks/results/export_dtype.json.)
+COMPACT_TOLERANCE = {"float16": 1e-2, "bfloat16": 4e-2}
 
 
 @pytest.mark.parametrize("export_dtype", ["float16", "bfloat16"])
