@@ -62,20 +62,16 @@ def test_metric_vs_seconds_colours_groups_and_marks_labels(tmp_path):
         "sakd r10 (from teacher)",
         "vanilla (from scratch)",
     ]
-    # One colour per group, one marker per label.
-    assert (
-        lines["vanilla (from teacher)"].get_color() == lines["sakd r10 (from teacher)"].get_color()
+    # A label keeps its colour and marker in every group; a group has its fill.
+    teacher, scratch = lines["vanilla (from teacher)"], lines["vanilla (from scratch)"]
+    sakd = lines["sakd r10 (from teacher)"]
+    assert (teacher.get_color(), teacher.get_marker()) == (
+        scratch.get_color(),
+        scratch.get_marker(),
     )
-    assert (
-        lines["vanilla (from teacher)"].get_color() != lines["vanilla (from scratch)"].get_color()
-    )
-    assert (
-        lines["vanilla (from teacher)"].get_marker() == lines["vanilla (from scratch)"].get_marker()
-    )
-    assert (
-        lines["vanilla (from teacher)"].get_marker()
-        != lines["sakd r10 (from teacher)"].get_marker()
-    )
+    assert (teacher.get_color(), teacher.get_marker()) != (sakd.get_color(), sakd.get_marker())
+    assert (teacher.get_fillstyle(), scratch.get_fillstyle()) == ("full", "none")
+    assert sakd.get_fillstyle() == "full"
     assert list(lines["sakd r10 (from teacher)"].get_xdata()) == [12.0]
     stem = str(tmp_path / "time_to_gap")
     assert_png_and_svg(plots.plot_metric_vs_seconds(points, stem), stem)

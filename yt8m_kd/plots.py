@@ -227,6 +227,7 @@ def metric_vs_gflops_figure(
 
 # ----------------------------------------------------------------------------- time to metric
 _MARKERS = "osD^vP*Xph<>"
+_FILLS = ("full", "none", "left", "bottom")
 
 
 def plot_metric_vs_seconds(
@@ -254,16 +255,17 @@ def metric_vs_seconds_figure(
     settings compared differ by factors in time).
 
     Args:
-      points: dicts with "label", "seconds" (> 0), "value", optionally "group" (points of one
-        group share a colour: the initialisation of the students, say; the label's marker is
-        the same in every group) and "x_error" / "y_error" (None, a half-width, or a (below,
-        above) pair, such as the half-range over seeds).
+      points: dicts with "label", "seconds" (> 0), "value", optionally "group" and "x_error" /
+        "y_error" (None, a half-width, or a (below, above) pair, such as the half-range over
+        seeds). A label keeps its colour and marker in every group; the groups (the students'
+        initialisation, say) differ by the marker's fill: filled, open, half-filled, ...
       metric: the y-axis name.
       seconds: the x-axis name (what the seconds cover).
       title: the figure title.
 
     Returns:
-      The figure: one errorbar container per point, labelled "label" or "label (group)".
+      The figure: one errorbar container per point, labelled "label" or "label (group)"; the
+      legend below the axes, so that it hides no point.
 
     Raises:
       ValueError: no point, a point missing a key, seconds <= 0, or a negative error.
@@ -280,10 +282,10 @@ def metric_vs_seconds_figure(
             )
     labels = list(dict.fromkeys(p["label"] for p in points))
     groups = list(dict.fromkeys(p.get("group") for p in points))
-    figure = Figure(figsize=_FIGSIZE)
+    figure = Figure(figsize=(_FIGSIZE[0], _FIGSIZE[1] + 0.25 * len(points)), layout="constrained")
     axes = figure.add_subplot()
     for point in points:
-        group = point.get("group")
+        group, index = point.get("group"), labels.index(point["label"])
         x_below, x_above = _error_bar(point.get("x_error"))
         y_below, y_above = _error_bar(point.get("y_error"))
         axes.errorbar(
@@ -291,10 +293,11 @@ def metric_vs_seconds_figure(
             [float(point["value"])],
             xerr=[[x_below], [x_above]],
             yerr=[[y_below], [y_above]],
-            fmt=_MARKERS[labels.index(point["label"]) % len(_MARKERS)],
-            color=f"C{groups.index(group) % 10}",
+            fmt=_MARKERS[index % len(_MARKERS)],
+            color=f"C{index % 10}",
+            fillstyle=_FILLS[groups.index(group) % len(_FILLS)],
             capsize=3,
-            markersize=7,
+            markersize=8,
             label=point["label"] if group is None else f"{point['label']} ({group})",
         )
     axes.set_xscale("log")
@@ -302,8 +305,7 @@ def metric_vs_seconds_figure(
     axes.set_ylabel(metric)
     axes.set_title(title)
     axes.grid(True, which="both", alpha=0.3)
-    axes.legend(fontsize="small")
-    figure.tight_layout()
+    figure.legend(loc="outside lower center", fontsize="small", ncols=1 if len(points) < 8 else 2)
     return figure
 
 
