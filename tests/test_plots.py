@@ -40,6 +40,45 @@ def test_metric_vs_gflops_writes_png_and_svg(tmp_path):
     assert_png_and_svg(plots.plot_metric_vs_gflops(points, stem), stem)
 
 
+def test_metric_vs_seconds_colours_groups_and_marks_labels(tmp_path):
+    points = [
+        {"label": "vanilla", "group": "from teacher", "seconds": 60.0, "value": 0.6},
+        {
+            "label": "sakd r10",
+            "group": "from teacher",
+            "seconds": 12.0,
+            "value": 0.58,
+            "x_error": 1.5,
+            "y_error": (0.01, 0.02),
+        },
+        {"label": "vanilla", "group": "from scratch", "seconds": 58.0, "value": 0.55},
+    ]
+    figure = plots.metric_vs_seconds_figure(points)
+    axes = figure.axes[0]
+    assert axes.get_xscale() == "log"
+    lines = {c.get_label(): c.lines[0] for c in axes.containers}
+    assert list(lines) == [
+        "vanilla (from teacher)",
+        "sakd r10 (from teacher)",
+        "vanilla (from scratch)",
+    ]
+    # A label keeps its colour and marker in every group; a group has its fill.
+    teacher, scratch = lines["vanilla (from teacher)"], lines["vanilla (from scratch)"]
+    sakd = lines["sakd r10 (from teacher)"]
+    assert (teacher.get_color(), teacher.get_marker()) == (
+        scratch.get_color(),
+        scratch.get_marker(),
+    )
+    assert (teacher.get_color(), teacher.get_marker()) != (sakd.get_color(), sakd.get_marker())
+    assert (teacher.get_fillstyle(), scratch.get_fillstyle()) == ("full", "none")
+    assert sakd.get_fillstyle() == "full"
+    assert list(lines["sakd r10 (from teacher)"].get_xdata()) == [12.0]
+    stem = str(tmp_path / "time_to_gap")
+    assert_png_and_svg(plots.plot_metric_vs_seconds(points, stem), stem)
+    with pytest.raises(ValueError, match="seconds must be > 0"):
+        plots.metric_vs_seconds_figure([{"label": "a", "seconds": 0, "value": 0.5}])
+
+
 def test_same_data_same_svg(tmp_path):
     points = [{"label": "teacher", "gflops": 0.05, "value": 0.8}]
     first = plots.plot_metric_vs_gflops(points, str(tmp_path / "a"))[1]

@@ -1,5 +1,6 @@
-"""launchers/sakd_experiment.py: vanilla distillation against four SAKD settings from one teacher
-cache, results files; and the SAKD presets of models/."""
+"""launchers/sakd_experiment.py: vanilla distillation against five SAKD settings from one teacher
+cache, students from scratch or initialised from another run (--init), results files and the
+time-to-GAP plot; and the SAKD presets of models/."""
 
 import dataclasses
 import json
@@ -10,7 +11,14 @@ from conftest import REPO_ROOT, has_row, markdown_rows
 from yt8m_kd import flags as yflags
 from yt8m_kd.configs import FlagError, SAKDConfig
 
-SETTINGS = ["vanilla", "sakd_r10_i1", "sakd_r10_i5", "sakd_r50_i1", "sakd_r50_i5"]
+SETTINGS = [
+    "vanilla",
+    "sakd_r10_i1",
+    "sakd_r10_i5",
+    "sakd_r50_i1",
+    "sakd_r50_i5",
+    "sakd_r10_i5_balanced",
+]
 
 
 def tiny_args(tmp_path, *extra):
@@ -59,6 +67,12 @@ def test_presets_give_the_spec_sakd_config(preset, base):
         ("--seeds=0,0", "flag --seeds=0,0: repeats a value"),
         ("--temperature=0", "flag --temperature=0.0: must be positive"),
         ("--eval_videos=30", "--eval_videos=30 must be a positive multiple of 4"),
+        (
+            "--init=pretrained",
+            "flag --init=pretrained: 'pretrained' is not one of scratch, teacher, student",
+        ),
+        ("--init=", "flag --init=[]: names no initialisation"),
+        ("--settings=sakd_r10_i5", "flag --settings=['sakd_r10_i5']: must include vanilla"),
     ],
 )
 def test_bad_flags_fail_in_one_line(launcher, tmp_path, flag, message):
@@ -88,6 +102,7 @@ def test_experiment_end_to_end_and_reused(launcher, tmp_path):
         assert run["wall_s"] > 0 and run["steps"] > 0, name
         assert 0.0 <= run["difficulty_pass_fraction_of_wall"] < 1.0, name
         assert run["resumed_from_step"] == 0, name
+        assert run["init_from"] is None, name  # --init=scratch, the default
     # Vanilla: two epochs over all 128 samples at batch 32.
     assert runs["vanilla"]["steps"] == 2 * (128 // 32)
     assert runs["vanilla"]["difficulty_passes"] == 0
@@ -97,6 +112,7 @@ def test_experiment_end_to_end_and_reused(launcher, tmp_path):
         ("sakd_r10_i5", 13, 1),
         ("sakd_r50_i1", 64, 2),
         ("sakd_r50_i5", 64, 1),
+        ("sakd_r10_i5_balanced", 13, 1),
     ):
         run = runs[name]
         assert run["samples_per_epoch"] == selected, name
@@ -111,13 +127,16 @@ def test_experiment_end_to_end_and_reused(launcher, tmp_path):
     assert summary["sakd_r10_i5"]["gap"]["mean"] == runs["sakd_r10_i5"]["gap"]
 
     table = (work_dir / "results.md").read_text()
+    assert (work_dir / "time_to_gap.png").read_bytes()[:4] == b"\x89PNG"
     assert [
+        "init",
         "setting",
         "samples/epoch",
         "GAP",
         "mAP",
         "Hit@1",
         "steps",
+        "train wall s",
         "s/epoch (amortised)",
         "train s/epoch",
         "pass share",
@@ -129,9 +148,10 @@ def test_experiment_end_to_end_and_reused(launcher, tmp_path):
         ("SAKD r=10%, re-select every 5 epochs", "13"),
         ("SAKD r=50%, re-select every epoch", "64"),
         ("SAKD r=50%, re-select every 5 epochs", "64"),
+        ("SAKD r=10%, re-select every 5 epochs, class-balanced", "13"),
     ):
-        assert has_row(table, *row)
-        assert has_row(first.stdout, *row)  # the table is printed too
+        assert has_row(table, "scratch", *row)
+        assert has_row(first.stdout, "scratch", *row)  # the table is printed too
 
     # A second invocation reuses the teacher, its cache and every run: the same results.
     before = (work_dir / "results.json").read_bytes()
@@ -142,3 +162,52 @@ def test_experiment_end_to_end_and_reused(launcher, tmp_path):
     assert second.stderr.count("finished already") == 1 + len(SETTINGS)
     assert "teacher cache of" in second.stderr
     assert (work_dir / "results.json").read_bytes() == before
+
+
+def flags_of(run_dir):
+    return (run_dir / "flags.txt").read_text().splitlines()
+
+
+@pytest.mark.slow
+def test_students_start_from_the_teacher_or_a_plain_student(launcher, tmp_path):
+    work_dir = tmp_path / "runs"
+    chosen = ["vanilla", "sakd_r10_i5", "sakd_r10_i5_balanced"]  # --settings: 8 runs, not 14
+    args = tiny_args(tmp_path, "--init=teacher,student", f"--settings={','.join(chosen)}")
+    result = launcher.run("sakd_experiment.py", *args, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    seed_dir, teacher_dir = work_dir / "seed0", tmp_path / "teachers" / "seed0" / "teacher"
+    # The plain student the --init=student runs start from: labels only, vanilla's steps.
+    plain = json.loads((seed_dir / "student_k6" / "metrics.json").read_text())
+    assert plain["step"] == 2 * (128 // 32) and "init_from" not in plain
+
+    results = json.loads((work_dir / "results.json").read_text())
+    assert results["config"]["init"] == ["teacher", "student"]
+    assert results["settings"] == chosen
+    runs = results["per_seed"]["0"]
+    assert sorted(runs) == sorted(f"from_{i}/{s}" for i in ("teacher", "student") for s in chosen)
+    for init, source in (("teacher", teacher_dir), ("student", seed_dir / "student_k6")):
+        for setting in chosen:
+            run_dir = seed_dir / f"from_{init}" / setting
+            assert f"--init_from_run={source}" in flags_of(run_dir), (init, setting)
+            metrics = json.loads((run_dir / "metrics.json").read_text())
+            assert metrics["init_from"]["run_dir"] == str(source)
+            assert runs[f"from_{init}/{setting}"]["init_from"] == metrics["init_from"]
+        # The balanced setting passes --sakd_class_balance, the others do not.
+        assert "--sakd_class_balance" in flags_of(
+            seed_dir / f"from_{init}" / "sakd_r10_i5_balanced"
+        )
+        assert "--nosakd_class_balance" in flags_of(seed_dir / f"from_{init}" / "sakd_r10_i5")
+        goal = results["goal"][init]
+        assert goal["setting"] == f"from_{init}/sakd_r10_i5"
+        assert goal["reached"] == (
+            goal["gap_minus_vanilla"] >= -0.005 and goal["speedup_vs_vanilla"] >= 3
+        )
+    assert results["summary"]["from_teacher/sakd_r10_i5_balanced"]["class_balance"] is True
+    assert set(results["plain_student"]["per_seed"]) == {"0"}
+    # No run from scratch was made; the plot and the table cover both inits.
+    assert not (seed_dir / "vanilla").exists()
+    assert (work_dir / "time_to_gap.png").read_bytes()[:4] == b"\x89PNG"
+    table = (work_dir / "results.md").read_text()
+    assert has_row(table, "teacher", "vanilla KD, all samples", "128")
+    assert has_row(table, "student", "SAKD r=10%, re-select every 5 epochs, class-balanced", "13")
+    assert "Goal (issue 14" in table

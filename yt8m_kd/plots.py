@@ -1,5 +1,5 @@
-"""Plots of experiment results: a metric against training step and against forward cost, and
-the training loss terms.
+"""Plots of experiment results: a metric against training step, against forward cost and
+against training time, and the training loss terms.
 
 Functions of data in memory (no TensorFlow). A curve is a pandas Series of values indexed by
 training step, as `yt8m_kd.run_logs` gives them (`RunLog.metric_curve`, a column of
@@ -222,6 +222,90 @@ def metric_vs_gflops_figure(
     axes.grid(True, which="both", alpha=0.3)
     axes.margins(x=0.25)
     figure.tight_layout()
+    return figure
+
+
+# ----------------------------------------------------------------------------- time to metric
+_MARKERS = "osD^vP*Xph<>"
+_FILLS = ("full", "none", "left", "bottom")
+
+
+def plot_metric_vs_seconds(
+    points: Sequence[Mapping],
+    path_stem: str,
+    *,
+    metric: str = "GAP",
+    seconds: str = "training wall seconds",
+    title: str = "Held-out metric against training time",
+) -> tuple[str, str]:
+    """`metric_vs_seconds_figure`, saved as `path_stem` + ".png" and ".svg"; returns the two
+    paths."""
+    figure = metric_vs_seconds_figure(points, metric=metric, seconds=seconds, title=title)
+    return _save(figure, path_stem)
+
+
+def metric_vs_seconds_figure(
+    points: Sequence[Mapping],
+    *,
+    metric: str = "GAP",
+    seconds: str = "training wall seconds",
+    title: str = "Held-out metric against training time",
+) -> Figure:
+    """Time to accuracy: one point per setting, `metric` against wall seconds, log-scale x (the
+    settings compared differ by factors in time).
+
+    Args:
+      points: dicts with "label", "seconds" (> 0), "value", optionally "group" and "x_error" /
+        "y_error" (None, a half-width, or a (below, above) pair, such as the half-range over
+        seeds). A label keeps its colour and marker in every group; the groups (the students'
+        initialisation, say) differ by the marker's fill: filled, open, half-filled, ...
+      metric: the y-axis name.
+      seconds: the x-axis name (what the seconds cover).
+      title: the figure title.
+
+    Returns:
+      The figure: one errorbar container per point, labelled "label" or "label (group)"; the
+      legend below the axes, so that it hides no point.
+
+    Raises:
+      ValueError: no point, a point missing a key, seconds <= 0, or a negative error.
+    """
+    if not points:
+        raise ValueError("no point to plot")
+    for point in points:
+        missing = {"label", "seconds", "value"} - set(point)
+        if missing:
+            raise ValueError(f"point {point} lacks {', '.join(sorted(missing))}")
+        if float(point["seconds"]) <= 0:
+            raise ValueError(
+                f"{point['label']}: seconds must be > 0 on a log scale, got {point['seconds']}"
+            )
+    labels = list(dict.fromkeys(p["label"] for p in points))
+    groups = list(dict.fromkeys(p.get("group") for p in points))
+    figure = Figure(figsize=(_FIGSIZE[0], _FIGSIZE[1] + 0.25 * len(points)), layout="constrained")
+    axes = figure.add_subplot()
+    for point in points:
+        group, index = point.get("group"), labels.index(point["label"])
+        x_below, x_above = _error_bar(point.get("x_error"))
+        y_below, y_above = _error_bar(point.get("y_error"))
+        axes.errorbar(
+            [float(point["seconds"])],
+            [float(point["value"])],
+            xerr=[[x_below], [x_above]],
+            yerr=[[y_below], [y_above]],
+            fmt=_MARKERS[index % len(_MARKERS)],
+            color=f"C{index % 10}",
+            fillstyle=_FILLS[groups.index(group) % len(_FILLS)],
+            capsize=3,
+            markersize=8,
+            label=point["label"] if group is None else f"{point['label']} ({group})",
+        )
+    axes.set_xscale("log")
+    axes.set_xlabel(f"{seconds} (log scale)")
+    axes.set_ylabel(metric)
+    axes.set_title(title)
+    axes.grid(True, which="both", alpha=0.3)
+    figure.legend(loc="outside lower center", fontsize="small", ncols=1 if len(points) < 8 else 2)
     return figure
 
 
