@@ -69,7 +69,7 @@ def tiny_train_args() -> list[str]:
     ]
 
 
-def run_launcher(script: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+def run_launcher(script: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     """Runs launchers/<script> with this interpreter from the repository root; never raises on a
     non-zero exit (the tests look at the code and stderr)."""
     return subprocess.run(

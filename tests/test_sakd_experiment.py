@@ -85,7 +85,7 @@ def test_bad_flags_fail_in_one_line(launcher, tmp_path, flag, message):
 @pytest.mark.slow
 def test_experiment_end_to_end_and_reused(launcher, tmp_path):
     work_dir = tmp_path / "runs"
-    first = launcher.run("sakd_experiment.py", *tiny_args(tmp_path), timeout=600)
+    first = launcher.run("sakd_experiment.py", *tiny_args(tmp_path), timeout=900)
     assert first.returncode == 0, first.stderr[-3000:]
     # The teacher and its cache were made in the teacher work dir.
     assert (tmp_path / "teachers" / "seed0" / "teacher" / "metrics.json").exists()
@@ -125,6 +125,11 @@ def test_experiment_end_to_end_and_reused(launcher, tmp_path):
     summary = results["summary"]
     assert summary["vanilla"]["speedup_vs_vanilla"]["mean"] == pytest.approx(1.0)
     assert summary["sakd_r10_i5"]["gap"]["mean"] == runs["sakd_r10_i5"]["gap"]
+
+    # The balanced setting passes --sakd_class_balance, the others do not.
+    assert "--sakd_class_balance" in flags_of(work_dir / "seed0" / "sakd_r10_i5_balanced")
+    assert "--nosakd_class_balance" in flags_of(work_dir / "seed0" / "sakd_r10_i5")
+    assert results["summary"]["sakd_r10_i5_balanced"]["class_balance"] is True
 
     table = (work_dir / "results.md").read_text()
     assert (work_dir / "time_to_gap.png").read_bytes()[:4] == b"\x89PNG"
@@ -171,7 +176,7 @@ def flags_of(run_dir):
 @pytest.mark.slow
 def test_students_start_from_the_teacher_or_a_plain_student(launcher, tmp_path):
     work_dir = tmp_path / "runs"
-    chosen = ["vanilla", "sakd_r10_i5", "sakd_r10_i5_balanced"]  # --settings: 8 runs, not 14
+    chosen = ["vanilla", "sakd_r10_i5"]  # --settings: 4 runs and the plain student, not 14
     args = tiny_args(tmp_path, "--init=teacher,student", f"--settings={','.join(chosen)}")
     result = launcher.run("sakd_experiment.py", *args, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -192,22 +197,16 @@ def test_students_start_from_the_teacher_or_a_plain_student(launcher, tmp_path):
             metrics = json.loads((run_dir / "metrics.json").read_text())
             assert metrics["init_from"]["run_dir"] == str(source)
             assert runs[f"from_{init}/{setting}"]["init_from"] == metrics["init_from"]
-        # The balanced setting passes --sakd_class_balance, the others do not.
-        assert "--sakd_class_balance" in flags_of(
-            seed_dir / f"from_{init}" / "sakd_r10_i5_balanced"
-        )
-        assert "--nosakd_class_balance" in flags_of(seed_dir / f"from_{init}" / "sakd_r10_i5")
         goal = results["goal"][init]
         assert goal["setting"] == f"from_{init}/sakd_r10_i5"
         assert goal["reached"] == (
             goal["gap_minus_vanilla"] >= -0.005 and goal["speedup_vs_vanilla"] >= 3
         )
-    assert results["summary"]["from_teacher/sakd_r10_i5_balanced"]["class_balance"] is True
     assert set(results["plain_student"]["per_seed"]) == {"0"}
     # No run from scratch was made; the plot and the table cover both inits.
     assert not (seed_dir / "vanilla").exists()
     assert (work_dir / "time_to_gap.png").read_bytes()[:4] == b"\x89PNG"
     table = (work_dir / "results.md").read_text()
     assert has_row(table, "teacher", "vanilla KD, all samples", "128")
-    assert has_row(table, "student", "SAKD r=10%, re-select every 5 epochs, class-balanced", "13")
+    assert has_row(table, "student", "SAKD r=10%, re-select every 5 epochs", "13")
     assert "Goal (issue 14" in table

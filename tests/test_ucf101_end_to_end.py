@@ -68,7 +68,7 @@ def frames_and_records(tiny_set, tmp_path_factory) -> dict[str, str]:
     }
 
 
-def _run(launcher, script: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+def _run(launcher, script: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     """Runs data_scripts/<name> or launchers/<name> (through the `launcher` fixture), which must
     succeed."""
     if script.startswith("data_scripts/"):

@@ -59,7 +59,7 @@ def test_a_data_dir_it_did_not_make_is_not_touched(launcher, tmp_path):
 @pytest.mark.slow
 def test_experiment_end_to_end_and_resumed(launcher, tmp_path):
     work_dir, data_dir = tmp_path / "runs", tmp_path / "data"
-    first = launcher.run("ucf101_experiment.py", *tiny_args(tmp_path), timeout=600)
+    first = launcher.run("ucf101_experiment.py", *tiny_args(tmp_path), timeout=900)
     assert first.returncode == 0, first.stderr[-3000:]
 
     manifest = json.loads((data_dir / "synthetic.json").read_text())
