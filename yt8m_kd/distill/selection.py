@@ -130,7 +130,7 @@ class ClassQuotas:
     A pick counts for every class of its labels (multi-label videos count for several classes). A
     candidate is `allowed` while none of its classes has reached its quota; a candidate without
     labels is always allowed. `relax` lifts the quotas for good (when no allowed candidate is
-    left worth a greedy step); picks after that are counted in `relaxed_picks`.
+    left worth a greedy step).
     """
 
     def __init__(self, labels: np.ndarray, quota: np.ndarray):
@@ -139,13 +139,11 @@ class ClassQuotas:
         self._counts = np.zeros(labels.shape[1], np.int64)
         self.allowed = np.ones(labels.shape[0], bool)
         self.enforced = True
-        self.relaxed_picks = 0
 
     def pick(self, j: int) -> None:
         classes = self._labels[j]
         self._counts[classes] += 1
         if not self.enforced:
-            self.relaxed_picks += 1
             return
         full = classes & (self._counts >= self._quota)
         if full.any():
@@ -184,7 +182,7 @@ def _greedy_map(
     With `quotas`, a candidate is picked only while none of its classes has reached its quota
     (the gains of all candidates are still updated after every pick, so the log-det gains stay
     exact); once no candidate is both allowed and worth a step, the quotas are lifted for the rest
-    of the k (`ClassQuotas.relaxed` counts those picks).
+    of the k (`ClassQuotas.relax`).
     """
     num_candidates = normalised.shape[0]
     selected = np.empty(k, dtype=np.int64)
