@@ -4,8 +4,9 @@
 
 The whole story on synthetic YouTube-8M data, with the tiny presets of models/, in a few minutes
 on 2 CPU cores: an all-frames teacher -> a plain 6-frame student -> the teacher's outputs cached
--> a distilled 6-frame student -> a SAKD 6-frame student -> the best student exported as a
-SavedModel -> Kaggle predictions from that SavedModel -> plots -> a table.
+-> a distilled 6-frame student -> a SAKD 6-frame student, fine-tuned from the teacher's weights
+(--init_from_run=<work_dir>/teacher) -> the best student exported as a SavedModel -> Kaggle
+predictions from that SavedModel -> plots -> a table.
 
 Every run directory it leaves (flags.txt, checkpoints, TensorBoard events, metrics.json) is a
 normal training run (`tensorboard --logdir demo_runs` shows them side by side); a second
@@ -41,6 +42,72 @@ FLAGS = flags.FLAGS
 METRICS = {"GAP": "gap", "mAP": "map", "Hit@1": "hit_at_one", "PERR": "perr"}
 
 
+def run_specs(
+    work_dir: str,
+    patterns: tuple[str, str],
+    *,
+    max_steps: int,
+    train_videos: int,
+    seed: int,
+    progress_bar: bool,
+) -> list[exp.RunSpec]:
+    """The demo's runs, in training order: teacher, plain, distilled and SAKD students."""
+    # Each run is a preset of models/ with a few flags changed: the same data, steps and seed
+    # for all, and a few evaluations along the way for the GAP-vs-step plot.
+    common = dict(
+        train_data_pattern=patterns[0],
+        eval_data_pattern=patterns[1],
+        max_steps=max_steps,
+        checkpoint_every_steps=max_steps,
+        eval_every_steps=max(1, max_steps // 4),
+        seed=seed,
+        progress_bar=progress_bar,
+    )
+    teacher = exp.RunSpec("teacher", "tiny_teacher.flags", work_dir, common, "teacher (all frames)")
+    # SAKD trains on a selected half of the videos (easy and diverse ones, re-selected every 5
+    # epochs), with a per-sample strength between the label and the distillation loss; as many
+    # epochs as give it the others' step budget: half the videos per epoch, twice the epochs.
+    # It starts from the teacher's trained weights (--init_from_run; NeXtVLAD's weights do not
+    # depend on the frame count), the regime SAKD is made for: the paper fine-tunes a pretrained
+    # model, and from random weights SAKD falls below the plain student (README, "SAKD in the
+    # fine-tuning regime"). The teacher is trained first, so its run directory is there.
+    sakd_ratio, batch_size = 0.5, 32
+    steps_per_epoch = max(1, int(sakd_ratio * train_videos) // batch_size)
+    sakd = dict(
+        common,
+        sakd_ratio=sakd_ratio,
+        batch_size=batch_size,
+        num_epochs=max(1, max_steps // steps_per_epoch),
+        init_from_run=teacher.run_dir,
+    )
+    return [
+        # The teacher looks at every frame of every video.
+        teacher,
+        # A plain student looks at 6 uniformly spaced frames and learns from the labels only.
+        exp.RunSpec("student_k6", "tiny_student_k6.flags", work_dir, common, "plain student (k=6)"),
+        # The teacher runs once more, over the training videos, into a cache of its outputs,
+        # from which a distilled student learns: L_CE + w_pred L_pred + w_rep L_rep (the
+        # weights of tiny_distilled_k6.flags) ...
+        exp.RunSpec(
+            "distilled_k6",
+            "tiny_distilled_k6.flags",
+            work_dir,
+            common,
+            "distilled student (k=6)",
+            teacher="teacher",
+        ),
+        # ... and so does the SAKD student, fine-tuned from the teacher's weights.
+        exp.RunSpec(
+            "sakd_k6",
+            "tiny_sakd_k6.flags",
+            work_dir,
+            sakd,
+            "SAKD student (k=6, 50%, from teacher)",
+            teacher="teacher",
+        ),
+    ]
+
+
 def main(argv: list[str]) -> None:
     del argv
     work_dir = FLAGS.work_dir
@@ -58,50 +125,15 @@ def main(argv: list[str]) -> None:
         seed=FLAGS.seed,
     )
 
-    # ## 2. The runs, as data
-    # Each run is a preset of models/ with a few flags changed: the same data, steps and seed
-    # for all, and a few evaluations along the way for the GAP-vs-step plot.
-    common = dict(
-        train_data_pattern=train_pattern,
-        eval_data_pattern=eval_pattern,
+    # ## 2. The runs, as data (`run_specs` below)
+    specs = run_specs(
+        work_dir,
+        (train_pattern, eval_pattern),
         max_steps=FLAGS.max_steps,
-        checkpoint_every_steps=FLAGS.max_steps,
-        eval_every_steps=max(1, FLAGS.max_steps // 4),
+        train_videos=FLAGS.train_videos,
         seed=FLAGS.seed,
         progress_bar=FLAGS.progress_bar,
     )
-    # SAKD trains on a selected half of the videos (easy and diverse ones, re-selected every 5
-    # epochs), with a per-sample strength between the label and the distillation loss; as many
-    # epochs as give it the others' step budget: half the videos per epoch, twice the epochs.
-    sakd_ratio, batch_size = 0.5, 32
-    steps_per_epoch = max(1, int(sakd_ratio * FLAGS.train_videos) // batch_size)
-    sakd = dict(
-        common,
-        sakd_ratio=sakd_ratio,
-        batch_size=batch_size,
-        num_epochs=max(1, FLAGS.max_steps // steps_per_epoch),
-    )
-    specs = [
-        # The teacher looks at every frame of every video.
-        exp.RunSpec("teacher", "tiny_teacher.flags", work_dir, common, "teacher (all frames)"),
-        # A plain student looks at 6 uniformly spaced frames and learns from the labels only.
-        exp.RunSpec("student_k6", "tiny_student_k6.flags", work_dir, common, "plain student (k=6)"),
-        # The teacher runs once more, over the training videos, into a cache of its outputs,
-        # from which a distilled student learns: L_CE + w_pred L_pred + w_rep L_rep (the
-        # weights of tiny_distilled_k6.flags) ...
-        exp.RunSpec(
-            "distilled_k6",
-            "tiny_distilled_k6.flags",
-            work_dir,
-            common,
-            "distilled student (k=6)",
-            teacher="teacher",
-        ),
-        # ... and so does the SAKD student.
-        exp.RunSpec(
-            "sakd_k6", "tiny_sakd_k6.flags", work_dir, sakd, "SAKD student (k=6, 50%)", "teacher"
-        ),
-    ]
 
     # ## 3. Training
     # One after the other; a run finished by an earlier invocation is reused.
