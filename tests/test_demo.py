@@ -47,7 +47,7 @@ def test_demo_trains_exports_predicts_and_plots(tmp_path):
     assert has_row(result.stdout, "teacher (all frames)", "300")
     assert has_row(result.stdout, "plain student (k=6)", "6")
     assert has_row(result.stdout, "distilled student (k=6)", "6")
-    assert has_row(result.stdout, "SAKD student (k=6, 50%)", "6")
+    assert has_row(result.stdout, "SAKD student (k=6, 50%, from teacher)", "6")
     metrics = {
         name: json.loads((work_dir / name / "metrics.json").read_text())
         for name in ("teacher", "student_k6", "distilled_k6")
@@ -79,6 +79,11 @@ def test_demo_trains_exports_predicts_and_plots(tmp_path):
     sakd = json.loads((work_dir / "sakd_k6" / "metrics.json").read_text())
     assert sakd["step"] == (300 // 16) * 16  # 512 selected videos / 32 per batch = 16 steps
     assert (work_dir / "sakd_k6" / "sakd" / "selection_epoch0000.txt").exists()
+    # ... fine-tuned from the demo teacher's weights, at the teacher's last checkpoint.
+    sakd_flags = (work_dir / "sakd_k6" / "flags.txt").read_text().splitlines()
+    assert f"--init_from_run={work_dir / 'teacher'}" in sakd_flags
+    assert sakd["init_from"]["run_dir"] == str(work_dir / "teacher")
+    assert sakd["init_from"]["source_step"] == 300
     # The best student's SavedModel, and its predictions of every held-out video.
     gaps = {
         name: json.loads((work_dir / name / "metrics.json").read_text())["eval"]["gap"]
@@ -93,3 +98,35 @@ def test_demo_trains_exports_predicts_and_plots(tmp_path):
     for name in ("gap_vs_step", "train_losses", "gap_vs_gflops"):
         for ext in ("png", "svg"):
             assert (work_dir / "plots" / f"{name}.{ext}").stat().st_size > 1000
+
+
+def test_demo_sakd_student_starts_from_the_demo_teacher(tmp_path):
+    """The demo's run list, without training: the SAKD student is fine-tuned from the teacher's
+    run directory (trained first), the other runs start from random weights."""
+    code = (
+        "import json, sys\n"
+        "sys.path.insert(0, 'launchers')\n"
+        "import demo\n"
+        "specs = demo.run_specs(sys.argv[1], ('train-*', 'validate-*'), max_steps=300,\n"
+        "                       train_videos=1024, seed=0, progress_bar=False)\n"
+        "print(json.dumps([\n"
+        "    {'name': s.name, 'label': s.title, 'teacher': s.teacher, 'run_dir': s.run_dir,\n"
+        "     'init_from_run': s.config(teacher_cache='cache').train.init_from_run}\n"
+        "    for s in specs]))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    specs = {spec["name"]: spec for spec in json.loads(result.stdout.splitlines()[-1])}
+    assert list(specs) == ["teacher", "student_k6", "distilled_k6", "sakd_k6"]
+    assert specs["sakd_k6"]["init_from_run"] == specs["teacher"]["run_dir"]
+    assert specs["teacher"]["run_dir"] == str(tmp_path / "teacher")
+    assert specs["sakd_k6"]["teacher"] == "teacher"
+    assert specs["sakd_k6"]["label"] == "SAKD student (k=6, 50%, from teacher)"
+    for name in ("teacher", "student_k6", "distilled_k6"):
+        assert specs[name]["init_from_run"] is None
