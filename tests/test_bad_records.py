@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from yt8m_kd.data import yt8m
+from yt8m_kd.data import yt8m, yt8m_records
 from yt8m_kd.data.synthetic import make_example
 
 NAMES = ("rgb", "audio")
@@ -221,6 +221,31 @@ def test_id_filter_keeps_the_wanted_records_and_skips_checks_of_the_others(tmp_p
     # Wanted, it is checked as always.
     with pytest.raises(tf.errors.InvalidArgumentError, match="record id short-rgb"):
         _ids(_dataset(path, id_filter=_id_in("a", "short-rgb")))
+
+
+def test_id_filter_reads_only_the_id_of_a_rejected_record(tmp_path):
+    """A rejected record is parsed only as far as its id: bytes that are not a SequenceExample
+    are still reported (the id cannot be read), but a record whose context is whole and whose
+    feature lists are malformed is passed over unseen (its frames are never parsed)."""
+    # A second feature_lists message (field 2) whose "rgb" list holds a Feature with a length
+    # running past its list: the context parses, the frames of "rgb" do not.
+    broken_lists = _good("c") + b"\x12\x0b\x0a\x09\x0a\x03rgb\x12\x02\x0a\x7f"
+    assert yt8m_records.record_id(tf.constant(broken_lists)).numpy() == b"c"
+    path = _write(
+        tmp_path / "shard.tfrecord",
+        [_good("a"), broken_lists, _good("b"), b"not a SequenceExample", _good("d")],
+    )
+    with pytest.raises(
+        tf.errors.InvalidArgumentError, match="whose bytes are not a SequenceExample"
+    ):
+        _ids(_dataset(path))  # without a filter, the malformed lists are an unparsable record
+    with pytest.raises(tf.errors.InvalidArgumentError, match="after record id b"):
+        _ids(_dataset(path, id_filter=_id_in("a", "b", "d")))  # the garbage one, not the other
+    counter = yt8m.BadRecordCounter()
+    kept = _dataset(
+        path, id_filter=_id_in("a", "b", "d"), skip_bad_records=True, bad_record_counter=counter
+    )
+    assert _ids(kept) == ["a", "b", "d"] and counter.counts()["unparsable_record"] == 1
 
 
 @pytest.mark.parametrize("make", [_truncated, _corrupt])

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from yt8m_kd.configs import SCHEDULES, SAKDConfig
+from yt8m_kd.configs import SCHEDULES, SELECTION_METHODS, SAKDConfig
+from yt8m_kd.data import sampling, yt8m_records
 from yt8m_kd.distill import sakd
 
 SENTINEL = -7.0  # padding value that no interruption may touch
@@ -211,6 +212,47 @@ def test_drop_and_shuffle_in_tf_data():
     got = next(iter(dataset))
     np.testing.assert_array_equal(got["dropped"], sakd.drop_frames(frames, n, 0.3, SEED))
     np.testing.assert_array_equal(got["shuffled"], sakd.shuffle_frames(frames, n, SEED))
+
+
+@pytest.mark.parametrize("method", SELECTION_METHODS)
+@pytest.mark.parametrize("beta", [0.0, 0.3, 0.7, 1.0])
+def test_interrupted_selection_equals_selecting_from_the_interrupted_video(method, beta):
+    """The difficulty pass gathers only the student's frames of the interrupted video (in
+    tf.data); in feature space they are exactly the frames of interrupting all frames and then
+    selecting k, for every selection method, drop and shuffle, and videos shorter than k."""
+    rng = np.random.default_rng(3)
+    frames = tf.constant(rng.integers(0, 256, size=(6, 12, 5)), tf.uint8)
+    n = tf.constant([12, 9, 4, 1, 0, 7])  # 4, 1 and 0 frames: fewer than k = 5
+    for seed in (SEED, tf.constant([9, 2], tf.int64)):
+        features = yt8m_records.dequantize(frames)
+        old_frames, old_n = sampling.select_frames(
+            sakd.temporal_interruption(features, n, beta, seed), n, 5, method, seed=seed
+        )
+        picked = sakd.interrupted_selection(frames, n, beta, seed, k=5, method=method)
+        new_frames = sakd.zero_dropped(yt8m_records.dequantize(picked["frames"]), picked["kept"])
+        np.testing.assert_array_equal(new_frames, old_frames)
+        np.testing.assert_array_equal(picked["num_frames"], old_n)
+        assert picked["frames"].dtype == tf.uint8 and picked["frames"].shape == (6, 5, 5)
+
+
+@pytest.mark.parametrize("beta", [0.3, 0.7])
+def test_interrupted_selection_of_all_frames_and_images(beta):
+    """k = 0 (a model of all frames): every position, padding included, as temporal_interruption
+    leaves it; images (UCF101) are interrupted alike, a dropped frame a black image."""
+    rng = np.random.default_rng(4)
+    n = tf.constant([8, 3, 0])
+    features = tf.constant(rng.standard_normal((3, 8, 4)), tf.float32)
+    picked = sakd.interrupted_selection(features, n, beta, SEED, k=0, method="uniform")
+    np.testing.assert_array_equal(
+        sakd.zero_dropped(picked["frames"], picked["kept"]),
+        sakd.temporal_interruption(features, n, beta, SEED),
+    )
+    images = tf.constant(rng.integers(0, 256, size=(3, 8, 2, 2, 3)), tf.uint8)
+    old, _ = sampling.select_frames(
+        sakd.temporal_interruption(images, n, beta, SEED), n, 4, "random", seed=SEED
+    )
+    picked = sakd.interrupted_selection(images, n, beta, SEED, k=4, method="random")
+    np.testing.assert_array_equal(sakd.zero_dropped(picked["frames"], picked["kept"]), old)
 
 
 # --------------------------------------------------------------------- difficulty, strength

@@ -8,6 +8,9 @@ import tensorflow as tf
 from conftest import tiny_configs
 
 from yt8m_kd.configs import DistillConfig, SAKDConfig
+from yt8m_kd.data import yt8m_records
+from yt8m_kd.distill import sakd
+from yt8m_kd.modeling.predict import model_inputs
 from yt8m_kd.training import strategy as strategy_lib
 from yt8m_kd.training.sakd_trainer import SAKDTrainer
 
@@ -102,6 +105,43 @@ def test_training_batches_hold_only_selected_samples(tiny_yt8m, teacher_cache, t
     for _, batch in zip(range(6), dataset, strict=False):
         seen |= set(batch["index"].numpy().tolist())
     assert seen == selected
+
+
+@pytest.mark.parametrize("selection", ["uniform", "random"])
+def test_difficulty_pass_equals_interrupting_all_frames_in_the_step(
+    tiny_yt8m, teacher_cache, tmp_path, selection
+):
+    """The pass gathers the student's k frames of the interrupted video in tf.data; its
+    difficulties equal the way before it: every frame dequantized and interrupted in the step,
+    then the student's k selected (same seeds), for a drop epoch and a shuffle epoch."""
+    configs = tiny_configs(
+        "tiny_distilled_k6.flags", tiny_yt8m, checkpoint_every_steps=1000, frame_selection=selection
+    )
+    trainer = SAKDTrainer(
+        *configs,
+        str(tmp_path),
+        strategy_lib.make_strategy("one_device"),
+        DistillConfig(teacher_cache_dir=teacher_cache),
+        SAKDConfig(ratio=0.5),
+        4,
+    )
+    cfg = trainer.sakd_config
+    for epoch in (1, 3):  # beta 0.23: drop; beta 0.71: shuffle
+        beta = sakd.interruption_rate(epoch, 4, cfg.schedule, cfg.power)
+        trainer.difficulty_pass(epoch)
+        expected = np.zeros(trainer.teacher_cache.num_videos, np.float32)
+        for number, batch in enumerate(trainer._pass_frames()):
+            seed = tf.constant([trainer.config.seed * 1000 + epoch, number], tf.int64)
+            frames = sakd.temporal_interruption(
+                yt8m_records.dequantize(batch["frames"]), batch["num_frames"], beta, seed
+            )
+            inputs = {"frames": frames, "num_frames": batch["num_frames"]}
+            student = trainer.model(
+                model_inputs(inputs, trainer.model_config, seed), training=False
+            )
+            losses = trainer._per_sample_losses(batch, student, batch["teacher_logits"])
+            expected[batch["index"].numpy()] = losses["distill_loss"].numpy()
+        np.testing.assert_allclose(trainer.state.difficulty.numpy(), expected, rtol=1e-5)
 
 
 def test_strength_follows_the_paper_update(tiny_yt8m, teacher_cache, tmp_path):

@@ -72,6 +72,7 @@ from yt8m_kd.data.yt8m_records import (
     checked_record,
     display_id_tensor,
     record_fields,
+    record_id,
 )
 
 # TFRecord framing around each record's data: uint64 length, uint32 length CRC, uint32 data CRC.
@@ -363,6 +364,7 @@ def _make_file_reader(
     `record_files.item_batches`, which reads the file in batches of records, with their byte
     offsets."""
     feature_names = parser_options["feature_names"]
+    width = sum(parser_options["feature_sizes"])
 
     def read_file(path: tf.Tensor, size: tf.Tensor, join_fields=None) -> tf.data.Dataset:
         items = record_files.item_batches(
@@ -373,13 +375,27 @@ def _make_file_reader(
             messages=_MESSAGES,
         ).unbatch()
 
+        def checked(serialized, where, wanted):
+            # The proto parse is the only step that can fail: such records leave holes in the
+            # item indices.
+            fields = record_fields(serialized, feature_names)
+            record, code, error = checked_record(
+                fields, **parser_options, where=where, wanted=wanted
+            )
+            return record, code, error, tf.size(fields["labels"])
+
+        def rejected(video_id):
+            # What checked() gives a record it does not want: no frames, no problem.
+            record = {
+                "video_id": video_id,
+                "frames": tf.zeros([0, width], tf.uint8),
+                "num_frames": tf.constant(0, tf.int32),
+                "labels": tf.zeros([parser_options["num_classes"]], tf.float32),
+            }
+            return record, tf.constant(0, tf.int32), tf.constant(""), tf.constant(0, tf.int32)
+
         def parse_and_check(item):
-            # The only step that can fail: such records leave holes in the item indices.
-            fields = record_fields(item["serialized"], feature_names)
             is_record = item["code"] == record_files.RECORD
-            keep = is_record
-            if id_filter is not None:
-                keep &= tf.cast(id_filter(fields["video_id"]), tf.bool)
             where = tf.strings.join(
                 [
                     "in file ",
@@ -391,8 +407,20 @@ def _make_file_reader(
                     ")",
                 ]
             )
-            # A record the id_filter rejects is neither checked nor decoded.
-            record, code, error = checked_record(fields, **parser_options, where=where, wanted=keep)
+            if id_filter is None:
+                keep = is_record
+                record, code, error, num_labels = checked(item["serialized"], where, keep)
+            else:
+                # The id first, from the context alone: a record the id_filter rejects (most of
+                # them, in SAKD's epochs over a selection) is not parsed further, checked nor
+                # decoded.
+                video_id = record_id(item["serialized"])
+                keep = is_record & tf.cast(id_filter(video_id), tf.bool)
+                record, code, error, num_labels = tf.cond(
+                    keep,
+                    lambda: checked(item["serialized"], where, True),
+                    lambda: rejected(video_id),
+                )
             problem = (item["code"] != record_files.RECORD) & (item["code"] != record_files.END)
             record.update(
                 _index=item["index"],
@@ -404,7 +432,7 @@ def _make_file_reader(
                 _error=tf.where(keep, error, item["error"]),
                 _lost_bytes=item["lost_bytes"],
                 _lost_records=item["lost_records"],
-                _unlabelled=keep & (code == 0) & (tf.size(fields["labels"]) == 0),
+                _unlabelled=keep & (code == 0) & (num_labels == 0),
             )
             return record
 

@@ -31,6 +31,7 @@ from yt8m_kd.configs import (
     check_memory,
     check_schedule,
 )
+from yt8m_kd.data import sampling
 
 # floor(beta * n) is taken in float64 with this slack so that binary representation error does not
 # lose a frame: 0.29 * 100 is 28.999999999999996 in float64, and we drop 29 frames, not 28. A beta
@@ -142,7 +143,12 @@ def drop_frames(frames: tf.Tensor, num_frames: tf.Tensor, beta, seed) -> tf.Tens
     """
     _check_beta(beta)
     frames = tf.convert_to_tensor(frames)
-    n, length = _valid_counts(frames, num_frames)
+    dropped = _dropped_positions(*_valid_counts(frames, num_frames), beta, seed)
+    return tf.where(_per_frame(dropped, frames), tf.zeros_like(frames), frames)
+
+
+def _dropped_positions(n: tf.Tensor, length: tf.Tensor, beta, seed) -> tf.Tensor:
+    """[B, T] bool: the positions `drop_frames` zeroes."""
     # A Python beta becomes float64 directly (tf.cast would round it through float32 first).
     if isinstance(beta, numbers.Real):
         beta = tf.constant(float(beta), tf.float64)
@@ -152,8 +158,7 @@ def drop_frames(frames: tf.Tensor, num_frames: tf.Tensor, beta, seed) -> tf.Tens
     _, rank = _random_ranks(n, length, seed)
     # The valid frames hold ranks 0 .. n-1 in random order: the first num_drop of them are a
     # uniformly random subset of that size, and padding (rank >= n >= num_drop) is never hit.
-    dropped = rank < num_drop[:, tf.newaxis]  # [B, T]
-    return tf.where(_per_frame(dropped, frames), tf.zeros_like(frames), frames)
+    return rank < num_drop[:, tf.newaxis]
 
 
 def shuffle_frames(frames: tf.Tensor, num_frames: tf.Tensor, seed) -> tf.Tensor:
@@ -178,14 +183,18 @@ def shuffle_frames(frames: tf.Tensor, num_frames: tf.Tensor, seed) -> tf.Tensor:
       frames with the same shape and dtype.
     """
     frames = tf.convert_to_tensor(frames)
-    n, length = _valid_counts(frames, num_frames)
+    source = _shuffle_sources(*_valid_counts(frames, num_frames), seed)
+    return tf.gather(frames, source, batch_dims=1)
+
+
+def _shuffle_sources(n: tf.Tensor, length: tf.Tensor, seed) -> tf.Tensor:
+    """[B, T] int32: the position whose frame `shuffle_frames` puts at each position."""
     order, rank = _random_ranks(n, length, seed)
     half = (n // 2)[:, tf.newaxis]  # m, [B, 1]
     # Rank r < m is paired with rank r + m and the other way round; ranks >= 2m (the odd frame
     # out and all padding) are their own partner, so they stay where they are.
     partner_rank = tf.where(rank < half, rank + half, tf.where(rank < 2 * half, rank - half, rank))
-    source = tf.gather(order, partner_rank, batch_dims=1)  # [B, T]: which frame lands here
-    return tf.gather(frames, source, batch_dims=1)
+    return tf.gather(order, partner_rank, batch_dims=1)
 
 
 def temporal_interruption(
@@ -217,6 +226,95 @@ def temporal_interruption(
         lambda: drop_frames(frames, num_frames, beta, seed),
         lambda: shuffle_frames(frames, num_frames, seed),
     )
+
+
+def interruption_sources(
+    num_frames: tf.Tensor, length, beta, seed, eta: float = 0.5
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """`temporal_interruption` as positions: (source [B, T] int32, kept [B, T] bool) such that
+    position t of the interrupted video holds frame source[b, t] of the original where kept[b, t]
+    and a zero frame elsewhere:
+
+        temporal_interruption(frames, ...) == where(kept, gather(frames, source, batch_dims=1), 0)
+
+    Drop: source is the identity and kept is False at the dropped frames; shuffle: source is the
+    swap and kept is all True. It draws the same random numbers from the same seed, so it
+    describes exactly the frames `temporal_interruption` returns; `interrupted_selection` uses it
+    to gather only the frames a student reads.
+
+    Args:
+      num_frames: [B] int, valid frames per video (clipped to [0, length]).
+      length: T, the padded length (a Python int or a scalar int tensor).
+      beta, seed, eta: as in `temporal_interruption`.
+    """
+    _check_beta(beta)
+    length = tf.cast(length, tf.int32)
+    n = tf.clip_by_value(tf.cast(num_frames, tf.int32), 0, length)
+    identity = tf.broadcast_to(tf.range(length)[tf.newaxis, :], tf.stack([tf.shape(n)[0], length]))
+
+    def drop():
+        return identity, ~_dropped_positions(n, length, beta, seed)
+
+    def shuffle():
+        return _shuffle_sources(n, length, seed), tf.ones_like(identity, tf.bool)
+
+    if isinstance(beta, numbers.Real):
+        return drop() if beta < eta else shuffle()
+    beta = tf.convert_to_tensor(beta)
+    return tf.cond(beta < tf.cast(eta, beta.dtype), drop, shuffle)
+
+
+def interrupted_selection(
+    frames: tf.Tensor, num_frames: tf.Tensor, beta, seed, *, k: int, method: str, eta: float = 0.5
+) -> dict[str, tf.Tensor]:
+    """The frames a k-frame student reads of the interrupted video, gathered from the original
+    frames without interrupting the others (a difficulty pass in tf.data: only these reach the
+    model).
+
+    The old way, `select_frames(temporal_interruption(frames, ...), num_frames, k, method,
+    seed=seed)` with the same seed, interrupts all T frames and then selects k; since the
+    interruption only moves or zeroes frames and never changes num_frames, the student's k
+    positions are the same either way, and each is looked up in `interruption_sources`.
+    With k = 0 (a model of all frames) every position is kept in place.
+
+    Args:
+      frames: [B, T, ...] padded frames of any dtype (uint8 features, images).
+      num_frames, beta, seed, eta: as in `temporal_interruption` (one seed, also the selection's).
+      k, method: the student's `k_frames` and `frame_selection`; k = 0 for all frames.
+
+    Returns:
+      {"frames": [B, k, ...] (or [B, T, ...]) of frames' dtype, "kept": [B, k] (or [B, T]) bool,
+      "num_frames": [B] int32, and with k > 0 "frame_indices": [B, k] int32 (-1 at padding)}.
+      The interrupted selection is where(kept, f(frames), 0) for any per-frame f that maps the
+      frames to the model's features (dequantization): a dropped frame, or a padding position of
+      a video shorter than k, is a zero frame of those features.
+    """
+    frames = tf.convert_to_tensor(frames)
+    length = frames.shape[1] if frames.shape[1] is not None else tf.shape(frames)[1]
+    n = tf.clip_by_value(tf.cast(num_frames, tf.int32), 0, length)
+    source, kept = interruption_sources(n, length, beta, seed, eta=eta)
+    if k <= 0:
+        return {
+            "frames": tf.gather(frames, source, batch_dims=1),
+            "kept": kept,
+            "num_frames": n,
+        }
+    indices = sampling.frame_indices(n, k, method, seed=seed, max_frames=length)  # [B, k]
+    valid = indices >= 0
+    at = tf.maximum(indices, 0)
+    picked = tf.gather(frames, tf.gather(source, at, batch_dims=1), batch_dims=1)
+    return {
+        "frames": picked,
+        "kept": valid & tf.gather(kept, at, batch_dims=1),
+        "num_frames": tf.minimum(n, k),
+        "frame_indices": indices,
+    }
+
+
+def zero_dropped(frames: tf.Tensor, kept: tf.Tensor) -> tf.Tensor:
+    """frames [B, T', ...] with the frames where kept [B, T'] is False zeroed: the model's view of
+    an `interrupted_selection` once its frames are in feature space."""
+    return tf.where(_per_frame(kept, frames), frames, tf.zeros_like(frames))
 
 
 # ------------------------------------------------------------------- difficulty and strength

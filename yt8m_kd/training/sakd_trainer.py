@@ -44,8 +44,12 @@ from yt8m_kd.data import videos, yt8m_records
 from yt8m_kd.distill import losses, sakd, selection
 from yt8m_kd.distill.cache_stream import SelectedRows
 from yt8m_kd.files import write_json, write_text
-from yt8m_kd.modeling.predict import model_inputs
+from yt8m_kd.modeling.predict import FRAME_INDICES, model_inputs
 from yt8m_kd.training.distillation import DistillationTrainer
+
+# The pass's batches: where the student's frames of the interrupted video are kept (False: a dropped
+# frame or padding, zero in feature space).
+_KEPT = "interruption_kept"
 
 
 class SAKDState(tf.Module):
@@ -94,6 +98,13 @@ class SAKDTrainer(DistillationTrainer):
         self.num_epochs = num_epochs
         super().__init__(model_config, train_config, data_config, run_dir, strategy, distill_config)
         self._difficulty_fn = tf.function(self._difficulty, reduce_retracing=True)
+        self._pass_data: tf.data.Dataset | None = None  # built by the first pass (`_pass_frames`)
+        self._pass_interrupted: tf.data.Dataset | None = None  # and `_interrupted`
+        # The current pass's beta (float64: floor(beta * n) exact) and seed, read by its tf.data
+        # map, so that one pipeline serves every pass.
+        with tf.init_scope(), tf.device("/CPU:0"):
+            self._pass_beta = tf.Variable(0.0, dtype=tf.float64, trainable=False)
+            self._pass_seed = tf.Variable(0, dtype=tf.int64, trainable=False)
 
     def _build_host_state(self) -> None:
         # Read by the tf.data filter on the host: plain variables, never mirrored.
@@ -170,18 +181,75 @@ class SAKDTrainer(DistillationTrainer):
         )
 
     # ------------------------------------------------------------------------- difficulty
-    def _difficulty(self, batch, beta, seed):
-        """Per-sample distillation loss of the student on interrupted input (spec 1)."""
+    def _difficulty(self, batch):
+        """Per-sample distillation loss of the student on interrupted input (spec 1), from the
+        student's frames of the interrupted video (`_interrupted`)."""
         frames = batch["frames"]
         if not self.single_label:  # YouTube-8M: a dropped frame is zero in feature space
             frames = yt8m_records.dequantize(frames)
         # UCF101 images stay uint8: a dropped frame is a black image.
-        frames = sakd.temporal_interruption(
-            frames, batch["num_frames"], beta, seed, eta=self.sakd_config.eta
-        )
-        inputs = {"frames": frames, "num_frames": batch["num_frames"]}
-        student = self.model(model_inputs(inputs, self.model_config, seed), training=False)
+        inputs = {
+            "frames": sakd.zero_dropped(frames, batch[_KEPT]),
+            "num_frames": batch["num_frames"],
+        }
+        if FRAME_INDICES in batch:  # selected in tf.data: model_inputs passes them on
+            inputs[FRAME_INDICES] = batch[FRAME_INDICES]
+        student = self.model(model_inputs(inputs, self.model_config), training=False)
         return self._per_sample_losses(batch, student, batch["teacher_logits"])["distill_loss"]
+
+    def _pass_frames(self) -> tf.data.Dataset:
+        """Every training sample with its teacher targets, in file order. Built once and read by
+        every pass: building it traces the reader's functions, which cost as much as reading a
+        few thousand tiny records."""
+        if self._pass_data is None:
+            data = self.data_config
+            frames = videos.read_videos(
+                data,
+                self.model_config,
+                data.train_data_pattern,
+                batch_size=self.config.eval_batch_size,
+                training=False,  # UCF101: the clean clip of the teacher cache
+                split_file=data.train_split_file,
+                bad_record_counter=self.bad_records,
+                **({"file_join": self.teacher_cache} if self.streams_teacher_cache else {}),
+            )
+            self._pass_data = (
+                frames if self.streams_teacher_cache else self.teacher_cache.join(frames)
+            )
+        return self._pass_data
+
+    def _interrupted(self, epoch: int, beta: float) -> tf.data.Dataset:
+        """The pass's batches with the student's frames of the interrupted videos in place of all
+        frames, gathered in tf.data (`sakd.interrupted_selection`): the model gets [B, k, ...]
+        and the kept mask, not all T frames. Batch j is interrupted and selected with the seed
+        [seed * 1000 + epoch, j]. One pipeline for every pass (beta and the seed are variables
+        it reads), so a pass does not trace it again."""
+        self._pass_beta.assign(beta)
+        self._pass_seed.assign(self.config.seed * 1000 + epoch)
+        if self._pass_interrupted is not None:
+            return self._pass_interrupted
+        cfg, model = self.sakd_config, self.model_config
+
+        def interrupt(batch_number, batch):
+            picked = sakd.interrupted_selection(
+                batch["frames"],
+                batch["num_frames"],
+                self._pass_beta.read_value(),
+                tf.stack([self._pass_seed.read_value(), batch_number]),
+                k=model.k_frames,
+                method=model.frame_selection,
+                eta=cfg.eta,
+            )
+            out = {**batch, "frames": picked["frames"], "num_frames": picked["num_frames"]}
+            out[_KEPT] = picked["kept"]
+            if "frame_indices" in picked:
+                out[FRAME_INDICES] = picked["frame_indices"]
+            return out
+
+        self._pass_interrupted = (
+            self._pass_frames().enumerate().map(interrupt).prefetch(tf.data.AUTOTUNE)
+        )
+        return self._pass_interrupted
 
     def difficulty_pass(self, epoch: int) -> dict:
         """Difficulty of every training sample, then strength and selection; returns a summary."""
@@ -196,21 +264,8 @@ class SAKDTrainer(DistillationTrainer):
         width = self.teacher_cache.repr_size if projection is None else cfg.feature_dim
         features = np.zeros([num_samples, width], np.float32)
         video_ids = np.full([num_samples], b"", object)
-        data = self.data_config
-        frames = videos.read_videos(
-            data,
-            self.model_config,
-            data.train_data_pattern,
-            batch_size=self.config.eval_batch_size,
-            training=False,  # UCF101: the clean clip of the teacher cache
-            split_file=data.train_split_file,
-            bad_record_counter=self.bad_records,
-            **({"file_join": self.teacher_cache} if self.streams_teacher_cache else {}),
-        )
-        dataset = frames if self.streams_teacher_cache else self.teacher_cache.join(frames)
-        for batch_number, batch in enumerate(dataset):
-            seed = tf.constant([self.config.seed * 1000 + epoch, batch_number], tf.int64)
-            d = self._difficulty_fn(batch, tf.constant(beta, tf.float32), seed).numpy()
+        for batch in self._interrupted(epoch, beta):
+            d = self._difficulty_fn(batch).numpy()
             index = batch["index"].numpy()
             difficulty[index] = d
             representation = batch["teacher_repr"].numpy()
