@@ -11,7 +11,12 @@ tests/test_sakd_trainer.py show that the difficulties are the same). One run, pe
                   teacher cache): what no change to the step can save
   all_frames_step the pass's loop the way before: all frames to the step, interrupted there
   k_frames_host   the pass's loop now: frames interrupted and selected in tf.data
-  pass            SAKDTrainer.difficulty_pass as a whole (loop, strength, selection, files)
+  pass            SAKDTrainer.difficulty_pass as a whole (loop, strength, selection, files), its
+                  pipeline built by an earlier pass (as in a run: it is built once)
+  pass_rebuilt    the same with its pipeline built and traced again, as every pass did before
+  read_records    `yt8m.frame_dataset` over the training files, every record
+  read_records_10pct  the same with an id_filter that keeps one video in ten, as the first epoch
+                  of a SAKD selection reads them (a rejected record is read only as far as its id)
 
 Scales: `tiny` (tiny_sakd_k6.flags: 64 + 16 features, 32 classes, a NeXtVLAD of tiny widths) and
 `reference` (sakd_k6.flags: 1024 + 128 features, 3862 classes, the reference student's widths,
@@ -37,7 +42,7 @@ import tensorflow as tf
 
 from yt8m_kd import flags as yflags
 from yt8m_kd import machine as yt8m_machine
-from yt8m_kd.data import videos, yt8m_records
+from yt8m_kd.data import videos, yt8m, yt8m_records
 from yt8m_kd.data.synthetic import write_synthetic_yt8m
 from yt8m_kd.distill import sakd
 from yt8m_kd.distill.teacher_cache import write_teacher_cache
@@ -120,6 +125,10 @@ def _all_frames_step(trainer: SAKDTrainer):
     return step
 
 
+def _one_in_ten(video_id: tf.Tensor) -> tf.Tensor:
+    return tf.equal(tf.strings.to_hash_bucket_fast(video_id, 10), 0)
+
+
 def _timed(loop) -> float:
     started = time.perf_counter()
     loop()
@@ -160,6 +169,27 @@ def measure_scale(name: str, args: argparse.Namespace, root: str) -> dict:
         for _ in trainer._pass_frames():
             pass
 
+    def reader(id_filter):
+        return yt8m.frame_dataset(
+            pattern,
+            batch_size=32,
+            max_frames=FRAMES,
+            num_classes=scale["num_classes"],
+            feature_sizes=scale["feature_sizes"],
+            id_filter=id_filter,
+        )
+
+    # The first epoch of a selection reads every file for the selected 10%: the others are read
+    # only as far as their id (`yt8m_records.record_id`).
+    every_record, a_tenth = reader(None), reader(_one_in_ten)
+
+    def read_records(dataset):
+        def loop():
+            for _ in dataset:
+                pass
+
+        return loop
+
     def all_frames_step(epoch, beta):
         def loop():
             for number, batch in enumerate(trainer._pass_frames()):
@@ -176,9 +206,20 @@ def measure_scale(name: str, args: argparse.Namespace, root: str) -> dict:
         return loop
 
     variants = {"read": lambda epoch, beta: read}
+    variants["read_records"] = lambda epoch, beta: read_records(every_record)
+    variants["read_records_10pct"] = lambda epoch, beta: read_records(a_tenth)
     variants["all_frames_step"] = all_frames_step
     variants["k_frames_host"] = k_frames_host
     variants["pass"] = lambda epoch, beta: lambda: trainer.difficulty_pass(epoch)
+
+    def pass_rebuilt(epoch, beta):
+        def loop():
+            trainer._pass_data = trainer._pass_interrupted = None  # built and traced again
+            trainer.difficulty_pass(epoch)
+
+        return loop
+
+    variants["pass_rebuilt"] = pass_rebuilt
     seconds: dict[str, list[float]] = {key: [] for key in variants}
     cfg = trainer.sakd_config
     for repeat in range(args.repeats + 1):  # the first round traces and warms: not kept
@@ -205,6 +246,8 @@ def measure_scale(name: str, args: argparse.Namespace, root: str) -> dict:
             "k_frames_host_over_all_frames_step": best["k_frames_host"] / best["all_frames_step"],
             "read_over_k_frames_host": best["read"] / best["k_frames_host"],
             "read_over_all_frames_step": best["read"] / best["all_frames_step"],
+            "pass_over_pass_rebuilt": best["pass"] / best["pass_rebuilt"],
+            "read_records_10pct_over_all": best["read_records_10pct"] / best["read_records"],
         },
     }
 
