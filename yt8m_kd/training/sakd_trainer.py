@@ -25,8 +25,12 @@ selection's video ids are written to <run_dir>/sakd/.
 
 Frames: the training steps need only the student's k frames (the teacher is the cache), so they are
 selected in tf.data on the host, after the subset cache (which keeps all frames, since random
-selection draws new frames every step). The difficulty pass reads its own pipeline of all frames:
-the interruption drops and shuffles among all of a video's frames before the student's selection.
+selection draws new frames every step). The difficulty pass reads its own pipeline of all frames
+(built once, for every pass): the interruption drops and shuffles among all of a video's frames
+before the student's selection, so tf.data works out where each of the student's k positions of the
+interrupted video takes its frame from and gathers only those (`sakd.interrupted_selection`); the
+step gets [B, k, ...] and a mask of the dropped ones, the same frames as interrupting all of them in
+the step and then selecting (tests/test_sakd_trainer.py).
 """
 
 from __future__ import annotations
