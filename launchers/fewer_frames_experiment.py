@@ -2,7 +2,7 @@
 
   python launchers/fewer_frames_experiment.py [--work_dir=experiments/fewer_frames] \
       [--data_dir=data/fewer_frames] [--seeds=0,1] [--ks=6,30] [--max_steps=1500] \
-      [--eval_every_steps=100] [--w_pred=0.01 --w_rep=0.001] [--noprogress_bar]
+      [--eval_every_steps=100] [--w_pred=0.01 --w_rep=0.001] [--mixed_precision] [--noprogress_bar]
 
 Bhardwaj et al. (CVPR 2019) train a k-frame student with L_CE + w_pred L_pred + w_rep L_rep
 against an all-frames teacher. For every seed this launcher trains, with the tiny presets of
@@ -35,6 +35,7 @@ from __future__ import annotations
 import os
 import time
 
+import keras
 import pandas as pd
 from absl import flags
 
@@ -58,6 +59,13 @@ exp.define_flags(
     **exp.DISTILL_WEIGHTS,
 )
 exp.define_int_list("ks", [6, 30], "Frames k of the students.", minimum=1)
+flags.DEFINE_boolean(
+    "mixed_precision",
+    False,
+    "Every run computes in bfloat16 (Keras mixed_bfloat16; weights, losses and metrics stay "
+    "float32), as train.py --mixed_precision: the accuracy parity of bfloat16 training. Use "
+    "another --work_dir than the float32 runs'.",
+)
 FLAGS = flags.FLAGS
 
 TEACHER = "tiny_teacher.flags"
@@ -65,7 +73,7 @@ INFERENCE_BATCH_SIZE, INFERENCE_REPEATS = 256, 5
 METRICS = ("gap", "map", "hit_at_one", "perr")
 SIZE = ("trainable_params", "gflops_per_video", "frames")
 CONFIG_FLAGS = (
-    *"seeds ks max_steps eval_every_steps train_videos eval_videos".split(),
+    *"seeds ks max_steps eval_every_steps train_videos eval_videos mixed_precision".split(),
     *exp.DISTILL_WEIGHTS,
 )
 
@@ -85,6 +93,7 @@ def run_specs(seed: int, patterns: tuple[str, str]) -> list[exp.RunSpec]:
         eval_every_steps=FLAGS.eval_every_steps,
         progress_bar=FLAGS.progress_bar,
         seed=seed,
+        **({"mixed_precision": True} if FLAGS.mixed_precision else {}),
     )
     specs = [exp.RunSpec("teacher", TEACHER, root, common, "teacher (all frames)")]
     for k in FLAGS.ks:
@@ -225,6 +234,10 @@ def make_plots(results: dict, specs: list[exp.RunSpec]) -> list[str]:
 def main(argv: list[str]) -> None:
     del argv
     started = time.perf_counter()
+    if FLAGS.mixed_precision:
+        # The runs train in this process: the policy is set before any model is built, as
+        # train.py's setup_devices does (the flag in each run's flags records it).
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
     teacher = exp.read_preset(TEACHER)
     if max(FLAGS.ks) > teacher.data.max_frames:
         raise FlagError(
