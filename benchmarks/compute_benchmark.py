@@ -90,13 +90,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 # ------------------------------------------------------------------------------------ helpers
 def _config(preset: str, pattern: str, **overrides):
+    quiet = {"progress_bar": False, "checkpoint_every_steps": 10**9, "log_every_steps": 10**9}
     return yflags.read_flagfile(
-        str(MODELS / preset),
-        train_data_pattern=pattern,
-        progress_bar=False,
-        checkpoint_every_steps=10**9,
-        log_every_steps=10**9,
-        **overrides,
+        str(MODELS / preset), train_data_pattern=pattern, **{**quiet, **overrides}
     )
 
 

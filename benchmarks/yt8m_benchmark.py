@@ -20,12 +20,16 @@ like):
             reader's parse and checks, the whole frame_dataset, and one tf.data function call
   bytes     bytes per student example sent to the training step from a cache, k = 6 of 300 frames
             (`host_selection_benchmark.measure_bytes`: frames selected in the step or in tf.data)
+  compute   issue 13's figures (`compute_benchmark.measure_compute`): matmul peaks, the reference
+            training step in float32 and bfloat16 with and without XLA, inference ms/video,
+            online against cached distillation, steps per call
 
 Synthetic records at the reference shapes: 1024 + 128 uint8 features, 300 frames, 3862 classes.
 
     .venv/bin/python benchmarks/yt8m_benchmark.py
     .venv/bin/python benchmarks/yt8m_benchmark.py --videos_per_file 64 --repeats 2 --cache_videos 2000
     .venv/bin/python benchmarks/yt8m_benchmark.py --skip_read --skip_bytes --update  # cache only
+    .venv/bin/python benchmarks/yt8m_benchmark.py --skip_read --skip_bytes --skip_cache --update
 """
 
 from __future__ import annotations
@@ -85,6 +89,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--skip_read", action="store_true", help="leave out the read rates")
     parser.add_argument("--skip_cache", action="store_true", help="leave out the cache RSS")
     parser.add_argument("--skip_bytes", action="store_true", help="leave out bytes per example")
+    parser.add_argument(
+        "--skip_compute", action="store_true", help="leave out the compute side (issue 13)"
+    )
+    _benchmark_module("compute_benchmark").add_arguments(parser)
     parser.add_argument(
         "--output",
         type=Path,
@@ -522,13 +530,17 @@ def measure_cache_rss(args: argparse.Namespace, root: str) -> dict:
 
 
 # ------------------------------------------------------------------------------------ bytes
-def measure_bytes(root: str) -> dict:
-    """host_selection_benchmark's figure: bytes per example the training step receives."""
-    spec = importlib.util.spec_from_file_location(
-        "host_selection_benchmark", REPO_ROOT / "benchmarks" / "host_selection_benchmark.py"
-    )
+def _benchmark_module(name: str):
+    """Another script of benchmarks/, imported by its path (benchmarks/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+def measure_bytes(root: str) -> dict:
+    """host_selection_benchmark's figure: bytes per example the training step receives."""
+    module = _benchmark_module("host_selection_benchmark")
     return module.measure_bytes(module.parse_args([]), root)
 
 
@@ -538,7 +550,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.update and args.output.exists():
         report = json.loads(args.output.read_text())
     report.update(
-        benchmark="YouTube-8M data side at reference shapes (issue 12)",
+        benchmark="YouTube-8M at reference shapes: data side (issue 12), compute side (issue 13)",
         machine=yt8m_machine.machine_info(numpy=np.__version__, tensorflow=tf.__version__),
         settings={**vars(args), "output": str(args.output), "reference": REFERENCE},
         goals=GOALS,
@@ -547,6 +559,10 @@ def main(argv: list[str] | None = None) -> None:
         "read": (not args.skip_read, lambda root: measure_read(args, root)),
         "bytes_per_student_example": (not args.skip_bytes, measure_bytes),
         "teacher_cache_rss": (not args.skip_cache, lambda root: measure_cache_rss(args, root)),
+        "compute": (
+            not args.skip_compute,
+            lambda root: _benchmark_module("compute_benchmark").measure_compute(args, root),
+        ),
     }
     with tempfile.TemporaryDirectory() as root:
         for name, (wanted, measure) in sections.items():
