@@ -35,9 +35,11 @@ then, for a damaged file, does more run: in skip mode a py_function reads the fi
 damage point, resynchronising on valid TFRecord headers (CRC32C checked), and returns the records
 it finds and one item per lost region; in strict mode one `corrupt_file` item. Intact files never
 reach it. Each item is then parsed and checked in one parallel map (`record_fields`, the proto
-parse, then `id_filter`, then `checked_record`, the checks and frame decoding, which a record the
-filter rejects skips); the parse is the only step that can fail, and `ignore_errors()` drops such
-a record, leaving a hole in the item indices. A scan over the file's items in order
+parse, then `checked_record`, the checks and frame decoding; with an `id_filter`, first the id
+alone, `record_id`, and the rest only for a record the filter keeps: a rejected record is read no
+further than its context, so one whose feature lists alone are malformed passes unnoticed); the
+parse is the only step that can fail, and `ignore_errors()` drops such a record, leaving a hole in
+the item indices. A scan over the file's items in order
 (`_make_settle`) reports such a hole as an `unparsable_record` with the next item, and turns each
 problem into an error (strict mode: a `tf.debugging.Assert`) or a log line and a count (skip mode),
 counts records without labels, and marks the records to keep for a filter. Per record this is
@@ -585,8 +587,9 @@ def frame_dataset(
       num_parallel_calls: records parsed and checked at once, per file read (AUTOTUNE: as many
         as tf.data finds worth it; the parse is most of the reader's work).
       id_filter: video id (scalar string) -> bool: keeps only the records it accepts (SAKD trains
-        on a selected subset). It runs right after the proto parse, before the record checks and
-        the frame decoding; the frames of a rejected record are not checked.
+        on a selected subset). It runs on the id alone, read from the record's context
+        (`yt8m_records.record_id`); a rejected record is neither parsed further, checked nor
+        decoded.
       cache_file: with repeat=True, the checked records of the first pass are written to this
         file (tf.data cache) and later passes read them from it instead of reading and parsing
         the input files again: SAKD's epochs over a selected subset read only that subset. Use a
