@@ -83,7 +83,7 @@ def test_class_balance_keeps_each_class_within_its_share(tiny_yt8m, teacher_cach
 
 
 def test_epochs_of_a_selection_read_its_cache(tiny_yt8m, teacher_cache, tmp_path):
-    trainer = _sakd(tiny_yt8m, teacher_cache, tmp_path, 1, ratio=0.25)
+    trainer = _sakd(tiny_yt8m, teacher_cache, tmp_path, 2, ratio=0.25, selection_interval=2)
     trainer.difficulty_pass(0)
     iterator = iter(trainer._train_dataset(0))
     for _ in range(3):  # 8 selected samples, batches of 8: the first pass, then from the cache
@@ -93,6 +93,21 @@ def test_epochs_of_a_selection_read_its_cache(tiny_yt8m, teacher_cache, tmp_path
     # A new iterator (a new selection, or a resumed run) starts a new cache, the old one removed.
     trainer._train_dataset(0)
     assert not set(cached) & set(tf.io.gfile.glob(str(tmp_path / "sakd" / "cache" / "*")))
+
+
+@pytest.mark.parametrize("num_epochs, interval", [(3, 1), (1, 5)])
+def test_a_selection_of_one_epoch_writes_no_cache(
+    tiny_yt8m, teacher_cache, tmp_path, num_epochs, interval
+):
+    """Re-selection every epoch, or a selection's last epoch: nothing would read the cache."""
+    trainer = _sakd(
+        tiny_yt8m, teacher_cache, tmp_path, num_epochs, ratio=0.25, selection_interval=interval
+    )
+    trainer.difficulty_pass(0)
+    iterator = iter(trainer._train_dataset(0))
+    for _ in range(3):
+        next(iterator)
+    assert not tf.io.gfile.glob(str(tmp_path / "sakd" / "cache" / "*"))
 
 
 def test_training_batches_hold_only_selected_samples(tiny_yt8m, teacher_cache, tmp_path):

@@ -139,6 +139,11 @@ class SAKDTrainer(DistillationTrainer):
         # The selected records of this selection, checked and decoded once: the epochs after the
         # first one of a selection read ~ratio * N records from here instead of all N files.
         # A new name per pipeline and iterator, so a cache cut short by a kill is never reused.
+        # None when no later epoch of the selection is left to read it (re-selection every
+        # epoch, or its last epoch): the cache would only be written and discarded.
+        epoch, interval = int(self.state.epoch.numpy()), self.sakd_config.selection_interval
+        if min(interval - epoch % interval, self.num_epochs - epoch) <= 1:
+            return None
         directory = os.path.join(self.run_dir, "sakd", "cache")
         tf.io.gfile.makedirs(directory)
         pipeline = f"pipeline{input_context.input_pipeline_id}"
