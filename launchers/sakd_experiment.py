@@ -64,6 +64,7 @@ from absl import flags
 
 from yt8m_kd import cli, plots
 from yt8m_kd import experiments as exp
+from yt8m_kd.experiments import finetune
 from yt8m_kd.tables import markdown_table
 from yt8m_kd.training.strategy import make_strategy
 
@@ -85,15 +86,11 @@ flags.DEFINE_string(
 flags.DEFINE_integer(
     "num_epochs", 10, "Epochs of every student (SAKD: over the selected subset).", lower_bound=1
 )
-INITS = ("scratch", "teacher", "student")
-exp.define_choice_list(
-    "init",
-    ["scratch"],
+finetune.define_init_flag(
+    ("scratch", "teacher", "student"),
     "Where the students' weights start, one or more: scratch (random), teacher (the seed's "
     "teacher run), student (a plain k=6 student trained on labels); every one is run.",
-    INITS,
 )
-flags.register_validator("init", bool, message="names no initialisation")
 FLAGS = flags.FLAGS
 
 TEACHER, VANILLA, SAKD = "tiny_teacher.flags", "tiny_distilled_k6.flags", "tiny_sakd_k6.flags"
@@ -109,39 +106,12 @@ SUMMARISED = (
 )
 # name -> (SAKD ratio, selection interval, class-balanced selection); no ratio: vanilla
 # distillation on all samples
-SETTINGS = {
-    "vanilla": (None, None, False),
-    "sakd_r10_i1": (0.1, 1, False),
-    "sakd_r10_i5": (0.1, 5, False),
-    "sakd_r50_i1": (0.5, 1, False),
-    "sakd_r50_i5": (0.5, 5, False),
-    "sakd_r10_i5_balanced": (0.1, 5, True),
-}
+SETTINGS = {"vanilla": (None, None, False), **finetune.SAKD_SETTINGS}
 # Issue 14's goal, from the teacher's weights: SAKD r=10% every 5 epochs within 0.005 GAP of
 # vanilla KD with at most 1/3 of its training wall time (difficulty passes included).
 GOAL_SETTING, GOAL_GAP_MARGIN, GOAL_SPEEDUP = "sakd_r10_i5", 0.005, 3.0
-exp.define_choice_list(
-    "settings",
-    list(SETTINGS),
-    "The settings to run (vanilla among them: the others are measured against it); a later "
-    "invocation with more reuses the runs made.",
-    list(SETTINGS),
-)
-flags.register_validator(
-    "settings", lambda names: "vanilla" in names, message="must include vanilla"
-)
-
-
-def label(ratio: float | None, interval: int | None, balanced: bool = False) -> str:
-    if ratio is None:
-        return "vanilla KD, all samples"
-    every = "every epoch" if interval == 1 else f"every {interval} epochs"
-    return f"SAKD r={ratio:.0%}, re-select {every}" + (", class-balanced" if balanced else "")
-
-
-def run_key(init: str, setting: str) -> str:
-    """A student's key in the results and its run directory under seed{s}/."""
-    return setting if init == "scratch" else f"from_{init}/{setting}"
+finetune.define_settings_flag(SETTINGS, "vanilla")
+label, run_key = finetune.setting_label, finetune.run_key
 
 
 def run_specs(seed: int, patterns: tuple[str, str], vanilla_steps: int) -> list[exp.RunSpec]:
@@ -154,13 +124,13 @@ def run_specs(seed: int, patterns: tuple[str, str], vanilla_steps: int) -> list[
     )
     teacher_spec = exp.RunSpec("teacher", TEACHER, teacher_root, teacher, "teacher (all frames)")
     specs = [teacher_spec]
-    sources = {"scratch": None, "teacher": teacher_spec.run_dir}
+    sources = {}
     if "student" in FLAGS.init:  # on labels only, as long as vanilla distillation
         plain = dict(common, eval_every_steps=0, max_steps=vanilla_steps)
         specs.append(exp.RunSpec("student_k6", PLAIN_STUDENT, root, plain, "plain student k=6"))
         sources["student"] = specs[-1].run_dir
     for init in FLAGS.init:
-        init_from = {"init_from_run": sources[init]} if sources[init] else {}
+        init_from = finetune.init_source(init, teacher_spec.run_dir, **sources)
         for name in FLAGS.settings:
             ratio, interval, balanced = SETTINGS[name]
             if ratio is None:  # num_epochs epochs over all samples
@@ -229,16 +199,9 @@ def run_result(run: exp.Run, steps_per_epoch: int) -> dict:
 def goal(summary: dict, init: str) -> dict | None:
     """Issue 14's goal for the students of `init`, from the means over seeds: SAKD r=10% every 5
     epochs within GOAL_GAP_MARGIN of vanilla's GAP at >= GOAL_SPEEDUP x its speed."""
-    run = summary.get(run_key(init, GOAL_SETTING))
-    if run is None or run.get("gap_minus_vanilla") is None or run.get("speedup_vs_vanilla") is None:
-        return None
-    gap, speedup = run["gap_minus_vanilla"]["mean"], run["speedup_vs_vanilla"]["mean"]
-    return {
-        "setting": run_key(init, GOAL_SETTING),
-        "gap_minus_vanilla": gap,
-        "speedup_vs_vanilla": speedup,
-        "reached": gap >= -GOAL_GAP_MARGIN and speedup >= GOAL_SPEEDUP,
-    }
+    key = run_key(init, GOAL_SETTING)
+    checked = finetune.goal_check(summary.get(key), "vanilla", "gap", GOAL_GAP_MARGIN, GOAL_SPEEDUP)
+    return None if checked is None else {"setting": key, **checked}
 
 
 def markdown(results: dict) -> str:
@@ -293,17 +256,7 @@ def markdown(results: dict) -> str:
 def plot_time_to_gap(results: dict, work_dir: str) -> tuple[str, str]:
     """GAP against training wall seconds (passes included), a point per run: mean over seeds,
     bars the half-range; colour per init, marker per setting."""
-    points = [
-        {
-            "label": s["label"],
-            "group": f"from {s['init']}",
-            "seconds": s["train_wall_s"]["mean"],
-            "value": s["gap"]["mean"],
-            "x_error": s["train_wall_s"]["half_range"],
-            "y_error": s["gap"]["half_range"],
-        }
-        for s in results["summary"].values()
-    ]
+    points = finetune.time_points(results["summary"].values(), metric="gap", seconds="train_wall_s")
     config = results["config"]
     return plots.plot_metric_vs_seconds(
         points,
@@ -347,12 +300,13 @@ def main(argv: list[str]) -> None:
             }
         per_seed[seed] = {name: run_result(run, steps_per_epoch) for name, run in runs.items()}
         for init in FLAGS.init:  # against vanilla distillation of the same seed and init
-            vanilla = per_seed[seed][run_key(init, "vanilla")]
-            for setting in FLAGS.settings:
-                run = per_seed[seed][run_key(init, setting)]
-                run["speedup_vs_vanilla"] = vanilla["seconds_per_epoch"] / run["seconds_per_epoch"]
-                run["gap_minus_vanilla"] = run["gap"] - vanilla["gap"]
-                run["map_minus_vanilla"] = run["map"] - vanilla["map"]
+            finetune.compare_with_baseline(
+                per_seed[seed],
+                [run_key(init, setting) for setting in FLAGS.settings],
+                run_key(init, "vanilla"),
+                seconds="seconds_per_epoch",
+                metrics=("gap", "map"),
+            )
     summary = exp.summarize(
         per_seed,
         SUMMARISED,

@@ -3,7 +3,8 @@
   python launchers/ucf101_experiment.py [--work_dir=experiments/ucf101] \
       [--data_dir=data/ucf101_synthetic] [--seeds=0,1,2] [--num_groups=25 --clips_per_group=4] \
       [--teacher_steps=1000] [--student_epochs=30] [--sakd_budgets=epochs,steps] \
-      [--eval_every_steps=100] [--noprogress_bar]
+      [--eval_every_steps=100] [--init=scratch|teacher[,...]] \
+      [--settings=kd,sakd_r10_i5,sakd_r10_i1,sakd_r50_i5,sakd_r50_i1] [--noprogress_bar]
 
 1. Data, made once in --data_dir as the data_scripts/ make them: AVI videos of 8 motion classes in
    the official UCF101 layout (--num_groups groups of --clips_per_group clips per class), their
@@ -22,6 +23,20 @@
    Students train --student_epochs epochs of floor(N_train / batch) steps (SAKD: of
    floor(r N_train / batch) steps). The seed sets the initial weights, shuffle order,
    augmentation and dropout.
+
+   --init (one or more) says where the distilled students start: scratch (the default: random
+   weights, the runs above) and/or teacher, the fine-tuning regime of the SAKD paper (issue 14):
+   every --settings run starts from the seed's teacher run (--init_from_run; a k = 2 student has
+   the 8-frame teacher's weights, NeXtVLAD does not depend on the frame count), all at KD's
+   epochs, in their own directories (--init_from_run only acts before a run's first checkpoint):
+
+     seed{s}/from_teacher/kd           KD on all clips, --student_epochs epochs
+     seed{s}/from_teacher/sakd_r10_i5  SAKD, r = 10%, a selection every 5 epochs
+     seed{s}/from_teacher/sakd_r10_i1  r = 10%, every epoch
+     seed{s}/from_teacher/sakd_r50_i5  r = 50%, every 5 epochs
+     seed{s}/from_teacher/sakd_r50_i1  r = 50%, every epoch
+
+   (--settings: a subset, kd among them; the plain student runs only with --init=scratch.)
 3. Every run is evaluated at its end on testlist01 (top-1, top-5, per-class accuracy), those of
    the first seed also every --eval_every_steps steps. Train s: the training loop's wall time
    (SAKD: with its difficulty passes) without the periodic evaluations (metrics.json times them).
@@ -29,7 +44,11 @@
 Outputs in --work_dir: results.json (per seed and model: accuracies, steps, epochs, seconds,
 SAKD's passes and selections per class, size; a summary per model over seeds; config), results.md
 (the tables, mean ± half-range over seeds, also printed), and the plots of the first seed's runs:
-top1_vs_step, train_losses, top1_vs_gflops (.png and .svg).
+top1_vs_step, train_losses, top1_vs_gflops (.png and .svg). Every distilled student of every init
+is also compared with KD of the same seed and init (speedup_vs_kd: KD's train s over its own,
+top1_minus_kd) and checked against issue 14's goal for UCF101 (results.json "goal": top-1 >=
+KD's - 0.01 at <= 1/2 of KD's train s, means over seeds); time_to_top1 (.png and .svg) plots
+their top-1 against train s, a point per run (mean over seeds, bars the half-range).
 
 Runs go through the project's one run-or-reuse policy (yt8m_kd.experiments): a finished run is
 reused, an unfinished one resumes from its latest checkpoint (its timings then cover the resumed
@@ -51,6 +70,7 @@ from yt8m_kd import experiments as exp
 from yt8m_kd.configs import FlagError
 from yt8m_kd.data import ucf101_prepare, ucf101_splits
 from yt8m_kd.data import ucf101_synthetic as synthetic
+from yt8m_kd.experiments import finetune
 from yt8m_kd.files import write_json
 from yt8m_kd.tables import markdown_table
 from yt8m_kd.training.strategy import make_strategy
@@ -79,16 +99,40 @@ exp.define_choice_list(
     "(about as many steps as KD).",
     ("epochs", "steps"),
 )
+finetune.define_init_flag(
+    ("scratch", "teacher"),
+    "Where the distilled students' weights start, one or more: scratch (random: the plain "
+    "student, KD and the --sakd_budgets SAKD runs) and/or teacher (the seed's teacher run: "
+    "the --settings runs); every one is run.",
+)
+# name -> (SAKD ratio, selection interval, class-balanced); no ratio: KD on all clips
+SETTINGS = {"kd": (None, None, False)} | {
+    name: value for name, value in finetune.SAKD_SETTINGS.items() if not value[2]
+}
+finetune.define_settings_flag(SETTINGS, "kd")
 FLAGS = flags.FLAGS
 
 DATA_SEED, SPLIT, NUM_SHARDS = 0, 1, 4  # the data are fixed; only the training seed varies
 CACHE_BATCH_SIZE = 64
 SIZE = ("trainable_params", "gflops_per_video", "frames")
-CONFIG_FLAGS = ("seeds", "num_groups", "clips_per_group", "student_epochs", "eval_every_steps")
+CONFIG_FLAGS = (
+    *("seeds", "num_groups", "clips_per_group", "student_epochs", "eval_every_steps"),
+    *("init", "settings"),
+)
 SUMMARISED = (
     "top1 top5 mean_class_accuracy steps epochs train_s seconds_per_epoch difficulty_pass_s "
-    "difficulty_pass_share minus_student_top1"
+    "difficulty_pass_share minus_student_top1 speedup_vs_kd top1_minus_kd top5_minus_kd"
 ).split()
+# Issue 14's goal on UCF101: top-1 >= KD's - 0.01 with at most 1/2 of KD's training wall time
+# (difficulty passes included), means over seeds; checked for every setting of every init.
+GOAL_TOP1_MARGIN, GOAL_SPEEDUP = 0.01, 2.0
+KD_LABEL = "KD, all clips"
+# The from-scratch distilled students as settings (sakd: ucf101_sakd.flags, r=50% every 5 epochs)
+SCRATCH_SETTINGS = {
+    "kd": KD_LABEL,
+    "sakd": finetune.setting_label(0.5, 5),
+    "sakd_same_steps": finetune.setting_label(0.5, 5) + ", KD's steps",
+}
 
 
 def make_data(data_dir: str) -> dict:
@@ -196,22 +240,64 @@ def run_specs(seed: int, data: dict, budget: dict) -> list[exp.RunSpec]:
         seed=seed,
     )
     student = dict(common, max_steps=budget["student_steps"])
-    teacher = dict(common, max_steps=budget["teacher_steps"])
-    specs = [
-        exp.RunSpec("teacher", "ucf101_teacher.flags", root, teacher, "teacher"),
-        exp.RunSpec("student", "ucf101_student.flags", root, student, "plain student"),
-        exp.RunSpec("kd", "ucf101_kd.flags", root, student, "KD student", "teacher"),
-    ]
-    for name, budget_name, label in (
-        ("sakd", "epochs", "SAKD, KD's epochs"),
-        ("sakd_same_steps", "steps", "SAKD, KD's steps"),
-    ):
-        if budget_name in FLAGS.sakd_budgets:
-            epochs = dict(common, num_epochs=budget["sakd_epochs"][budget_name])
+    teacher = exp.RunSpec(
+        "teacher",
+        "ucf101_teacher.flags",
+        root,
+        dict(common, max_steps=budget["teacher_steps"]),
+        "teacher",
+    )
+    specs = [teacher]
+    if "scratch" in FLAGS.init:
+        specs += [
+            exp.RunSpec("student", "ucf101_student.flags", root, student, "plain student"),
+            exp.RunSpec("kd", "ucf101_kd.flags", root, student, "KD student", "teacher"),
+        ]
+        for name, budget_name, label in (
+            ("sakd", "epochs", "SAKD, KD's epochs"),
+            ("sakd_same_steps", "steps", "SAKD, KD's steps"),
+        ):
+            if budget_name in FLAGS.sakd_budgets:
+                epochs = dict(common, num_epochs=budget["sakd_epochs"][budget_name])
+                specs.append(
+                    exp.RunSpec(name, "ucf101_sakd.flags", root, epochs, label, teacher="teacher")
+                )
+    for init in FLAGS.init:  # fine-tuning: every --settings run, at KD's epochs
+        if init == "scratch":
+            continue
+        start = finetune.init_source(init, teacher.run_dir)
+        for setting in FLAGS.settings:
+            ratio, interval, _ = SETTINGS[setting]
+            if ratio is None:
+                preset, more = "ucf101_kd.flags", student
+            else:
+                preset = "ucf101_sakd.flags"
+                more = dict(
+                    common,
+                    num_epochs=FLAGS.student_epochs,
+                    sakd_ratio=ratio,
+                    sakd_selection_interval=interval,
+                )
+            label = finetune.setting_label(ratio, interval, baseline=KD_LABEL)
             specs.append(
-                exp.RunSpec(name, "ucf101_sakd.flags", root, epochs, label, teacher="teacher")
+                exp.RunSpec(
+                    finetune.run_key(init, setting),
+                    preset,
+                    root,
+                    {**more, **start},
+                    f"{label}, from the {init}",
+                    teacher="teacher",
+                )
             )
     return specs
+
+
+def distilled(init: str) -> tuple[str, list[str]]:
+    """The distilled students of `init` compared with KD: (KD's key, every key)."""
+    if init == "scratch":
+        names = {"epochs": "sakd", "steps": "sakd_same_steps"}
+        return "kd", ["kd", *(names[b] for b in FLAGS.sakd_budgets)]
+    return finetune.run_key(init, "kd"), [finetune.run_key(init, s) for s in FLAGS.settings]
 
 
 def run_result(run: exp.Run, steps_per_epoch: int) -> dict:
@@ -239,6 +325,8 @@ def run_result(run: exp.Run, steps_per_epoch: int) -> dict:
         "num_eval_videos": evaluation["num_videos"],
         "steps": metrics["step"],
         "resumed_from_step": metrics["resumed_from_step"],
+        # Where the weights started (--init_from_run): run directory, checkpoint, its step.
+        "init_from": metrics.get("init_from"),
         "epochs": epochs,
         "train_s": train_s,
         "train_loop_s_with_evals": loop_s,
@@ -288,8 +376,12 @@ def markdown(results: dict) -> str:
         {
             "model": s["label"],
             **{f"seed {seed}": f"{per_seed[seed][name]['top1']:.3f}" for seed in seeds},
-            "mean − student": f"{s['minus_student_top1']['mean']:+.3f}",
         }
+        | (
+            {"mean − student": f"{s['minus_student_top1']['mean']:+.3f}"}
+            if "minus_student_top1" in s
+            else {}
+        )
         for name, s in summary.items()
     )
     text = (
@@ -304,8 +396,14 @@ def markdown(results: dict) -> str:
         f"epochs, an epoch is {budget['sakd_steps_per_epoch']} steps over them. Train s: the "
         "training loop's wall time without the periodic evaluations (SAKD: with its difficulty "
         f"passes); s/epoch the same per epoch; wall seconds on {config['machine']}.\n\n"
-        f"{models}\n\nPer seed: top-1, and its mean difference to the plain student of the same "
-        f"seed.\n\n{seed_rows}\n"
+        f"{models}\n\nPer seed: top-1"
+        + (
+            ", and its mean difference to the plain student of the same seed"
+            if "student" in summary
+            else ""
+        )
+        + f".\n\n{seed_rows}\n"
+        + finetune_markdown(results)
     )
     sakd = [name for name in summary if "difficulty_pass_s" in summary[name]]
     if not sakd:
@@ -342,6 +440,84 @@ def markdown(results: dict) -> str:
     )
 
 
+def finetune_markdown(results: dict) -> str:
+    """The distilled students of every init against KD of the same seed and init, and the goal."""
+    config, pm, mean = results["config"], exp.format_pm, exp.format_mean
+    rows = pd.DataFrame(
+        {
+            "init": s["init"],
+            "setting": s["setting"],
+            "top-1": pm(s["top1"], 3),
+            "top-5": pm(s["top5"], 3),
+            "steps": mean(s["steps"], ".0f"),
+            "train s": pm(s["train_s"], 1),
+            "speed-up vs KD": mean(s["speedup_vs_kd"], ".2f") + "x",
+            "top-1 − KD": mean(s["top1_minus_kd"], "+.3f"),
+            "goal": "—"
+            if s["setting"] == "kd"
+            else "yes"
+            if results["goal"][key]["reached"]
+            else "no",
+        }
+        for key, s in results["summary"].items()
+        if key in results["goal"]
+    )
+    reached = [key for key, g in results["goal"].items() if g["reached"]]
+    return (
+        f"\nDistilled students against KD of the same seed and init ({config['student_epochs']} "
+        "epochs each; SAKD's epoch is over its r N selected clips; from scratch, sakd is r=50% "
+        "re-selected every 5 epochs, sakd_same_steps the same at about KD's steps). init: where "
+        "the weights "
+        "start (scratch: random; teacher: the seed's teacher run, --init_from_run). train s: "
+        "the training loop's wall time without periodic evaluations, SAKD's difficulty passes "
+        "included; speed-up: KD's train s over the run's; goal (issue 14): top-1 >= KD's - "
+        f"{GOAL_TOP1_MARGIN} at >= {GOAL_SPEEDUP:.0f}x KD's speed, means over seeds.\n\n"
+        f"{markdown_table(rows, index=False)}\n\nGoal reached by: "
+        + (", ".join(reached) if reached else "no setting")
+        + ".\n"
+    )
+
+
+def goals(summary: dict) -> dict:
+    """Adds its init and setting to each distilled student's summary; returns its goal check."""
+    checks = {}
+    for init in FLAGS.init:
+        for key in distilled(init)[1]:
+            setting = os.path.basename(key)
+            summary[key].update(
+                init=init,
+                setting=setting,
+                setting_label=SCRATCH_SETTINGS[setting]
+                if init == "scratch"
+                else finetune.setting_label(*SETTINGS[setting], baseline=KD_LABEL),
+            )
+            checks[key] = finetune.goal_check(
+                summary[key], "kd", "top1", GOAL_TOP1_MARGIN, GOAL_SPEEDUP
+            )
+    return checks
+
+
+def plot_time_to_top1(results: dict, work_dir: str) -> tuple[str, str]:
+    """Top-1 against training wall seconds (passes included), a point per distilled run: mean
+    over seeds, bars the half-range; a marker fill per init."""
+    config = results["config"]
+    return plots.plot_metric_vs_seconds(
+        finetune.time_points(
+            [
+                {**results["summary"][key], "label": results["summary"][key]["setting_label"]}
+                for key in results["goal"]
+            ],
+            metric="top1",
+            seconds="train_s",
+        ),
+        os.path.join(work_dir, "time_to_top1"),
+        metric="top-1",
+        seconds="training wall seconds, SAKD's difficulty passes included",
+        title=f"Synthetic UCF101: time to top-1 ({config['student_epochs']} epochs, "
+        f"seeds {','.join(map(str, config['seeds']))})",
+    )
+
+
 def main(argv: list[str]) -> None:
     del argv
     started = time.perf_counter()
@@ -363,8 +539,13 @@ def main(argv: list[str]) -> None:
         for seed, runs in seeds.items()
     }
     for runs in per_seed.values():  # the gain over the plain student of the same seed
-        for run in runs.values():
+        for run in runs.values() if "student" in runs else ():
             run["minus_student_top1"] = run["top1"] - runs["student"]["top1"]
+        for init in FLAGS.init:  # against KD of the same seed and init
+            kd, keys = distilled(init)
+            finetune.compare_with_baseline(
+                runs, keys, kd, seconds="train_s", metrics=("top1", "top5")
+            )
     specs = [run.spec for run in seeds[str(FLAGS.seeds[0])].values()]
 
     # 3. Results: json, markdown tables, plots of the first seed.
@@ -395,6 +576,7 @@ def main(argv: list[str]) -> None:
             labels={spec.name: spec.label for spec in specs},
         ),
     }
+    results["goal"] = goals(results["summary"])
     runs = run_logs.read_runs(
         [spec.run_dir for spec in specs],
         [f"{spec.label} (seed {FLAGS.seeds[0]})" for spec in specs],
@@ -403,6 +585,7 @@ def main(argv: list[str]) -> None:
     for note in drawn.notes:
         logging.info("plots: %s", note)
     figures = [path for pair in drawn.paths.values() for path in pair]
+    figures += plot_time_to_top1(results, FLAGS.work_dir)
     exp.write_results(FLAGS.work_dir, results, markdown(results), started, figures)
 
 

@@ -38,6 +38,10 @@ def tiny_args(tmp_path, *extra):
         ("--sakd_budgets=steps,steps", "flag --sakd_budgets=steps,steps: repeats a value"),
         ("--num_groups=2", "flag --num_groups=2: 2 is not integer >= 3"),
         ("--student_epochs=0", "flag --student_epochs=0: 0 is not a positive integer"),
+        ("--init=student", "flag --init=student: 'student' is not one of scratch, teacher"),
+        ("--init=", "flag --init=[]: names no initialisation"),
+        ("--settings=sakd_r10_i5", "flag --settings=['sakd_r10_i5']: must include kd"),
+        ("--settings=kd,sakd_r10_i5_balanced", "flag --settings=kd,sakd_r10_i5_balanced: "),
     ],
 )
 def test_bad_flags_fail_in_one_line(launcher, tmp_path, flag, message):
@@ -155,3 +159,45 @@ def test_experiment_end_to_end_and_resumed(launcher, tmp_path):
         f"ucf101_experiment.py: error: {work_dir}/seed0/student trained to step 4 already, "
         "beyond --max_steps=2"
     )
+
+
+def test_students_fine_tuned_from_the_teacher(launcher, tmp_path):
+    """--init=teacher: KD and SAKD start from the seed's teacher run (init_from in metrics.json),
+    in their own directories; results compare them with KD and the time-to-top-1 plot exists."""
+    work_dir = tmp_path / "runs"
+    args = tiny_args(tmp_path, "--seeds=0", "--init=teacher", "--settings=kd,sakd_r50_i5")
+    result = launcher.run("ucf101_experiment.py", *args, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    seed = work_dir / "seed0"
+    assert sorted(p.name for p in (seed / "from_teacher").iterdir()) == ["kd", "sakd_r50_i5"]
+    assert not (seed / "student").exists() and not (seed / "kd").exists()  # no scratch runs
+    teacher = str(seed / "teacher")
+    for name in ("kd", "sakd_r50_i5"):
+        metrics = json.loads((seed / "from_teacher" / name / "metrics.json").read_text())
+        assert metrics["init_from"]["run_dir"] == teacher, name
+        assert metrics["init_from"]["source_step"] == 4, name
+        assert (
+            f"--init_from_run={teacher}" in (seed / "from_teacher" / name / "flags.txt").read_text()
+        )
+
+    results = json.loads((work_dir / "results.json").read_text())
+    assert results["models"] == ["teacher", "from_teacher/kd", "from_teacher/sakd_r50_i5"]
+    runs = results["per_seed"]["0"]
+    kd, sakd = runs["from_teacher/kd"], runs["from_teacher/sakd_r50_i5"]
+    assert kd["init_from"]["run_dir"] == teacher
+    assert (kd["steps"], sakd["steps"], sakd["epochs"]) == (4, 2, 2)  # equal epochs: 2 of 32, of 16
+    assert kd["speedup_vs_kd"] == 1.0 and kd["top1_minus_kd"] == 0.0
+    assert sakd["speedup_vs_kd"] == pytest.approx(kd["train_s"] / sakd["train_s"])
+    assert sakd["top1_minus_kd"] == pytest.approx(sakd["top1"] - kd["top1"])
+    goal = results["goal"]["from_teacher/sakd_r50_i5"]
+    assert goal["reached"] == (goal["top1_minus_kd"] >= -0.01 and goal["speedup_vs_kd"] >= 2)
+    summary = results["summary"]["from_teacher/sakd_r50_i5"]
+    assert (summary["init"], summary["setting"]) == ("teacher", "sakd_r50_i5")
+
+    table = (work_dir / "results.md").read_text()
+    header = ["init", "setting", "top-1", "top-5", "steps", "train s", "speed-up vs KD"]
+    assert header + ["top-1 − KD", "goal"] in markdown_rows(table)
+    assert has_row(table, "teacher", "kd") and has_row(table, "teacher", "sakd_r50_i5")
+    assert (work_dir / "time_to_top1.png").read_bytes()[:8] == PNG_MAGIC
+    assert "<svg" in (work_dir / "time_to_top1.svg").read_text()
