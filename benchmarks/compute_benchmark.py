@@ -197,6 +197,14 @@ def train_rates(args, pattern: str, run_root: str, peaks: dict) -> dict:
     return results
 
 
+def _logits_fn(model: keras.Model):
+    @tf.function
+    def logits(inputs):
+        return model(inputs, training=False)["logits"]
+
+    return logits
+
+
 def inference_ms(args, pattern: str) -> dict:
     """ms/video of the reference teacher and its k = 6, 30 students, float32 and bfloat16."""
     results = {}
@@ -214,14 +222,13 @@ def inference_ms(args, pattern: str) -> dict:
         row = {}
         for bf16 in (False, True):
             with _Policy(bf16):
-                model = build_video_model(config.model)
-                predict = tf.function(lambda x, model=model: model(x, training=False)["logits"])
+                predict = _logits_fn(build_video_model(config.model))
                 predict(model_in).numpy()
                 best, _ = _best_seconds(
                     lambda predict=predict, x=model_in: predict(x).numpy(),
                     max(3, args.compute_repeats),
                 )
-                del model, predict
+                del predict
                 gc.collect()
             row["bf16" if bf16 else "fp32"] = 1000 * best / batch
         row["bf16_over_fp32"] = row["bf16"] / row["fp32"]
