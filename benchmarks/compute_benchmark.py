@@ -237,9 +237,10 @@ def inference_ms(args, pattern: str) -> dict:
     return results
 
 
-def distillation_steps(args, pattern: str, root: str) -> dict:
+def distillation_steps(args, pattern: str, root: str, peaks: dict) -> dict:
     """Step seconds of a k = 6 student distilled online (teacher on 300 frames in the step)
-    against from a teacher cache."""
+    against from a teacher cache, and what their FLOPs alone would take at the float32 matmul
+    peak (the student's training: 3 x its forward FLOPs; online adds the teacher's forward)."""
     teacher_dir = os.path.join(root, "teacher")
     teacher = _config(
         REFERENCE_PRESET,
@@ -286,6 +287,12 @@ def distillation_steps(args, pattern: str, root: str) -> dict:
     results["online_over_cached_step_seconds"] = (
         results["online_step_seconds"] / results["cached_step_seconds"]
     )
+    student_flops = 3 * count_flops_per_video(student.model, student.model.k_frames)
+    teacher_flops = count_flops_per_video(teacher.model, FRAMES)
+    batch, peak = args.compute_batch, peaks["float32"] * 1e9
+    results["parameters"] = build_video_model(student.model).count_params()
+    results["cached_flop_seconds_at_fp32_peak"] = batch * student_flops / peak
+    results["online_flop_seconds_at_fp32_peak"] = batch * (student_flops + teacher_flops) / peak
     return results
 
 
@@ -316,7 +323,7 @@ def measure_compute(args, root: str) -> dict:
     peaks = matmul_peaks(args.matmul_size, args.compute_repeats)
     train = train_rates(args, pattern, os.path.join(root, "train_runs"), peaks)
     inference = inference_ms(args, pattern)
-    distillation = distillation_steps(args, pattern, os.path.join(root, "distill"))
+    distillation = distillation_steps(args, pattern, os.path.join(root, "distill"), peaks)
     loops = steps_per_loop_rates(os.path.join(root, "steps_per_loop"))["tiny_student_k6.flags"]
     ratios = {
         **train["ratios"],
