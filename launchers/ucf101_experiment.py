@@ -497,6 +497,10 @@ def goals(summary: dict) -> dict:
     return checks
 
 
+def plot_label(summary: dict) -> str:
+    return summary["setting_label"].replace("re-select ", "").replace(KD_LABEL, "KD")
+
+
 def plot_time_to_top1(results: dict, work_dir: str) -> tuple[str, str]:
     """Top-1 against training wall seconds (passes included), a point per distilled run: mean
     over seeds, bars the half-range; a marker fill per init."""
@@ -504,7 +508,8 @@ def plot_time_to_top1(results: dict, work_dir: str) -> tuple[str, str]:
     return plots.plot_metric_vs_seconds(
         finetune.time_points(
             [
-                {**results["summary"][key], "label": results["summary"][key]["setting_label"]}
+                # short labels, so the legend fits: "SAKD r=10%, every 5 epochs (from teacher)"
+                {**results["summary"][key], "label": plot_label(results["summary"][key])}
                 for key in results["goal"]
             ],
             metric="top1",

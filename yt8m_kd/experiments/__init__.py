@@ -13,6 +13,9 @@ results. A launcher holds its own few flags, its specs and its tables; everythin
               its manifest (`data_manifest` checks any synthetic set's)
   results.py  per-seed summaries (mean ± half-range), SAKD's difficulty passes, and writing
               results.json + results.md
+  finetune.py what the SAKD experiments share (import it as a module): the SAKD settings,
+              --init / --settings, run keys, the comparison with vanilla KD and its goal check,
+              time-to-accuracy points
 """
 
 from yt8m_kd.experiments.data import DATA_MANIFEST, data_manifest, synthetic_yt8m
