@@ -168,7 +168,8 @@ def minimal_pipeline(files: list[str], batch_size: int, parallel_calls) -> tf.da
     return batches.prefetch(tf.data.AUTOTUNE)
 
 
-def frame_pipeline(files, batch_size, parallel_calls, skip_bad_records=False):
+def frame_pipeline(files, batch_size, parallel_calls, skip_bad_records=False, native=True):
+    """frame_dataset; native=False: with TensorFlow's parser alone (no native frame decoder)."""
     counter = yt8m.BadRecordCounter() if skip_bad_records else None
     return yt8m.frame_dataset(
         files,
@@ -181,6 +182,7 @@ def frame_pipeline(files, batch_size, parallel_calls, skip_bad_records=False):
         bad_record_counter=counter,
         num_parallel_calls=parallel_calls,
         repeat=True,
+        native_decoder=native,
     )
 
 
@@ -223,6 +225,9 @@ def measure_read(args: argparse.Namespace, root: str) -> dict:
         "frame_dataset_skip_bad_records": lambda: frame_pipeline(
             files, args.batch_size, auto, skip_bad_records=True
         ),
+        "frame_dataset_tf_parser": lambda: frame_pipeline(
+            files, args.batch_size, auto, native=False
+        ),
     }
     # Cores: the pipeline's own thread pool of 1 and 2 threads (tf.data runs every stage on it).
     for threads in (1, 2):
@@ -258,6 +263,11 @@ def measure_read(args: argparse.Namespace, root: str) -> dict:
     ratios = {
         "frame_dataset_over_raw": best["frame_dataset"] / best["raw_tfrecord"],
         "frame_dataset_over_minimal": best["frame_dataset"] / best["minimal_parse"],
+        "frame_dataset_tf_parser_over_raw": best["frame_dataset_tf_parser"] / best["raw_tfrecord"],
+        "frame_dataset_tf_parser_over_minimal": (
+            best["frame_dataset_tf_parser"] / best["minimal_parse"]
+        ),
+        "native_over_tf_parser": best["frame_dataset"] / best["frame_dataset_tf_parser"],
         "frame_dataset_skip_over_minimal": (
             best["frame_dataset_skip_bad_records"] / best["minimal_parse"]
         ),
@@ -306,8 +316,9 @@ def _microseconds_per_element(dataset: tf.data.Dataset, repeats: int) -> float:
 def measure_costs(files: list[str], repeats: int) -> dict:
     """Where a record's time goes, on one thread (microseconds per record): one file read by
     TensorFlow's reader alone, + the minimal parse, + the reader's parse and checks
-    (`parse_record`, the same ops frame_dataset runs per record), the whole frame_dataset and the
-    minimal pipeline over that file; opening a file and reading its one record (with frame_dataset
+    (`parse_record`, the same ops frame_dataset runs per record; with TensorFlow's parser alone
+    and with the native frame decoder), the whole frame_dataset (both ways) and the minimal
+    pipeline over that file; opening a file and reading its one record (with frame_dataset
     and with the minimal parse); and one tf.data function call on this machine (a map of x + 1)."""
     path, batch = files[0], 32
     options = {
@@ -326,13 +337,14 @@ def measure_costs(files: list[str], repeats: int) -> dict:
     with tf.io.TFRecordWriter(one_record) as writer:
         writer.write(next(iter(tf.data.TFRecordDataset(path))).numpy())
 
-    def frames(pattern):
+    def frames(pattern, native=True):
         return yt8m.frame_dataset(
             pattern,
             batch_size=batch,
             num_parallel_reads=1,
             num_parallel_calls=1,
             repeat=True,
+            native_decoder=native,
             **options,
         )
 
@@ -348,7 +360,13 @@ def measure_costs(files: list[str], repeats: int) -> dict:
         "read_parse_and_checks": records.map(
             lambda serialized: yt8m_records.parse_record(serialized, **options)[0]
         ).padded_batch(batch, shapes),
+        "read_parse_and_checks_native": records.map(
+            lambda serialized: yt8m_records.parse_record(
+                serialized, **options, native_decoder=True
+            )[0]
+        ).padded_batch(batch, shapes),
         "frame_dataset": frames(path),
+        "frame_dataset_tf_parser": frames(path, native=False),
         "minimal_pipeline": minimal(path),
         "frame_dataset_file_open_and_record": frames(one_record),
         "minimal_pipeline_file_open_and_record": minimal(one_record),

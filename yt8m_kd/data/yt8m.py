@@ -67,7 +67,7 @@ from typing import Protocol
 import tensorflow as tf
 from absl import logging
 
-from yt8m_kd.data import record_files, tfrecords
+from yt8m_kd.data import native, record_files, tfrecords
 from yt8m_kd.data.yt8m_records import (
     PROBLEM_CODES,
     PROBLEM_KINDS,
@@ -346,6 +346,7 @@ class FileJoin(Protocol):
 
 def _make_file_reader(
     parser_options: dict,
+    native_decoder: bool,
     deterministic: bool,
     skip_bad_records: bool,
     counter: BadRecordCounter | None,
@@ -367,6 +368,9 @@ def _make_file_reader(
     offsets."""
     feature_names = parser_options["feature_names"]
     width = sum(parser_options["feature_sizes"])
+    fast = None
+    if native_decoder:
+        fast = tuple(parser_options[k] for k in ("feature_sizes", "max_frames", "num_classes"))
 
     def read_file(path: tf.Tensor, size: tf.Tensor, join_fields=None) -> tf.data.Dataset:
         items = record_files.item_batches(
@@ -380,7 +384,7 @@ def _make_file_reader(
         def checked(serialized, where, wanted):
             # The proto parse is the only step that can fail: such records leave holes in the
             # item indices.
-            fields = record_fields(serialized, feature_names)
+            fields = record_fields(serialized, feature_names, fast=fast)
             record, code, error = checked_record(
                 fields, **parser_options, where=where, wanted=wanted
             )
@@ -563,6 +567,7 @@ def frame_dataset(
     cache_file: str | None = None,
     source_files: bool = False,
     file_join: FileJoin | None = None,
+    native_decoder: bool | None = None,
 ) -> tf.data.Dataset:
     """Batches of YouTube-8M frame records (see the module docstring for the batch and errors).
 
@@ -599,6 +604,10 @@ def frame_dataset(
       file_join: per-file data zipped onto each file's good records before the files are
         interleaved (`FileJoin`; a teacher cache streamed from its per-file parts). Not with
         id_filter: the join pairs every good record of a file with a row.
+      native_decoder: decode the frames of canonical records with the native fast path
+        (`yt8m_kd.data.native`; the same records and errors, fewer microseconds). None: where it
+        can be built and YT8M_KD_NATIVE is not 0; True: required (BuildError if it cannot be
+        built); False: TensorFlow's parser alone.
 
     Raises:
       FileNotFoundError: a pattern matches no file.
@@ -642,9 +651,17 @@ def frame_dataset(
         "feature_sizes": tuple(int(s) for s in feature_sizes),
         "num_classes": num_classes,
     }
+    if native_decoder is None:
+        native_decoder = native.load() is not None
+    elif native_decoder and native.load() is None:
+        raise native.BuildError(
+            "frame_dataset(native_decoder=True): the native frame decoder is not available "
+            "(YT8M_KD_NATIVE=0, or it could not be built: see the warning above)"
+        )
     dataset = dataset.interleave(
         _make_file_reader(
             parser_options,
+            native_decoder,
             deterministic,
             skip_bad_records,
             bad_record_counter,

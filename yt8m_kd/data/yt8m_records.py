@@ -51,9 +51,13 @@ itself (measured on 300-frame records: 1.2 vs 0.37 ms), so the frames are not.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+import functools
+from collections.abc import Callable, Sequence
 
 import tensorflow as tf
+
+from yt8m_kd.data import native
 
 # Reference dequantization, max = 2, min = -2: x * (max - min) / 255 + (max - min) / 512 + min.
 # The models' Dequantize layer (yt8m_kd.modeling.video_models) uses these constants too.
@@ -193,28 +197,98 @@ def record_id(serialized: tf.Tensor) -> tf.Tensor:
 
 
 def record_fields(
-    serialized: tf.Tensor, feature_names: Sequence[str], read_labels: bool = True
+    serialized: tf.Tensor,
+    feature_names: Sequence[str],
+    read_labels: bool = True,
+    fast: tuple[Sequence[int], int, int | None] | None = None,
 ) -> dict[str, tf.Tensor]:
     """parse_record's first stage: a record's proto fields (video_id, labels, sequences). The
     only step that can fail: on bytes that are not a SequenceExample, or whose context protobuf
     refuses (`strict_context`). With read_labels=False the `labels` field is not parsed (and is
-    empty), so whatever a record holds there is fine."""
+    empty), so whatever a record holds there is fine.
+
+    fast: (feature_sizes, max_frames, num_classes) to decode the frames and check the labels with
+    the native fast path (`yt8m_kd.data.native`, which must be loaded): the fields then hold
+    `canonical` (its outputs) and `serialized` instead of `sequences`, and `checked_record` has
+    TensorFlow parse the feature lists only of a record the fast path did not take. The same
+    records and errors either way (docs/reader-fast-path.md)."""
     context_features = _id_features()
     if read_labels:
         context_features["labels"] = tf.io.VarLenFeature(tf.int64)
-    context, sequences = tf.io.parse_single_sequence_example(
-        serialized,
-        context_features=context_features,
-        sequence_features={
-            name: tf.io.FixedLenSequenceFeature([], tf.string, allow_missing=True)
-            for name in feature_names
-        },
-    )
+    fields = {}
+    if fast is None:
+        context, fields["sequences"] = tf.io.parse_single_sequence_example(
+            serialized,
+            context_features=context_features,
+            sequence_features=_sequence_features(feature_names),
+        )
+    else:
+        context, _ = tf.io.parse_single_sequence_example(
+            serialized, context_features=context_features
+        )
+    fields["video_id"] = _video_id(context, serialized)
+    fields["labels"] = context["labels"].values if read_labels else tf.zeros([0], tf.int64)
+    if fast is not None:
+        sizes, max_frames, num_classes = fast
+        fields["canonical"] = native.canonical_frames(
+            serialized, fields["labels"], feature_names, sizes, max_frames, num_classes
+        )
+        fields["serialized"] = serialized
+    return fields
+
+
+def _sequence_features(feature_names: Sequence[str]) -> dict:
     return {
-        "video_id": _video_id(context, serialized),
-        "labels": context["labels"].values if read_labels else tf.zeros([0], tf.int64),
-        "sequences": sequences,
+        name: tf.io.FixedLenSequenceFeature([], tf.string, allow_missing=True)
+        for name in feature_names
     }
+
+
+@dataclasses.dataclass
+class _Frames:
+    """A record's frames as the checks see them, from TensorFlow's parse or the fast path.
+
+    counts: per feature name, its number of frames; size_ok: per feature name, whether every
+    frame has the feature's size (None: known to, the fast path's); lengths(): per feature name,
+    the byte length of each frame (for the error message); decode(kept): the first `kept` frames,
+    [kept, width] uint8; labels: the fast path's label check, which it made with the frames."""
+
+    counts: list[tf.Tensor]
+    size_ok: list[tf.Tensor] | None
+    lengths: Callable[[], list[tf.Tensor]]
+    decode: Callable[[tf.Tensor], tf.Tensor]
+    # The fast path's label check: (all labels in range, multi-hot); None: checked here.
+    labels: tuple[tf.Tensor, tf.Tensor] | None = None
+
+
+def _parsed_frames(sequences: dict[str, tf.Tensor], names, sizes) -> _Frames:
+    lengths = [tf.strings.length(sequences[name]) for name in names]
+
+    def decode(kept):
+        # decode_raw with fixed_length never fails; a bad record keeps 0 frames.
+        rows = [
+            tf.io.decode_raw(sequences[name][:kept], tf.uint8, fixed_length=size)
+            for name, size in zip(names, sizes, strict=True)
+        ]
+        return tf.concat(rows, axis=1)
+
+    return _Frames(
+        counts=[tf.shape(sequences[name], out_type=tf.int32)[0] for name in names],
+        size_ok=[tf.reduce_all(lens == size) for lens, size in zip(lengths, sizes, strict=True)],
+        lengths=lambda: lengths,
+        decode=decode,
+    )
+
+
+def _canonical_frames(canonical: dict[str, tf.Tensor], names, sizes) -> _Frames:
+    count = canonical["num_frames"]
+    return _Frames(
+        counts=[count] * len(names),
+        size_ok=None,
+        lengths=lambda: [tf.fill([count], size) for size in sizes],
+        decode=lambda kept: canonical["frames"][:kept],
+        labels=(canonical["labels_ok"], canonical["multi_hot"]),
+    )
 
 
 def checked_record(
@@ -227,31 +301,82 @@ def checked_record(
     where: str | tf.Tensor,
     wanted: tf.Tensor | None = None,
 ) -> tuple[dict[str, tf.Tensor], tf.Tensor, tf.Tensor]:
-    """parse_record's second stage: proto fields -> (record, code, error). Never fails.
+    """parse_record's second stage: proto fields -> (record, code, error). Never fails, except
+    where record_fields left the feature lists to it (the fast path did not take the record) and
+    TensorFlow's parser refuses them: then it fails as record_fields would have.
 
     wanted: [] bool; a record not wanted is not checked (code 0) and its frames are not decoded
     (0 frames): the reader's id_filter rejected it."""
     names, sizes = tuple(feature_names), tuple(int(s) for s in feature_sizes)
-    video_id, labels, sequences = fields["video_id"], fields["labels"], fields["sequences"]
-    counts = [tf.shape(sequences[name], out_type=tf.int32)[0] for name in names]
-    lengths = [tf.strings.length(sequences[name]) for name in names]
-    size_ok = [tf.reduce_all(lens == size) for lens, size in zip(lengths, sizes, strict=True)]
+    check = functools.partial(
+        _checked,
+        fields["video_id"],
+        fields["labels"],
+        max_frames=max_frames,
+        names=names,
+        sizes=sizes,
+        num_classes=num_classes,
+        where=where,
+        wanted=wanted,
+    )
+    if "canonical" not in fields:
+        return check(_parsed_frames(fields["sequences"], names, sizes))
+
+    def parsed():
+        _, sequences = tf.io.parse_single_sequence_example(
+            fields["serialized"], sequence_features=_sequence_features(names)
+        )
+        return check(_parsed_frames(sequences, names, sizes))
+
+    canonical = fields["canonical"]
+    return tf.cond(
+        canonical["ok"], lambda: check(_canonical_frames(canonical, names, sizes)), parsed
+    )
+
+
+def _checked(
+    video_id: tf.Tensor,
+    labels: tf.Tensor,
+    frames: _Frames,
+    *,
+    max_frames: int,
+    names: tuple[str, ...],
+    sizes: tuple[int, ...],
+    num_classes: int | None,
+    where: str | tf.Tensor,
+    wanted: tf.Tensor | None,
+) -> tuple[dict[str, tf.Tensor], tf.Tensor, tf.Tensor]:
+    counts = frames.counts
     count_tensor = tf.stack(counts)
     if num_classes is None:  # labels not checked
-        label_ok = tf.ones_like(labels, tf.bool)
+        labels_ok, multi_hot = None, None
+    elif frames.labels is not None:
+        labels_ok, multi_hot = frames.labels
     else:
         label_ok = (labels >= 0) & (labels < num_classes)
+        labels_ok = tf.reduce_all(label_ok)
+        # A label out of range adds 0 (at a clipped index); a label listed twice is still one.
+        multi_hot = tf.minimum(
+            tf.scatter_nd(
+                tf.clip_by_value(labels, 0, num_classes - 1)[:, tf.newaxis],
+                tf.cast(label_ok, tf.float32),
+                [num_classes],
+            ),
+            1.0,
+        )
 
-    # The record checks in _CHECK_ORDER: the first that fails names the problem.
-    checks = {
-        "empty_id": tf.strings.length(video_id) > 0,
-        "no_frames": tf.reduce_any(count_tensor > 0),
-        "missing_feature": tf.reduce_all(count_tensor > 0),
-        "frame_count_mismatch": tf.reduce_all(count_tensor == counts[0]),
-        "bad_feature_size": tf.reduce_all(tf.stack(size_ok)),
-    }
+    # The record checks in _CHECK_ORDER: the first that fails names the problem. Frames from the
+    # fast path passed the frame checks (size_ok None): those are not built.
+    checks = {"empty_id": tf.strings.length(video_id) > 0}
+    if frames.size_ok is not None:
+        checks.update(
+            no_frames=tf.reduce_any(count_tensor > 0),
+            missing_feature=tf.reduce_all(count_tensor > 0),
+            frame_count_mismatch=tf.reduce_all(count_tensor == counts[0]),
+            bad_feature_size=tf.reduce_all(tf.stack(frames.size_ok)),
+        )
     if num_classes is not None:
-        checks["label_out_of_range"] = tf.reduce_all(label_ok)
+        checks["label_out_of_range"] = labels_ok
     code = tf.constant(0, tf.int32)
     for kind in reversed(_CHECK_ORDER):
         if kind in checks:
@@ -264,11 +389,17 @@ def checked_record(
 
     def describe():
         counts_text = _frame_counts_text(names, counts)
+        lengths = frames.lengths()
+        if num_classes is not None:  # the first label out of range, for its message
+            out_of_range = tf.cast((labels < 0) | (labels >= num_classes), tf.int32)
         missing = tf.strings.reduce_join(
             tf.boolean_mask(tf.constant(names), count_tensor == 0), separator=", "
         )
 
         def bad_size_text():
+            size_ok = [
+                tf.reduce_all(lens == size) for lens, size in zip(lengths, sizes, strict=True)
+            ]
             feature = tf.argmin(tf.stack(size_ok))  # the first False
             # The first frame of each feature of the wrong size; a trailing 0 keeps argmax off
             # an empty tensor.
@@ -315,7 +446,7 @@ def checked_record(
             "label_out_of_range": lambda: tf.strings.join(
                 [
                     "label ",
-                    tf.strings.as_string(tf.gather(labels, tf.argmin(tf.cast(label_ok, tf.int32)))),
+                    tf.strings.as_string(tf.gather(labels, tf.argmax(out_of_range))),
                     f" out of range [0, {num_classes})",
                 ]
             ),
@@ -333,27 +464,16 @@ def checked_record(
         return tf.strings.join([record, ", record id ", shown_id, ": ", problem])
 
     # The frames, decoded without a branch: a tf.cond here would pass the record's frame strings
-    # into a function call, which measured half of a record's parse time. decode_raw with
-    # fixed_length never fails; a bad record keeps 0 frames.
+    # into a function call, which measured half of a record's parse time.
     kept = tf.where(frames_ok, tf.minimum(counts[0], max_frames), 0)
-    rows = [
-        tf.io.decode_raw(sequences[name][:kept], tf.uint8, fixed_length=size)
-        for name, size in zip(names, sizes, strict=True)
-    ]
-    width = sum(sizes)
-    # [n, width]: the features of a frame side by side.
-    frames = tf.ensure_shape(tf.concat(rows, axis=1), [None, width])
+    decoded = tf.ensure_shape(frames.decode(kept), [None, sum(sizes)])
     record = {
         "video_id": video_id,
-        "frames": frames,
-        "num_frames": tf.shape(frames, out_type=tf.int32)[0],
+        "frames": decoded,
+        "num_frames": tf.shape(decoded, out_type=tf.int32)[0],
     }
     if num_classes is not None:
-        valid_labels = tf.boolean_mask(labels, label_ok)
-        multi_hot = tf.scatter_nd(
-            valid_labels[:, tf.newaxis], tf.ones_like(valid_labels, tf.float32), [num_classes]
-        )
-        record["labels"] = tf.minimum(multi_hot, 1.0)  # a label listed twice is still one label
+        record["labels"] = multi_hot
     error = tf.cond(code == 0, lambda: tf.constant(""), describe)
     return record, code, error
 
@@ -366,6 +486,7 @@ def parse_record(
     feature_sizes: Sequence[int] = (1024, 128),
     num_classes: int | None = None,
     where: str | tf.Tensor = "",
+    native_decoder: bool = False,
 ) -> tuple[dict[str, tf.Tensor], tf.Tensor, tf.Tensor]:
     """One serialized YouTube-8M record -> (record, code, error): THE record parser, the one of
     `yt8m.frame_dataset` (training, evaluation, the teacher cache) and of the exported SavedModel.
@@ -382,8 +503,12 @@ def parse_record(
 
     Only bytes that are not a SequenceExample make it fail (InvalidArgumentError, when run); every
     other problem is a code. Runs in a graph (tf.data map, tf.function, tf.map_fn) or eagerly.
+    native_decoder: decode canonical records' frames with the native op (`record_fields`'s
+    `fast`; the reader's choice). Never in an exported SavedModel, whose graph must load without
+    this project's op library.
     """
-    fields = record_fields(serialized, feature_names, read_labels=num_classes is not None)
+    fast = (feature_sizes, max_frames, num_classes) if native_decoder else None
+    fields = record_fields(serialized, feature_names, num_classes is not None, fast=fast)
     return checked_record(
         fields,
         max_frames=max_frames,
