@@ -15,6 +15,10 @@ Workers may join or leave while a run trains; a worker that leaves mid-epoch los
 its file for that epoch. The dispatcher keeps its state in memory only: if it stops, the runs
 using it stop with an error, and a rerun resumes from their checkpoints.
 
+Both roles load the reader's native frame decoder (docs/reader-fast-path.md), which the pipelines
+of training processes that have it use; a server that cannot build it cannot run them: set
+YT8M_KD_NATIVE=0 for the trainer too then.
+
 --worker_host is the name the trainer reaches a worker by (default: this machine's host name);
 the worker tells the dispatcher HOST:PORT with it.
 """
@@ -34,6 +38,7 @@ from absl import flags  # noqa: E402
 
 from yt8m_kd import cli  # noqa: E402
 from yt8m_kd.configs import FlagError  # noqa: E402
+from yt8m_kd.data import native  # noqa: E402
 from yt8m_kd.flag_checks import service_address  # noqa: E402
 
 flags.DEFINE_enum("role", None, ["dispatcher", "worker"], "Which server to start.")
@@ -110,6 +115,10 @@ def main(argv: list[str]) -> None:
     # Blocked before any server thread starts (threads inherit the mask), so that the stop
     # signals reach only the sigwait below, never a gRPC thread or a blocked C++ call.
     signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    # The reader's native frame decoder (docs/reader-fast-path.md): the pipeline graph of a
+    # training process that has it holds its op, which the dispatcher (it builds the graph to
+    # hand out the files) and the workers need registered.
+    native.load()
     start = _start_dispatcher if FLAGS.role == "dispatcher" else _start_worker
     server = start(tf.data.experimental.service)
     received = signal.sigwait(_STOP_SIGNALS)

@@ -390,7 +390,9 @@ def _checked(
     def describe():
         counts_text = _frame_counts_text(names, counts)
         lengths = frames.lengths()
-        if num_classes is not None:  # the first label out of range, for its message
+        # The first label out of range, for its message (no such label without num_classes).
+        out_of_range = tf.zeros_like(labels, tf.int32)
+        if num_classes is not None:
             out_of_range = tf.cast((labels < 0) | (labels >= num_classes), tf.int32)
         missing = tf.strings.reduce_join(
             tf.boolean_mask(tf.constant(names), count_tensor == 0), separator=", "
