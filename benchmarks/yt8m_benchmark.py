@@ -286,7 +286,7 @@ def measure_read(args: argparse.Namespace, root: str) -> dict:
         ),
     }
     return {
-        "microseconds_per_record_one_thread": measure_costs(files, args.repeats),
+        "microseconds_per_record_one_thread": measure_costs(files, max(5, args.repeats)),
         "files": args.files,
         "videos": args.files * args.videos_per_file,
         "bytes": total_bytes,
@@ -302,15 +302,21 @@ def measure_read(args: argparse.Namespace, root: str) -> dict:
 
 
 # ------------------------------------------------------------------------------------ costs
-def _microseconds_per_element(dataset: tf.data.Dataset, repeats: int) -> float:
-    """Steady-state wall time per element of a repeated, batched dataset on one thread, best of
-    `repeats` runs of 8 batches after 4 untimed ones."""
+def _microseconds_per_element(datasets: dict[str, tf.data.Dataset], repeats: int) -> dict:
+    """Steady-state wall time per element of repeated, batched datasets, each on one thread: the
+    best of `repeats` rounds in which each dataset in turn gets a new iterator, 4 untimed batches
+    and 8 timed ones, so that a slow spell of this shared machine does not fall on one dataset
+    only. One iterator at a time: a live one would fill its buffers while another is timed."""
     single = tf.data.Options()
     single.threading.private_threadpool_size = 1
-    iterator = iter(dataset.with_options(single))
-    _videos_per_second(iterator, 4)
-    best = max(_videos_per_second(iterator, 8) for _ in range(repeats))
-    return 1e6 / best
+    best = {name: 0.0 for name in datasets}
+    for _ in range(repeats):
+        for name, dataset in datasets.items():
+            iterator = iter(dataset.with_options(single))
+            _videos_per_second(iterator, 4)
+            best[name] = max(best[name], _videos_per_second(iterator, 8))
+            del iterator
+    return {name: 1e6 / rate for name, rate in best.items()}
 
 
 def measure_costs(files: list[str], repeats: int) -> dict:
@@ -371,11 +377,13 @@ def measure_costs(files: list[str], repeats: int) -> dict:
         "frame_dataset_file_open_and_record": frames(one_record),
         "minimal_pipeline_file_open_and_record": minimal(one_record),
     }
-    costs = {name: _microseconds_per_element(dataset, repeats) for name, dataset in stages.items()}
     numbers = tf.data.Dataset.range(10**12)
-    costs["tf_data_function_call"] = _microseconds_per_element(
-        numbers.map(lambda x: x + 1).batch(1000), repeats
-    ) - _microseconds_per_element(numbers.batch(1000), repeats)
+    stages["function_call_map"] = numbers.map(lambda x: x + 1).batch(1000)
+    stages["function_call_none"] = numbers.batch(1000)
+    costs = _microseconds_per_element(stages, repeats)
+    costs["tf_data_function_call"] = costs.pop("function_call_map") - costs.pop(
+        "function_call_none"
+    )
     print("microseconds per record: " + ", ".join(f"{k} {v:.0f}" for k, v in costs.items()))
     return costs
 

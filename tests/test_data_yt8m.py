@@ -201,8 +201,8 @@ def _varied_records(rng: np.random.Generator, prefix: str, count: int) -> list[t
 
 
 def test_many_records_per_file_come_out_exactly(tmp_path):
-    # More records per file than the reader locates at once (record_files._LOCATE_BATCH), so that
-    # the byte accounting and the item numbering run across its batches.
+    # Many records per file, of varied sizes, so that the byte accounting and the item numbering
+    # run over many records.
     rng = np.random.default_rng(7)
     written = {}
     for f in range(2):

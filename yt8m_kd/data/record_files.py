@@ -19,12 +19,11 @@ Both readers (`yt8m.frame_dataset`, `ucf101.frame_dataset`) read each records fi
   follows them).
 
 How. TensorFlow's TFRecordDataset is read with `ignore_errors()` (at a read error it gives up the
-file), in batches of records followed by an end element (`item_batches`); a `scan` over the
-batches gives every record its byte offset (a record takes its length + 16 bytes on disk) and
-its index, so the end element knows whether the file was read to its end (its size from
-tf.io.gfile.stat, when the pipeline is built). Batches, because a tf.data function runs once per
-element and costs tens of microseconds: per record, as much as a tenth of a record's parse. Only
-for a damaged file does more run: with `salvage` (skip mode) a py_function reads the file from
+file), its records followed by an end element (`item_batches`); a `scan` over them gives every
+record its byte offset (a record takes its length + 16 bytes on disk) and its index, so the end
+element knows whether the file was read to its end (its size from tf.io.gfile.stat, when the
+pipeline is built). Records are not batched for this: `Dataset.batch` copies their bytes, which
+cost more than the scan's function call per record. Only for a damaged file does more run: with `salvage` (skip mode) a py_function reads the file from
 the damage point with `tfrecords.salvage_records`, resynchronising on valid TFRecord headers
 (CRC32C checked), and returns the records it finds and one item per lost region; without it
 (strict mode), one `corrupt_code` item for the rest of the file. Intact files never reach the
@@ -44,10 +43,6 @@ from yt8m_kd.data import tfrecords
 # Item codes: a record, and a file's end. A family's corrupt_file code marks a damaged region.
 RECORD = 0
 END = -1
-
-# Records located at once (module docstring, "How"): few enough that a batch of the largest
-# YouTube-8M records (~350 KB each) stays a few MB per file read at once.
-_LOCATE_BATCH = 16
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,27 +137,24 @@ def _salvage_items(path, offset, size, corrupt_code: int, messages: FileMessages
 def item_batches(
     path: tf.Tensor, size: tf.Tensor, *, salvage: bool, corrupt_code: int, messages: FileMessages
 ) -> tf.data.Dataset:
-    """The items of one file in batches of up to _LOCATE_BATCH, in file order: dicts of [b]
-    tensors, the item fields and "index" (the item's number in the file).
+    """The items of one file in file order, as batches (dicts of [b] tensors: the item fields and
+    "index", the item's number in the file) for the caller to unbatch: a batch of one per record,
+    then the file's end batch (its lost regions, salvaged records and END item).
 
-    Everything here runs once per batch, not per record: a tf.data function call costs tens of
-    microseconds, as much as a tenth of parsing a 300-frame record (benchmarks/yt8m_benchmark.py).
-    """
-    raw = tf.data.TFRecordDataset(path).ignore_errors().batch(_LOCATE_BATCH)
-    raw = raw.map(lambda s: (s, False))
-    raw = raw.concatenate(tf.data.Dataset.from_tensors((tf.zeros([0], tf.string), True)))
+    One scan function call per record and no batching of records: batching (`Dataset.batch`)
+    copies every record's bytes into the batch, which measured a quarter of a 300-frame record's
+    read and parse (benchmarks/yt8m_benchmark.py); a record here is passed on as it was read
+    (`expand_dims` shares its buffer, and unbatching a batch of one moves it)."""
+    records = tf.data.TFRecordDataset(path).ignore_errors()
+    elements = tf.data.Dataset.zip((records, tf.data.Dataset.from_tensors(False).repeat()))
+    elements = elements.concatenate(tf.data.Dataset.from_tensors((tf.constant(""), True)))
 
     def locate(state, element):
         offset, count = state
         serialized, is_end = element
-        lengths = tf.cast(tf.strings.length(serialized), tf.int64) + tfrecords.OVERHEAD_BYTES
-        ends = offset + tf.cumsum(lengths)
-        state = (offset + tf.reduce_sum(lengths), count + tf.size(serialized, out_type=tf.int64))
-        # The end element has no records: its offset is where TensorFlow's reader stopped.
-        return state, (serialized, is_end, offset, count, ends - lengths, ends)
 
-    def expand(serialized, is_end, offset, count, starts, ends):
         def file_end():
+            # The end element has no record: its offset is where TensorFlow's reader stopped.
             last = _one_item(b"", size, size, END)
             if salvage:
                 rest = _salvage_items(path, offset, size, corrupt_code, messages)
@@ -181,17 +173,24 @@ def item_batches(
                 lambda: last,
             )
 
-        def records():
-            n = tf.shape(serialized)[0]
-            code = tf.fill([n], tf.constant(RECORD, tf.int32))
-            return _items(serialized, starts, ends, code, tf.fill([n], tf.constant("")))
+        end = offset + tf.cast(tf.strings.length(serialized), tf.int64) + tfrecords.OVERHEAD_BYTES
 
-        items = tf.cond(is_end, file_end, records)
+        def record():
+            return _items(
+                tf.expand_dims(serialized, 0),
+                tf.reshape(offset, [1]),
+                tf.reshape(end, [1]),
+                tf.constant([RECORD], tf.int32),
+                tf.constant([""]),
+            )
+
+        items = tf.cond(is_end, file_end, record)
         items["index"] = count + tf.range(tf.shape(items["offset"], out_type=tf.int64)[0])
-        return items
+        state = (tf.where(is_end, offset, end), count + 1)
+        return state, items
 
     start = (tf.constant(0, tf.int64), tf.constant(0, tf.int64))
-    return raw.scan(start, locate).map(expand)
+    return elements.scan(start, locate)
 
 
 def file_items(

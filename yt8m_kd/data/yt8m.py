@@ -27,8 +27,8 @@ in the counter, and every intact record after it read all the same (`tfrecords.s
 Records without labels are read and counted ("unlabelled"; the first is logged).
 
 How it works. Each file is read by `record_files.item_batches` (shared with the UCF101 reader):
-its own TFRecordDataset with `ignore_errors()` (at a read error it gives up the file), in batches
-followed by an end element; a `scan` over the batches gives every record its byte offset (a record
+its own TFRecordDataset with `ignore_errors()` (at a read error it gives up the file), its records
+followed by an end element; a `scan` over them gives every record its byte offset (a record
 takes its length + 16 bytes on disk) and its index in the file, so the end element knows whether
 the file was read to its end (its size from tf.io.gfile.stat, when the pipeline is built). Only
 then, for a damaged file, does more run: in skip mode a py_function reads the file from the
@@ -359,13 +359,12 @@ def _make_file_reader(
     it; joined with `file_join`'s data), its problems reported on the way: an error (strict) or a
     logged, counted skip (`skip_bad_records`).
 
-    Per record this runs three tf.data functions, the fewest that keep the problems in file
-    order (a function call costs about 30 us on a 2-core machine): the parse and checks
+    Per record this runs four tf.data functions (a function call costs about 30 us on a 2-core
+    machine): the byte accounting (`record_files.item_batches`, which reads the file and gives
+    each record its offset, then the file's lost regions and end), the parse and checks
     (`record_fields`, `checked_record`: in parallel; a record that does not parse is dropped),
     a scan that finds such holes (`_make_settle`) and raises, or logs and counts, each problem,
-    and a filter on its verdict. Lost regions and the file's end come from
-    `record_files.item_batches`, which reads the file in batches of records, with their byte
-    offsets."""
+    and a filter on its verdict."""
     feature_names = parser_options["feature_names"]
     width = sum(parser_options["feature_sizes"])
     fast = None
