@@ -285,6 +285,19 @@ def measure_read(args: argparse.Namespace, root: str) -> dict:
             best["minimal_parse_2_threads"] / best["minimal_parse_1_threads"]
         ),
     }
+    # The same ratios turn by turn (the variants of a turn ran back to back, so a slow spell of
+    # this shared machine hits both sides of a ratio alike), and their median over the turns: a
+    # steadier figure than the ratio of two best passes, which may come from different spells.
+    turn_ratios = {
+        name: [a / b for a, b in zip(passes[top], passes[bottom], strict=True)]
+        for name, (top, bottom) in {
+            "frame_dataset_over_raw": ("frame_dataset", "raw_tfrecord"),
+            "frame_dataset_over_minimal": ("frame_dataset", "minimal_parse"),
+            "frame_dataset_tf_parser_over_minimal": ("frame_dataset_tf_parser", "minimal_parse"),
+            "native_over_tf_parser": ("frame_dataset", "frame_dataset_tf_parser"),
+            "minimal_over_raw": ("minimal_parse", "raw_tfrecord"),
+        }.items()
+    }
     return {
         "microseconds_per_record_one_thread": measure_costs(files, max(5, args.repeats)),
         "files": args.files,
@@ -298,6 +311,10 @@ def measure_read(args: argparse.Namespace, root: str) -> dict:
         "all_passes_videos_per_sec": passes,
         "first_batch_seconds": setup_seconds,
         "ratios": ratios,
+        "ratios_per_turn": turn_ratios,
+        "ratios_median_of_turns": {
+            name: float(np.median(values)) for name, values in turn_ratios.items()
+        },
     }
 
 
