@@ -63,8 +63,6 @@ REFERENCE = {
     "num_classes": 3862,
     "teacher_repr": 2048,
 }
-# Batches read untimed before each timed pass of a pipeline: more than its buffers hold.
-_DRAIN_BATCHES = 8
 # The goals of issue 12, as ratios.
 GOALS = {
     "frame_dataset_over_raw": 0.5,
@@ -237,28 +235,26 @@ def measure_read(args: argparse.Namespace, root: str) -> dict:
         variants[f"frame_dataset_{threads}_threads"] = lambda threads=threads: _on_threads(
             frame_pipeline(files, args.batch_size, auto), threads
         )
-    # Every pipeline repeats its files and runs in one iterator: the rates are steady-state ones,
-    # without building the iterator (frame_dataset's takes about a second; measured apart, below).
-    iterators = {}
+    # Steady-state rates, one live iterator at a time: in each turn every variant in turn gets a
+    # new iterator, a pass to fill and settle its buffers, and a timed pass, and is then dropped.
+    # (Iterators kept alive between turns refilled their buffers and used the cores while
+    # another variant was timed, which made single passes vary by 4x.) Building an iterator
+    # (frame_dataset's takes about a second) is timed apart, on the first turn.
+    batches = max(1, args.files * args.videos_per_file // args.batch_size)  # a pass
     setup_seconds = {}
-    for name, make in variants.items():
-        started = time.perf_counter()
-        iterators[name] = iter(make())
-        next(iterators[name])
-        setup_seconds[name] = time.perf_counter() - started
-    # A pass: as many batches as the files hold videos.
-    batches = max(1, args.files * args.videos_per_file // args.batch_size)
-    for iterator in iterators.values():  # warm: the shuffle-free pipelines' buffers, file cache
-        _videos_per_second(iterator, batches)
-    passes: dict[str, list[float]] = {name: [] for name in iterators}
-    for _ in range(args.repeats):
-        for name, iterator in iterators.items():  # the variants take turns
-            # What the pipeline's buffers filled while the others ran is not timed.
-            _videos_per_second(iterator, _DRAIN_BATCHES)
+    passes: dict[str, list[float]] = {name: [] for name in variants}
+    for turn in range(args.repeats):
+        for name, make in variants.items():  # the variants take turns
+            started = time.perf_counter()
+            iterator = iter(make())
+            next(iterator)
+            if turn == 0:
+                setup_seconds[name] = time.perf_counter() - started
+            _videos_per_second(iterator, batches)
             rate = _videos_per_second(iterator, batches)
+            del iterator  # its threads
             passes[name].append(rate)
             print(f"{name}: {rate:,.0f} videos/s", flush=True)
-    del iterators  # their threads
     best = {name: max(rates) for name, rates in passes.items()}
     ratios = {
         "frame_dataset_over_raw": best["frame_dataset"] / best["raw_tfrecord"],
