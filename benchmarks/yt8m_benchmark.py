@@ -336,8 +336,9 @@ def measure_costs(files: list[str], repeats: int) -> dict:
     """Where a record's time goes, on one thread (microseconds per record): one file read by
     TensorFlow's reader alone, + the minimal parse, + the reader's parse and checks
     (`parse_record`, the same ops frame_dataset runs per record; with TensorFlow's parser alone
-    and with the native frame decoder), the whole frame_dataset (both ways) and the minimal
-    pipeline over that file; opening a file and reading its one record (with frame_dataset
+    and with the native frame decoder), the minimal parse of records batched by 16 and unbatched
+    (what the reader's byte accounting did before it located records one by one), the whole
+    frame_dataset (both ways) and the minimal pipeline over that file; opening a file and reading its one record (with frame_dataset
     and with the minimal parse); and one tf.data function call on this machine (a map of x + 1)."""
     path, batch = files[0], 32
     options = {
@@ -376,6 +377,11 @@ def measure_costs(files: list[str], repeats: int) -> dict:
     stages = {
         "read": records.batch(batch),
         "read_minimal_parse": records.map(minimal_parse).padded_batch(batch, shapes),
+        # What the reader's old byte accounting did to each record: batch and unbatch it.
+        "read_batch_unbatch_minimal_parse": records.batch(16)
+        .unbatch()
+        .map(minimal_parse)
+        .padded_batch(batch, shapes),
         "read_parse_and_checks": records.map(
             lambda serialized: yt8m_records.parse_record(serialized, **options)[0]
         ).padded_batch(batch, shapes),
