@@ -38,6 +38,13 @@ decoding (`checked_record`, most of the time); the reader runs them apart, to ac
 record's bytes and apply its `id_filter` in between, so that records it rejects are neither
 checked nor decoded.
 
+The reader's fast path. `yt8m.frame_dataset` passes `record_fields(..., fast=)`: a C++ op
+(`yt8m_kd.data.native`) decodes the frames of a record in the canonical layout whose frames pass
+every frame check, and checks its labels, without TensorFlow's per-frame strings; `checked_record`
+then runs only the id and label checks on it. Any other record is parsed and checked as above, so
+the records, codes and messages are the same with it and without it (docs/reader-fast-path.md).
+The exported SavedModel parses without it.
+
 Protobuf framing. TensorFlow's parser is lenient about a SequenceExample's framing: a nested length
 that runs past its enclosing message is cut to it, and a few malformed fields are read past. In
 the feature lists that is harmless: a frame read wrongly has the wrong size or count and fails a
