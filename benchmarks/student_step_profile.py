@@ -1,0 +1,188 @@
+"""Where the training step of the reference k = 6 student goes (issue 13, "cached vs online"):
+its forward pass, its backward pass and the Adam update, timed apart, against this machine's own
+limits measured in the same run (the float32 matmul peak and the memory bandwidth of an
+elementwise pass over a parameter-sized tensor).
+
+A student distilled from a teacher cache runs this step plus the distillation losses (a few
+elementwise ops on [B, 3862] and [B, 2048]); online distillation adds the teacher's forward pass
+over 300 frames. So the step measured here bounds what a cache can save: online / cached <=
+(student step + teacher forward) / student step.
+
+The model is `models/student_k6.flags` (NeXtVLAD at the reference widths, 6 frames of 1024 + 128
+uint8 features, 3862 classes) at batch 32, float32, one device; its input is a batch of the
+trainer's own pipeline over synthetic records (frames selected on the host, as for a cached
+student). Best of --repeats timings of --steps calls each. Writes
+benchmarks/results/student_step_profile.json.
+
+    .venv/bin/python benchmarks/student_step_profile.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import tensorflow as tf
+
+from yt8m_kd import flags as yflags
+from yt8m_kd import machine as yt8m_machine
+from yt8m_kd.data.synthetic import write_synthetic_yt8m
+from yt8m_kd.modeling.builders import count_flops_per_video
+from yt8m_kd.training import strategy as strategy_lib
+from yt8m_kd.training.loop import Trainer
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PRESET = REPO_ROOT / "models" / "student_k6.flags"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument("--steps", type=int, default=3, help="calls per timing")
+    parser.add_argument("--repeats", type=int, default=5, help="timings per part, best kept")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=REPO_ROOT / "benchmarks" / "results" / "student_step_profile.json",
+    )
+    return parser.parse_args(argv)
+
+
+def _best_ms(run, steps: int, repeats: int) -> float:
+    run()  # tracing
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        for _ in range(steps):
+            result = run()
+        tf.nest.map_structure(lambda t: t.numpy() if hasattr(t, "numpy") else t, result)
+        best = min(best, (time.perf_counter() - started) / steps)
+    return best * 1e3
+
+
+def machine_limits(num_parameters: int, steps: int, repeats: int) -> dict:
+    """The float32 matmul peak (8 chained 2048^3 matmuls) and the bandwidth of an elementwise pass
+    over num_parameters floats (x * c: one read and one write of 4 bytes each)."""
+    a = tf.random.stateless_normal([2048, 2048], seed=[1, 2]) / 2048**0.5
+
+    @tf.function
+    def chain(x):
+        for _ in range(8):
+            x = tf.matmul(x, a)
+        return tf.reduce_sum(x[:1, :1])
+
+    matmul_ms = _best_ms(lambda: chain(a), steps, repeats)
+    x = tf.Variable(tf.ones([num_parameters]))
+
+    @tf.function
+    def scale():
+        x.assign(x * 0.999)
+        return tf.constant(0)
+
+    scale_ms = _best_ms(scale, steps, repeats)
+    return {
+        "float32_matmul_gflops": 8 * 2 * 2048**3 / (matmul_ms / 1e3) / 1e9,
+        "elementwise_pass_ms": scale_ms,
+        "memory_gb_per_s": 2 * 4 * num_parameters / (scale_ms / 1e3) / 1e9,
+    }
+
+
+def profile(args: argparse.Namespace, root: str) -> dict:
+    files = write_synthetic_yt8m(
+        root,
+        split="train",
+        num_shards=1,
+        videos_per_shard=2 * args.batch_size,
+        num_classes=3862,
+        feature_sizes=(1024, 128),
+        min_frames=300,
+        max_frames=300,
+    )
+    config = yflags.read_flagfile(
+        str(PRESET),
+        train_data_pattern=files[0],
+        batch_size=args.batch_size,
+        progress_bar=False,
+        checkpoint_every_steps=10**9,
+        log_every_steps=10**9,
+    )
+    trainer = Trainer(
+        config.model,
+        config.train,
+        config.data,
+        os.path.join(root, "run"),
+        strategy_lib.make_strategy("one_device"),
+    )
+    iterator = iter(trainer._train_dataset(0))
+    batch = next(iterator)
+    tensors = {name: value for name, value in batch.items() if value.dtype != tf.string}
+    seed = tf.constant([1, 2], tf.int64)
+    variables = trainer.trainable_variables
+    parameters = sum(int(v.shape.num_elements()) for v in variables)
+
+    forward = tf.function(lambda: trainer._losses(tensors, seed)["loss"])
+    gradients = tf.function(lambda: trainer._gradients(tensors, seed)[1])
+    grads = gradients()
+
+    @tf.function
+    def apply():
+        trainer.optimizer.apply_gradients(zip(grads, variables, strict=True))
+        return tf.constant(0)
+
+    one = tf.constant(1, tf.int64)
+    parts = {
+        "forward_ms": _best_ms(forward, args.steps, args.repeats),
+        "forward_and_backward_ms": _best_ms(gradients, args.steps, args.repeats),
+        "adam_update_ms": _best_ms(apply, args.steps, args.repeats),
+        "training_step_ms": _best_ms(
+            lambda: trainer._train_step(iterator, one)["finite"], args.steps, args.repeats
+        ),
+    }
+    limits = machine_limits(parameters, args.steps, args.repeats)
+    flops = count_flops_per_video(config.model, config.model.k_frames)
+    largest = sorted(variables, key=lambda v: -v.shape.num_elements())[:3]
+    return {
+        **parts,
+        "backward_ms": parts["forward_and_backward_ms"] - parts["forward_ms"],
+        "parameters": parameters,
+        "largest_variables": {v.path: v.shape.as_list() for v in largest},
+        "forward_gflop_per_batch": args.batch_size * flops / 1e9,
+        "forward_ms_at_matmul_peak": args.batch_size
+        * flops
+        / limits["float32_matmul_gflops"]
+        / 1e6,
+        "training_ms_at_matmul_peak": 3
+        * args.batch_size
+        * flops
+        / limits["float32_matmul_gflops"]
+        / 1e6,
+        # Adam reads the weight, both moments and the gradient and writes the weight and both
+        # moments: 7 passes of 4 bytes per parameter, ~3.5 elementwise passes of read + write.
+        "adam_ms_at_memory_bandwidth": 3.5 * limits["elementwise_pass_ms"],
+        "limits": limits,
+        "adam_share_of_step": parts["adam_update_ms"] / parts["training_step_ms"],
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    with tempfile.TemporaryDirectory() as root:
+        results = profile(args, root)
+    report = {
+        "benchmark": "the reference k=6 student's training step, by part (issue 13)",
+        "machine": yt8m_machine.machine_info(),
+        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "results": results,
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+    print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()
