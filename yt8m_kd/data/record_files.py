@@ -23,8 +23,9 @@ file), its records followed by an end element (`item_batches`); a `scan` over th
 record its byte offset (a record takes its length + 16 bytes on disk) and its index, so the end
 element knows whether the file was read to its end (its size from tf.io.gfile.stat, when the
 pipeline is built). Records are not batched for this: `Dataset.batch` copies their bytes, which
-cost more than the scan's function call per record. Only for a damaged file does more run: with `salvage` (skip mode) a py_function reads the file from
-the damage point with `tfrecords.salvage_records`, resynchronising on valid TFRecord headers
+cost more than the scan's function call per record. Only for a damaged file does more run: with
+`salvage` (skip mode) a py_function reads the file from the damage point with
+`tfrecords.salvage_records`, resynchronising on valid TFRecord headers
 (CRC32C checked), and returns the records it finds and one item per lost region; without it
 (strict mode), one `corrupt_code` item for the rest of the file. Intact files never reach the
 py_function.
@@ -143,8 +144,8 @@ def item_batches(
 
     One scan function call per record and no batching of records: batching (`Dataset.batch`)
     copies every record's bytes into the batch, which measured a quarter of a 300-frame record's
-    read and parse (benchmarks/yt8m_benchmark.py); a record here is passed on as it was read
-    (`expand_dims` shares its buffer, and unbatching a batch of one moves it)."""
+    read and parse (benchmarks/yt8m_benchmark.py); a record here goes on in a batch of one made by
+    `expand_dims`, whose unbatching measured no such cost."""
     records = tf.data.TFRecordDataset(path).ignore_errors()
     elements = tf.data.Dataset.zip((records, tf.data.Dataset.from_tensors(False).repeat()))
     elements = elements.concatenate(tf.data.Dataset.from_tensors((tf.constant(""), True)))
