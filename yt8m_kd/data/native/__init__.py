@@ -11,8 +11,8 @@ Building. `load()` compiles the op with the C++ compiler (`$CXX`, else g++) agai
 TensorFlow's headers (`tf.sysconfig`) into a per-user cache, once per source and TensorFlow
 version (about 6 s on 2 cores; concurrent processes wait on a file lock, then load the same
 library). `python -m yt8m_kd.data.native` builds it ahead of time. Where it cannot be built (no
-compiler, a TensorFlow without headers) or YT8M_KD_NATIVE=0, load() returns None once with a
-warning and the reader keeps TensorFlow's parser: the same records, slower.
+compiler, a TensorFlow without headers), load() warns once and returns None, and the reader keeps
+TensorFlow's parser: the same records, slower; with YT8M_KD_NATIVE=0 it returns None quietly.
 
 Environment: YT8M_KD_NATIVE=0 turns the fast path off; YT8M_KD_CACHE_DIR moves the build cache
 (default ~/.cache/yt8m_kd).
