@@ -6,6 +6,10 @@ back to TensorFlow's parser with a warning."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -287,3 +291,22 @@ def test_the_library_is_built_once_per_source_and_reused(tmp_path, monkeypatch):
     modified = first.stat().st_mtime_ns
     assert native.build() == first and first.stat().st_mtime_ns == modified
     assert first.is_relative_to(tmp_path / "cache")
+
+
+@needs_native
+def test_python_m_builds_it_ahead_of_time(tmp_path):
+    env = {**os.environ, "YT8M_KD_CACHE_DIR": str(tmp_path / "cache")}
+    built = subprocess.run(
+        [sys.executable, "-m", "yt8m_kd.data.native"], env=env, capture_output=True, text=True
+    )
+    assert built.returncode == 0, built.stderr
+    path = built.stdout.strip().rsplit(" ", 1)[-1]
+    assert path.endswith("yt8m_frames.so") and os.path.exists(path)
+    assert path.startswith(str(tmp_path / "cache"))
+    off = subprocess.run(
+        [sys.executable, "-m", "yt8m_kd.data.native"],
+        env={**env, "YT8M_KD_NATIVE": "0"},
+        capture_output=True,
+        text=True,
+    )
+    assert off.returncode == 0 and "off" in off.stdout
