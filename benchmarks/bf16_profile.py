@@ -53,7 +53,6 @@ def child(args: argparse.Namespace) -> None:
 
     import tensorflow as tf
 
-    from yt8m_kd.data.synthetic import write_synthetic_yt8m
     from yt8m_kd.training import strategy as strategy_lib
     from yt8m_kd.training.loop import Trainer
 
@@ -63,17 +62,7 @@ def child(args: argparse.Namespace) -> None:
     compute = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(compute)
     with tempfile.TemporaryDirectory() as root:
-        write_synthetic_yt8m(
-            root,
-            split="train",
-            num_shards=1,
-            videos_per_shard=2 * args.batch_size,
-            num_classes=3862,
-            feature_sizes=(1024, 128),
-            min_frames=300,
-            max_frames=300,
-        )
-        pattern = os.path.join(root, "train-*")
+        pattern = compute.reference_records(root, 1, 2 * args.batch_size)
         config = compute._config(compute.REFERENCE_PRESET, pattern, batch_size=args.batch_size)
         with compute._Policy(args.child == "bfloat16"):
             trainer = Trainer(

@@ -306,20 +306,27 @@ def steps_per_loop_rates(root: str) -> dict:
     return module.run(module.parse_args([]), root)
 
 
-def measure_compute(args, root: str) -> dict:
-    """Every figure of the module docstring; root: a scratch directory."""
-    os.makedirs(root, exist_ok=True)
+def reference_records(root: str, num_shards: int, videos_per_shard: int) -> str:
+    """Synthetic training records at the reference shapes (300 frames of 1024 + 128 uint8
+    features, 3862 classes) under root; returns their file pattern. Shared with the other
+    reference-shape benchmarks (bf16_profile.py, student_step_profile.py)."""
     files = write_synthetic_yt8m(
         root,
         split="train",
-        num_shards=2,
-        videos_per_shard=2 * args.compute_batch,
+        num_shards=num_shards,
+        videos_per_shard=videos_per_shard,
         num_classes=3862,
         feature_sizes=(1024, 128),
         min_frames=FRAMES,
         max_frames=FRAMES,
     )
-    pattern = os.path.join(os.path.dirname(files[0]), "train-*")
+    return os.path.join(os.path.dirname(files[0]), "train-*")
+
+
+def measure_compute(args, root: str) -> dict:
+    """Every figure of the module docstring; root: a scratch directory."""
+    os.makedirs(root, exist_ok=True)
+    pattern = reference_records(root, num_shards=2, videos_per_shard=2 * args.compute_batch)
     peaks = matmul_peaks(args.matmul_size, args.compute_repeats)
     train = train_rates(args, pattern, os.path.join(root, "train_runs"), peaks)
     inference = inference_ms(args, pattern)

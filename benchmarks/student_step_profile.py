@@ -1,7 +1,7 @@
 """Where the training step of the reference k = 6 student goes (issue 13, "cached vs online"):
 its forward pass, its backward pass and the Adam update, timed apart, against this machine's own
-limits measured in the same run (the float32 matmul peak and the memory bandwidth of an
-elementwise pass over a parameter-sized tensor).
+limits measured in the same run (the float32 matmul peak of compute_benchmark.py and the memory
+bandwidth of an elementwise pass over a parameter-sized tensor).
 
 A student distilled from a teacher cache runs this step plus the distillation losses (a few
 elementwise ops on [B, 3862] and [B, 2048]); online distillation adds the teacher's forward pass
@@ -20,6 +20,7 @@ benchmarks/results/student_step_profile.json.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import tempfile
@@ -28,15 +29,13 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from yt8m_kd import flags as yflags
 from yt8m_kd import machine as yt8m_machine
-from yt8m_kd.data.synthetic import write_synthetic_yt8m
 from yt8m_kd.modeling.builders import count_flops_per_video
 from yt8m_kd.training import strategy as strategy_lib
 from yt8m_kd.training.loop import Trainer
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-PRESET = REPO_ROOT / "models" / "student_k6.flags"
+PRESET = "student_k6.flags"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -64,18 +63,9 @@ def _best_ms(run, steps: int, repeats: int) -> float:
     return best * 1e3
 
 
-def machine_limits(num_parameters: int, steps: int, repeats: int) -> dict:
-    """The float32 matmul peak (8 chained 2048^3 matmuls) and the bandwidth of an elementwise pass
-    over num_parameters floats (x * c: one read and one write of 4 bytes each)."""
-    a = tf.random.stateless_normal([2048, 2048], seed=[1, 2]) / 2048**0.5
-
-    @tf.function
-    def chain(x):
-        for _ in range(8):
-            x = tf.matmul(x, a)
-        return tf.reduce_sum(x[:1, :1])
-
-    matmul_ms = _best_ms(lambda: chain(a), steps, repeats)
+def memory_limit(num_parameters: int, steps: int, repeats: int) -> dict:
+    """The bandwidth of an elementwise pass over num_parameters floats (x * c: one read and one
+    write of 4 bytes each)."""
     x = tf.Variable(tf.ones([num_parameters]))
 
     @tf.function
@@ -85,31 +75,25 @@ def machine_limits(num_parameters: int, steps: int, repeats: int) -> dict:
 
     scale_ms = _best_ms(scale, steps, repeats)
     return {
-        "float32_matmul_gflops": 8 * 2 * 2048**3 / (matmul_ms / 1e3) / 1e9,
         "elementwise_pass_ms": scale_ms,
         "memory_gb_per_s": 2 * 4 * num_parameters / (scale_ms / 1e3) / 1e9,
     }
 
 
+def _compute_benchmark():
+    """benchmarks/compute_benchmark.py: its matmul peak, preset config and reference records."""
+    spec = importlib.util.spec_from_file_location(
+        "compute_benchmark", REPO_ROOT / "benchmarks" / "compute_benchmark.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def profile(args: argparse.Namespace, root: str) -> dict:
-    files = write_synthetic_yt8m(
-        root,
-        split="train",
-        num_shards=1,
-        videos_per_shard=2 * args.batch_size,
-        num_classes=3862,
-        feature_sizes=(1024, 128),
-        min_frames=300,
-        max_frames=300,
-    )
-    config = yflags.read_flagfile(
-        str(PRESET),
-        train_data_pattern=files[0],
-        batch_size=args.batch_size,
-        progress_bar=False,
-        checkpoint_every_steps=10**9,
-        log_every_steps=10**9,
-    )
+    compute = _compute_benchmark()
+    pattern = compute.reference_records(root, 1, 2 * args.batch_size)
+    config = compute._config(PRESET, pattern, batch_size=args.batch_size)
     trainer = Trainer(
         config.model,
         config.train,
@@ -142,7 +126,10 @@ def profile(args: argparse.Namespace, root: str) -> dict:
             lambda: trainer._train_step(iterator, one)["finite"], args.steps, args.repeats
         ),
     }
-    limits = machine_limits(parameters, args.steps, args.repeats)
+    limits = {
+        "float32_matmul_gflops": compute.matmul_peaks(2048, args.repeats)["float32"],
+        **memory_limit(parameters, args.steps, args.repeats),
+    }
     flops = count_flops_per_video(config.model, config.model.k_frames)
     largest = sorted(variables, key=lambda v: -v.shape.num_elements())[:3]
     return {
