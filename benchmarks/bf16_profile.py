@@ -53,9 +53,6 @@ def child(args: argparse.Namespace) -> None:
 
     import tensorflow as tf
 
-    from yt8m_kd.training import strategy as strategy_lib
-    from yt8m_kd.training.loop import Trainer
-
     spec = importlib.util.spec_from_file_location(
         "compute_benchmark", REPO_ROOT / "benchmarks" / "compute_benchmark.py"
     )
@@ -65,13 +62,7 @@ def child(args: argparse.Namespace) -> None:
         pattern = compute.reference_records(root, 1, 2 * args.batch_size)
         config = compute._config(compute.REFERENCE_PRESET, pattern, batch_size=args.batch_size)
         with compute._Policy(args.child == "bfloat16"):
-            trainer = Trainer(
-                config.model,
-                config.train,
-                config.data,
-                os.path.join(root, "run"),
-                strategy_lib.make_strategy("one_device"),
-            )
+            trainer = compute.one_device_trainer(config, os.path.join(root, "run"))
             iterator, one = iter(trainer._train_dataset(0)), tf.constant(1, tf.int64)
             for _ in range(3):  # tracing, the pipeline's start
                 trainer._train_step(iterator, one)["finite"].numpy()

@@ -110,6 +110,17 @@ class _Policy:
         keras.mixed_precision.set_global_policy(self.previous)
 
 
+def one_device_trainer(config, run_dir: str, train=None) -> Trainer:
+    """A Trainer of a RunConfig on one device (train: another TrainConfig than config's)."""
+    return Trainer(
+        config.model,
+        config.train if train is None else train,
+        config.data,
+        run_dir,
+        strategy_lib.make_strategy("one_device"),
+    )
+
+
 def _best_seconds(run, repeats: int) -> tuple[float, list[float]]:
     seconds = []
     for _ in range(repeats):
@@ -164,13 +175,7 @@ def train_rates(args, pattern: str, run_root: str, peaks: dict) -> dict:
             name = f"{'bf16' if bf16 else 'fp32'}{'_xla' if xla else ''}"
             with _Policy(bf16):
                 train = dataclasses.replace(config.train, jit_compile=xla)
-                trainer = Trainer(
-                    config.model,
-                    train,
-                    config.data,
-                    os.path.join(run_root, name),
-                    strategy_lib.make_strategy("one_device"),
-                )
+                trainer = one_device_trainer(config, os.path.join(run_root, name), train)
                 seconds = _step_seconds(trainer, args)
                 del trainer
                 gc.collect()

@@ -31,8 +31,6 @@ import tensorflow as tf
 
 from yt8m_kd import machine as yt8m_machine
 from yt8m_kd.modeling.builders import count_flops_per_video
-from yt8m_kd.training import strategy as strategy_lib
-from yt8m_kd.training.loop import Trainer
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PRESET = "student_k6.flags"
@@ -94,13 +92,7 @@ def profile(args: argparse.Namespace, root: str) -> dict:
     compute = _compute_benchmark()
     pattern = compute.reference_records(root, 1, 2 * args.batch_size)
     config = compute._config(PRESET, pattern, batch_size=args.batch_size)
-    trainer = Trainer(
-        config.model,
-        config.train,
-        config.data,
-        os.path.join(root, "run"),
-        strategy_lib.make_strategy("one_device"),
-    )
+    trainer = compute.one_device_trainer(config, os.path.join(root, "run"))
     iterator = iter(trainer._train_dataset(0))
     batch = next(iterator)
     tensors = {name: value for name, value in batch.items() if value.dtype != tf.string}
