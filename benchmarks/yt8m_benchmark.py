@@ -166,8 +166,12 @@ def minimal_pipeline(files: list[str], batch_size: int, parallel_calls) -> tf.da
     return batches.prefetch(tf.data.AUTOTUNE)
 
 
-def frame_pipeline(files, batch_size, parallel_calls, skip_bad_records=False, native=True):
-    """frame_dataset; native=False: with TensorFlow's parser alone (no native frame decoder)."""
+def frame_pipeline(
+    files, batch_size, parallel_calls, skip_bad_records=False, native=True, general=False
+):
+    """frame_dataset; native=False: with TensorFlow's parser alone (no native code); general=True:
+    its general pipeline with the native per-record decoder, without the whole-file read (which
+    a reader that names each record's file does not use: source_files=True)."""
     counter = yt8m.BadRecordCounter() if skip_bad_records else None
     return yt8m.frame_dataset(
         files,
@@ -181,6 +185,7 @@ def frame_pipeline(files, batch_size, parallel_calls, skip_bad_records=False, na
         num_parallel_calls=parallel_calls,
         repeat=True,
         native_decoder=native,
+        source_files=general,
     )
 
 
@@ -226,6 +231,9 @@ def measure_read(args: argparse.Namespace, root: str) -> dict:
         "frame_dataset_tf_parser": lambda: frame_pipeline(
             files, args.batch_size, auto, native=False
         ),
+        "frame_dataset_general_native": lambda: frame_pipeline(
+            files, args.batch_size, auto, general=True
+        ),
     }
     # Cores: the pipeline's own thread pool of 1 and 2 threads (tf.data runs every stage on it).
     for threads in (1, 2):
@@ -264,6 +272,9 @@ def measure_read(args: argparse.Namespace, root: str) -> dict:
             best["frame_dataset_tf_parser"] / best["minimal_parse"]
         ),
         "native_over_tf_parser": best["frame_dataset"] / best["frame_dataset_tf_parser"],
+        "whole_file_over_general_native": (
+            best["frame_dataset"] / best["frame_dataset_general_native"]
+        ),
         "frame_dataset_skip_over_minimal": (
             best["frame_dataset_skip_bad_records"] / best["minimal_parse"]
         ),
@@ -291,6 +302,7 @@ def measure_read(args: argparse.Namespace, root: str) -> dict:
             "frame_dataset_over_minimal": ("frame_dataset", "minimal_parse"),
             "frame_dataset_tf_parser_over_minimal": ("frame_dataset_tf_parser", "minimal_parse"),
             "native_over_tf_parser": ("frame_dataset", "frame_dataset_tf_parser"),
+            "whole_file_over_general_native": ("frame_dataset", "frame_dataset_general_native"),
             "minimal_over_raw": ("minimal_parse", "raw_tfrecord"),
         }.items()
     }
@@ -338,8 +350,10 @@ def measure_costs(files: list[str], repeats: int) -> dict:
     (`parse_record`, the same ops frame_dataset runs per record; with TensorFlow's parser alone
     and with the native frame decoder), the minimal parse of records batched by 16 and unbatched
     (what the reader's byte accounting did before it located records one by one), the whole
-    frame_dataset (both ways) and the minimal pipeline over that file; opening a file and reading its one record (with frame_dataset
-    and with the minimal parse); and one tf.data function call on this machine (a map of x + 1)."""
+    frame_dataset (with its whole-file read, its general pipeline with the native decoder, and
+    with TensorFlow's parser alone) and the minimal pipeline over that file; opening a file and
+    reading its one record (with frame_dataset and with the minimal parse); and one tf.data
+    function call on this machine (a map of x + 1)."""
     path, batch = files[0], 32
     options = {
         "max_frames": REFERENCE["frames"],
@@ -357,7 +371,7 @@ def measure_costs(files: list[str], repeats: int) -> dict:
     with tf.io.TFRecordWriter(one_record) as writer:
         writer.write(next(iter(tf.data.TFRecordDataset(path))).numpy())
 
-    def frames(pattern, native=True):
+    def frames(pattern, native=True, general=False):
         return yt8m.frame_dataset(
             pattern,
             batch_size=batch,
@@ -365,6 +379,7 @@ def measure_costs(files: list[str], repeats: int) -> dict:
             num_parallel_calls=1,
             repeat=True,
             native_decoder=native,
+            source_files=general,
             **options,
         )
 
@@ -392,6 +407,7 @@ def measure_costs(files: list[str], repeats: int) -> dict:
         ).padded_batch(batch, shapes),
         "frame_dataset": frames(path),
         "frame_dataset_tf_parser": frames(path, native=False),
+        "frame_dataset_general_native": frames(path, general=True),
         "minimal_pipeline": minimal(path),
         "frame_dataset_file_open_and_record": frames(one_record),
         "minimal_pipeline_file_open_and_record": minimal(one_record),

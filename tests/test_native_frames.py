@@ -263,6 +263,191 @@ def test_frame_dataset_gives_the_same_batches_and_counts_with_the_fast_path(tmp_
     assert "record id v3" in strict_errors[True] and path in strict_errors[True]
 
 
+# ------------------------------------------------------------------------ the whole-file read
+def _whole_file(path, max_frames=6):
+    """(records, resume point) of the whole-file fast path over one file."""
+    size = tf.constant(os.path.getsize(path), tf.int64)
+    dataset, token = native.records_dataset(
+        tf.constant(str(path)), size, NAMES, SIZES, max_frames, NUM_CLASSES
+    )
+    records = [{k: v.numpy() for k, v in record.items()} for record in dataset]
+    point = {k: v.numpy() for k, v in native.resume_point(token).items()}
+    return records, point
+
+
+def _general(data: bytes, max_frames=6):
+    record, code, _ = yt8m_records.parse_record(
+        tf.constant(data),
+        max_frames=max_frames,
+        feature_names=NAMES,
+        feature_sizes=SIZES,
+        num_classes=NUM_CLASSES,
+    )
+    return {k: v.numpy() for k, v in record.items()}, int(code)
+
+
+def _good(i: int, **kwargs) -> bytes:
+    return make_example(f"v{i}", [i % NUM_CLASSES, 7], _frames(2 + i % 9, seed=i), **kwargs)
+
+
+@needs_native
+def test_the_whole_file_read_gives_the_records_of_the_general_parse(tmp_path):
+    records = [_good(i) for i in range(10)] + [_good(10, id_key="video_id")]
+    got, point = _whole_file(_write(tmp_path / "good.tfrecord", records))
+    assert point["index"] == -1  # read to the end: nothing left to the general pipeline
+    assert len(got) == len(records)
+    for record, data in zip(got, records, strict=True):
+        expected, code = _general(data)
+        assert code == 0 and record.pop("_emit")
+        assert record.keys() == expected.keys()
+        for key in record:
+            np.testing.assert_array_equal(record[key], expected[key])
+
+
+@needs_native
+def test_every_single_bit_flip_the_whole_file_read_takes_parses_alike(tmp_path):
+    """8 x len(record) mutants, each alone in a file: the whole-file read either takes it, and
+    then the general parse gives it code 0 and the same record, or leaves it (resume point: the
+    file's first record) to the general pipeline."""
+    good = make_example("vid-0", [1, 6], _frames(3))
+    taken = 0
+    for position in range(len(good)):
+        for bit in range(8):
+            data = bytearray(good)
+            data[position] ^= 1 << bit
+            got, point = _whole_file(_write(tmp_path / "one.tfrecord", [bytes(data)]))
+            if not got:
+                assert point["index"] == 0 and point["offset"] == 0, (position, bit)
+                assert point["previous_id"] == b""
+                continue
+            taken += 1
+            assert point["index"] == -1
+            expected, code = _general(bytes(data))
+            assert code == 0, (position, bit)
+            for key in expected:
+                np.testing.assert_array_equal(got[0][key], expected[key], err_msg=f"{position}")
+    # Every flip of a frame value (3 frames of 8 + 4 bytes) or of the id (5 bytes) is taken,
+    # and so are some flips of the labels; flips of lengths and tags are not.
+    assert 8 * (3 * sum(SIZES) + 5) <= taken < 8 * len(good)
+
+
+def _offsets(records) -> list[int]:
+    """Each record's byte offset in its file: a record takes its length + 16 bytes."""
+    return list(np.cumsum([0] + [len(r) + 16 for r in records]))
+
+
+def _left_to_the_general_pipeline() -> dict[str, bytes]:
+    """Records the whole-file read does not take: bad ones, and good ones in another layout."""
+    example = tf.train.SequenceExample.FromString(_good(5))
+    example.context.feature["mean_rgb"].float_list.value.append(0.5)
+    unpacked_labels = _field(
+        0x0A, _field(0x0A, b"labels") + _field(0x12, _field(0x1A, b"\x08\x05"))
+    ) + _field(0x0A, _field(0x0A, b"id") + _field(0x12, _field(0x0A, _field(0x0A, b"v5"))))
+    return {
+        "unparsable": b"not a SequenceExample",
+        "label out of range": make_example("v5", [99], _frames(2)),
+        "no labels": make_example("v5", [], _frames(2)),
+        "empty id": make_example("", [1], _frames(2)),
+        "missing feature": make_example("v5", [1], {"rgb": _frames(2)["rgb"]}),
+        "another context feature": example.SerializeToString(),
+        "labels not packed": _hand_record(
+            [_entry("rgb", [b"r" * 8]), _entry("audio", [b"a" * 4])], unpacked_labels
+        ),
+    }
+
+
+@needs_native
+@pytest.mark.parametrize("case", sorted(_left_to_the_general_pipeline()))
+def test_the_whole_file_read_stops_at_the_first_record_it_does_not_take(tmp_path, case):
+    records = [_good(i) for i in range(5)]
+    records += [_left_to_the_general_pipeline()[case]] + [_good(i) for i in range(6, 9)]
+    got, point = _whole_file(_write(tmp_path / "mixed.tfrecord", records))
+    assert [r["video_id"] for r in got] == [f"v{i}".encode() for i in range(5)]
+    assert point["index"] == 5 and point["offset"] == _offsets(records)[5]
+    assert point["previous_id"] == b"v4"
+
+
+@needs_native
+@pytest.mark.parametrize("damage", ["crc", "cut in a record", "cut after a record", "grown"])
+def test_a_damaged_file_is_left_to_the_general_pipeline_where_the_damage_starts(tmp_path, damage):
+    records = [_good(i) for i in range(6)]
+    path = _write(tmp_path / "damaged.tfrecord", records)
+    offsets = _offsets(records)
+    data = bytearray(open(path, "rb").read())
+    size = len(data)
+    if damage == "crc":
+        data[offsets[3] + 20] ^= 0xFF  # a byte of record 3's data: its CRC fails
+    elif damage == "cut in a record":
+        data = data[: offsets[4] + 30]
+    elif damage == "cut after a record":
+        data = data[: offsets[4]]
+    else:
+        # A record written to it after the pipeline was built (it took the size before).
+        data += open(_write(tmp_path / "more.tfrecord", [_good(6)]), "rb").read()
+    with open(path, "wb") as f:
+        f.write(bytes(data))
+    dataset, token = native.records_dataset(
+        tf.constant(path), tf.constant(size, tf.int64), NAMES, SIZES, 6, NUM_CLASSES
+    )
+    got = [record["video_id"].numpy() for record in dataset]
+    point = native.resume_point(token)
+    if damage == "grown":  # read to its end, as TensorFlow's reader would
+        assert len(got) == 7 and int(point["index"]) == -1
+        return
+    stop = 3 if damage == "crc" else 4
+    assert len(got) == stop and int(point["index"]) == stop
+    assert int(point["offset"]) == offsets[stop]
+
+
+def _damaged_files(tmp_path) -> dict[str, str]:
+    """Files with damage and bad records at the start, the middle and the end."""
+    files = {}
+    mixed = _records_with_bad_ones()
+    files["bad records"] = _write(tmp_path / "mixed.tfrecord", mixed)
+    files["bad first"] = _write(
+        tmp_path / "first.tfrecord", [mixed[8]] + [_good(i) for i in range(4)]
+    )
+    files["bad last"] = _write(
+        tmp_path / "last.tfrecord", [_good(i) for i in range(4)] + [mixed[3]]
+    )
+    good = [_good(i) for i in range(7)]
+    offsets = _offsets(good)
+    path = _write(tmp_path / "crc.tfrecord", good)
+    data = bytearray(open(path, "rb").read())
+    data[offsets[2] + 40] ^= 0x10
+    open(path, "wb").write(bytes(data))
+    files["corrupt middle"] = path
+    path = _write(tmp_path / "cut.tfrecord", good)
+    open(path, "r+b").truncate(offsets[5] + 9)
+    files["cut short"] = path
+    return files
+
+
+@needs_native
+@pytest.mark.parametrize(
+    "case", ["bad records", "bad first", "bad last", "corrupt middle", "cut short"]
+)
+def test_frame_dataset_reads_damaged_files_alike_with_the_whole_file_read(tmp_path, case):
+    """Skip mode: the same batches and counts; strict mode: the same error; with the fast path
+    (the whole-file read, then the general pipeline from where it stopped) and without it."""
+    path = _damaged_files(tmp_path)[case]
+    runs, counts, errors = {}, {}, {}
+    for fast in (True, False):
+        counter = yt8m.BadRecordCounter()
+        runs[fast] = _batches(path, fast, skip_bad_records=True, bad_record_counter=counter)
+        counts[fast] = counter.counts()
+        with pytest.raises(tf.errors.InvalidArgumentError) as raised:
+            _batches(path, fast)
+        errors[fast] = yt8m.error_message(raised.value)
+    assert len(runs[True]) == len(runs[False]) > 0
+    for a, b in zip(runs[True], runs[False], strict=True):
+        assert a.keys() == b.keys()
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key])
+    assert counts[True] == counts[False] and sum(counts[True].values()) > 0
+    assert errors[True] == errors[False] and path in errors[True]
+
+
 # ------------------------------------------------------------------------------------ building
 def test_without_a_compiler_the_reader_parses_with_tensorflow(tmp_path, monkeypatch):
     monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))

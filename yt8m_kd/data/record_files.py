@@ -136,17 +136,28 @@ def _salvage_items(path, offset, size, corrupt_code: int, messages: FileMessages
 
 
 def item_batches(
-    path: tf.Tensor, size: tf.Tensor, *, salvage: bool, corrupt_code: int, messages: FileMessages
+    path: tf.Tensor,
+    size: tf.Tensor,
+    *,
+    salvage: bool,
+    corrupt_code: int,
+    messages: FileMessages,
+    start: tuple[tf.Tensor, tf.Tensor] | None = None,
 ) -> tf.data.Dataset:
     """The items of one file in file order, as batches (dicts of [b] tensors: the item fields and
     "index", the item's number in the file) for the caller to unbatch: a batch of one per record,
     then the file's end batch (its lost regions, salvaged records and END item).
+
+    start: (index, offset) of the first item to give, a record read before (the items before it
+    are skipped: read again, not given); None: the start of the file.
 
     One scan function call per record and no batching of records: batching (`Dataset.batch`)
     copies every record's bytes into the batch, which measured a quarter of a 300-frame record's
     read and parse (benchmarks/yt8m_benchmark.py); a record here goes on in a batch of one made by
     `expand_dims`, whose unbatching measured no such cost."""
     records = tf.data.TFRecordDataset(path).ignore_errors()
+    if start is not None:
+        records = records.skip(start[0])
     elements = tf.data.Dataset.zip((records, tf.data.Dataset.from_tensors(False).repeat()))
     elements = elements.concatenate(tf.data.Dataset.from_tensors((tf.constant(""), True)))
 
@@ -190,8 +201,8 @@ def item_batches(
         state = (tf.where(is_end, offset, end), count + 1)
         return state, items
 
-    start = (tf.constant(0, tf.int64), tf.constant(0, tf.int64))
-    return elements.scan(start, locate)
+    first = (tf.constant(0, tf.int64), tf.constant(0, tf.int64)) if start is None else start
+    return elements.scan((first[1], first[0]), locate)
 
 
 def file_items(

@@ -1,11 +1,15 @@
-"""The reader's native fast path: `Yt8mCanonicalFrames`, a TensorFlow op compiled on first use.
+"""The reader's native fast path: TensorFlow ops compiled on first use.
 
 TensorFlow's SequenceExample parser builds one string per frame and feature (600 for a 300-frame
 YouTube-8M record) before the reader decodes them; at the reference shapes that is most of a
 record's parse. `yt8m_frames.cc` decodes the frames of a record written in the canonical layout
 (what every protobuf writer produces) straight into the [frames, width] uint8 tensor, and says
 ok = false for anything else, which the reader then parses with TensorFlow's parser as before
-(docs/reader-fast-path.md). So the op changes the speed, never the records or the errors.
+(docs/reader-fast-path.md). `yt8m_records_dataset.cc` goes further: a dataset that reads a whole
+file with TensorFlow's TFRecord reader and emits its records in the canonical layout without a
+problem, with no tf.data function per record, up to the first record it does not take; the reader
+continues from there with its general pipeline (`records_dataset`, `resume_point`). So the ops
+change the speed, never the records or the errors. Both share the layout's parser, `yt8m_wire.h`.
 
 Building. `load()` compiles the op with the C++ compiler (`$CXX`, else g++) against the installed
 TensorFlow's headers (`tf.sysconfig`) into a per-user cache, once per source and TensorFlow
@@ -32,8 +36,13 @@ from pathlib import Path
 
 import tensorflow as tf
 from absl import logging
+from tensorflow.python.data.ops import dataset_ops
 
-SOURCE = Path(__file__).with_name("yt8m_frames.cc")
+# The library's sources: compiled together; the header is shared by both.
+SOURCES = tuple(
+    Path(__file__).with_name(name)
+    for name in ("yt8m_wire.h", "yt8m_frames.cc", "yt8m_records_dataset.cc")
+)
 _LIBRARY = "yt8m_frames.so"
 _state: dict[str, object] = {}
 
@@ -58,7 +67,9 @@ def _flags() -> list[str]:
 def library_path() -> Path:
     """Where this source, built against this TensorFlow, lives in the build cache."""
     key = hashlib.sha256(
-        SOURCE.read_bytes() + tf.__version__.encode() + " ".join([_compiler(), *_flags()]).encode()
+        b"".join(source.read_bytes() for source in SOURCES)
+        + tf.__version__.encode()
+        + " ".join([_compiler(), *_flags()]).encode()
     ).hexdigest()[:16]
     root = Path(os.environ.get("YT8M_KD_CACHE_DIR") or Path.home() / ".cache" / "yt8m_kd")
     return root / "native" / key / _LIBRARY
@@ -78,7 +89,8 @@ def build() -> Path:
             raise BuildError(f"no C++ compiler {_compiler()!r} on PATH (set CXX)")
         with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
             built = Path(scratch) / _LIBRARY
-            command = [_compiler(), "-O2", "-w", "-shared", "-fPIC", str(SOURCE), "-o", str(built)]
+            sources = [str(source) for source in SOURCES if source.suffix == ".cc"]
+            command = [_compiler(), "-O2", "-w", "-shared", "-fPIC", *sources, "-o", str(built)]
             result = subprocess.run(command + _flags(), capture_output=True, text=True)
             if result.returncode != 0:
                 tail = "\n".join(result.stderr.strip().splitlines()[-5:])
@@ -105,6 +117,13 @@ def load():
     return module
 
 
+def _module():
+    module = load()
+    if module is None:
+        raise BuildError("the native frame decoder is not available (see load())")
+    return module
+
+
 def canonical_frames(
     serialized: tf.Tensor,
     labels: tf.Tensor,
@@ -118,10 +137,7 @@ def canonical_frames(
     uint8 (0 frames when not ok), num_frames [] int32 = T, labels_ok [] bool (every label in
     [0, num_classes)) and multi_hot [num_classes] float32 (num_classes None: labels not read,
     [0]). labels: the record's context labels, int64 [L]. Requires load() to give the module."""
-    module = load()
-    if module is None:
-        raise BuildError("the native frame decoder is not available (see load())")
-    ok, frames, count, labels_ok, multi_hot = module.yt8m_canonical_frames(
+    ok, frames, count, labels_ok, multi_hot = _module().yt8m_canonical_frames(
         serialized,
         labels,
         feature_names=list(feature_names),
@@ -136,6 +152,70 @@ def canonical_frames(
         "labels_ok": labels_ok,
         "multi_hot": multi_hot,
     }
+
+
+def record_spec(width: int, num_classes: int) -> dict[str, tf.TensorSpec]:
+    """The element of `records_dataset`: that of the reader's general pipeline for a good record
+    (labels read)."""
+    return {
+        "_emit": tf.TensorSpec([], tf.bool),
+        "frames": tf.TensorSpec([None, width], tf.uint8),
+        "labels": tf.TensorSpec([num_classes], tf.float32),
+        "num_frames": tf.TensorSpec([], tf.int32),
+        "video_id": tf.TensorSpec([], tf.string),
+    }
+
+
+class _RecordsDataset(dataset_ops.DatasetSource):
+    """The Yt8mRecordsDataset op as a tf.data.Dataset."""
+
+    def __init__(self, path, size, token, feature_names, feature_sizes, max_frames, num_classes):
+        self._spec = record_spec(sum(int(s) for s in feature_sizes), int(num_classes))
+        flat = tf.nest.flatten(self._spec)  # sorted keys: the op's output order
+        variant = _module().yt8m_records_dataset(
+            path=path,
+            size=size,
+            token=token,
+            feature_names=list(feature_names),
+            feature_sizes=[int(s) for s in feature_sizes],
+            max_frames=int(max_frames),
+            num_classes=int(num_classes),
+            output_types=[spec.dtype for spec in flat],
+            output_shapes=[spec.shape for spec in flat],
+        )
+        super().__init__(variant)
+
+    @property
+    def element_spec(self):
+        return self._spec
+
+
+def records_dataset(
+    path: tf.Tensor,
+    size: tf.Tensor,
+    feature_names: Sequence[str],
+    feature_sizes: Sequence[int],
+    max_frames: int,
+    num_classes: int,
+) -> tuple[tf.data.Dataset, tf.Tensor]:
+    """The good records of one file in the canonical layout, read, checked and decoded natively,
+    up to the first record it does not take (yt8m_records_dataset.cc), and the read's token:
+    `resume_point(token)`, once the dataset has ended, says where the rest of the file starts.
+    Elements: `record_spec`. Requires load() to give the module."""
+    token = _module().yt8m_read_token()
+    dataset = _RecordsDataset(
+        path, size, token, feature_names, feature_sizes, max_frames, num_classes
+    )
+    return dataset, token
+
+
+def resume_point(token: tf.Tensor) -> dict[str, tf.Tensor]:
+    """Where the read of `records_dataset` that gave `token` stopped: index [] int64 (the first
+    record it did not take; -1: it read the whole file), offset [] int64 (that record's byte
+    offset), previous_id [] string (the id of the record before it, "" for the first). Once per
+    read, after its dataset has ended."""
+    index, offset, previous_id = _module().yt8m_resume_point(token)
+    return {"index": index, "offset": offset, "previous_id": previous_id}
 
 
 def main() -> None:

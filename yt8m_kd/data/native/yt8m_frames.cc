@@ -1,23 +1,15 @@
 // Yt8mCanonicalFrames: the frames of a YouTube-8M SequenceExample written in the canonical
 // layout, decoded in one pass without building a string per frame.
 //
-// The reader's fast path (yt8m_kd/data/native/__init__.py, docs/reader-fast-path.md). A record is
-// accepted (ok = true) only when its bytes are exactly, at every level, what a protobuf writer
-// produces for a record whose frames pass every frame check:
-//
-//   SequenceExample  = [0x0a len context] [0x12 len feature_lists], nothing else
-//   feature_lists    = one map entry per requested feature name, in any order, no other entry:
-//                      [0x0a len [0x0a len key] [0x12 len FeatureList]]
-//   FeatureList      = T >= 1 frames, each [0x0a len Feature]
-//   Feature          = [0x0a len BytesList] (bytes_list, nothing else)
-//   BytesList        = [0x0a len value] (one value of exactly feature_size bytes)
-//
-// with T the same for every feature name. Such bytes have one parse, so TensorFlow's parser
-// reads the same frames from them. Anything else (another field order, an extra or repeated
-// feature list, a frame of the wrong size, different frame counts, malformed lengths) gives
-// ok = false and frames [0, width]: the caller then parses the record with TensorFlow's parser,
-// which finds and names the problem. The op never fails on its input. The context is not read
-// here: the caller parses it.
+// The reader's fast path (yt8m_kd/data/native/__init__.py, docs/reader-fast-path.md), for
+// records the reader reads with TensorFlow's reader (yt8m_records_dataset.cc reads whole files).
+// A record is accepted (ok = true) only when its bytes are in the canonical layout of
+// yt8m_wire.h (`CanonicalFrames`: the top level and the feature lists; the context is skipped)
+// with its frames passing every frame check. Anything else (another field order, an extra or
+// repeated feature list, a frame of the wrong size, different frame counts, malformed lengths)
+// gives ok = false and frames [0, width]: the caller then parses the record with TensorFlow's
+// parser, which finds and names the problem. The op never fails on its input. The context is not
+// read here: the caller parses it.
 //
 // Output: ok [] bool; frames [min(T, max_frames), sum(feature_sizes)] uint8, the features of a
 // frame side by side in feature_names order (what the reader's decode gives); num_frames [] int32,
@@ -36,6 +28,7 @@
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/shape_inference.h"
+#include "yt8m_wire.h"
 
 namespace yt8m_kd {
 
@@ -73,64 +66,6 @@ REGISTER_OP("Yt8mCanonicalFrames")
       c->set_output(4, c->Vector(num_classes));
       return ::absl::OkStatus();
     });
-
-namespace {
-
-struct Span {
-  const uint8_t* begin = nullptr;
-  const uint8_t* end = nullptr;
-};
-
-// A base-128 varint at p (protobuf wire format); advances p. False when it runs past end or
-// over 10 bytes.
-bool ReadVarint(const uint8_t*& p, const uint8_t* end, uint64_t* value) {
-  uint64_t result = 0;
-  for (int shift = 0; shift < 70 && p < end; shift += 7) {
-    const uint8_t byte = *p++;
-    result |= static_cast<uint64_t>(byte & 0x7f) << shift;
-    if ((byte & 0x80) == 0) {
-      *value = result;
-      return true;
-    }
-  }
-  return false;
-}
-
-// A length-delimited field with tag byte `tag` at p whose body fits before end; advances p past
-// it and sets body.
-bool ReadField(const uint8_t*& p, const uint8_t* end, uint8_t tag, Span* body) {
-  if (p >= end || *p != tag) return false;
-  ++p;
-  uint64_t length = 0;
-  if (!ReadVarint(p, end, &length)) return false;
-  if (length > static_cast<uint64_t>(end - p)) return false;
-  body->begin = p;
-  body->end = p + length;
-  p = body->end;
-  return true;
-}
-
-// A field that must fill `span` exactly: [tag len body] and nothing after it.
-bool OnlyField(Span span, uint8_t tag, Span* body) {
-  const uint8_t* p = span.begin;
-  return ReadField(p, span.end, tag, body) && p == span.end;
-}
-
-// The frame values of a FeatureList: every frame one bytes value of exactly `size` bytes.
-bool FrameValues(Span list, int64_t size, std::vector<const uint8_t*>* values) {
-  const uint8_t* p = list.begin;
-  while (p < list.end) {
-    Span feature, bytes_list, value;
-    if (!ReadField(p, list.end, 0x0a, &feature)) return false;
-    if (!OnlyField(feature, 0x0a, &bytes_list)) return false;
-    if (!OnlyField(bytes_list, 0x0a, &value)) return false;
-    if (value.end - value.begin != size) return false;
-    values->push_back(value.begin);
-  }
-  return true;
-}
-
-}  // namespace
 
 class Yt8mCanonicalFramesOp : public OpKernel {
  public:
@@ -196,34 +131,9 @@ class Yt8mCanonicalFramesOp : public OpKernel {
  private:
   bool Parse(const tstring& record, std::vector<std::vector<const uint8_t*>>* values) const {
     const auto* begin = reinterpret_cast<const uint8_t*>(record.data());
-    const uint8_t* end = begin + record.size();
-    const uint8_t* p = begin;
-    Span context, feature_lists;
-    if (!ReadField(p, end, 0x0a, &context)) return false;
-    if (!ReadField(p, end, 0x12, &feature_lists) || p != end) return false;
-
-    std::vector<bool> found(names_.size(), false);
-    const uint8_t* q = feature_lists.begin;
-    while (q < feature_lists.end) {
-      Span entry, key, list;
-      if (!ReadField(q, feature_lists.end, 0x0a, &entry)) return false;
-      const uint8_t* e = entry.begin;
-      if (!ReadField(e, entry.end, 0x0a, &key)) return false;
-      if (!ReadField(e, entry.end, 0x12, &list) || e != entry.end) return false;
-      const std::string name(reinterpret_cast<const char*>(key.begin), key.end - key.begin);
-      size_t index = 0;
-      while (index < names_.size() && names_[index] != name) ++index;
-      if (index == names_.size() || found[index]) return false;  // not requested, or repeated
-      found[index] = true;
-      if (!FrameValues(list, sizes_[index], &(*values)[index])) return false;
-    }
-    for (size_t f = 0; f < names_.size(); ++f) {
-      if (!found[f] || (*values)[f].empty() || (*values)[f].size() != (*values)[0].size() ||
-          (*values)[f].size() > INT32_MAX) {
-        return false;
-      }
-    }
-    return true;
+    wire::Span context, feature_lists;
+    return wire::SplitRecord(begin, begin + record.size(), &context, &feature_lists) &&
+           wire::CanonicalFrames(feature_lists, names_, sizes_, values);
   }
 
   std::vector<std::string> names_;
