@@ -329,16 +329,18 @@ def measure_read(args: argparse.Namespace, root: str) -> dict:
 # ------------------------------------------------------------------------------------ costs
 def _microseconds_per_element(datasets: dict[str, tf.data.Dataset], repeats: int) -> dict:
     """Steady-state wall time per element of repeated, batched datasets, each on one thread: the
-    best of `repeats` rounds in which each dataset in turn gets a new iterator, 4 untimed batches
+    best of `repeats` rounds in which each dataset in turn gets a new iterator, 8 untimed batches
     and 8 timed ones, so that a slow spell of this shared machine does not fall on one dataset
-    only. One iterator at a time: a live one would fill its buffers while another is timed."""
+    only. One iterator at a time: a live one would fill its buffers while another is timed. The
+    untimed batches run past the end of a file (the cost files hold 128 records): there
+    frame_dataset's iterator sets up its general pipeline, once (about 0.2 s)."""
     single = tf.data.Options()
     single.threading.private_threadpool_size = 1
     best = {name: 0.0 for name in datasets}
     for _ in range(repeats):
         for name, dataset in datasets.items():
             iterator = iter(dataset.with_options(single))
-            _videos_per_second(iterator, 4)
+            _videos_per_second(iterator, 8)
             best[name] = max(best[name], _videos_per_second(iterator, 8))
             del iterator
     return {name: 1e6 / rate for name, rate in best.items()}
