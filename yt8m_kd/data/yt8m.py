@@ -34,25 +34,25 @@ problem. At the first record it does not take (or a read error, or a cut) it sto
 of the file goes through the general pipeline below, from that record's index and byte offset, so
 every problem is found, reported and counted as without it (docs/reader-fast-path.md).
 
-The general pipeline. Each file is read by `record_files.item_batches` (shared with the UCF101 reader):
-its own TFRecordDataset with `ignore_errors()` (at a read error it gives up the file), its records
-followed by an end element; a `scan` over them gives every record its byte offset (a record
+The general pipeline. Each file is read by `record_files.item_batches` (shared with the UCF101
+reader): its own TFRecordDataset with `ignore_errors()` (at a read error it gives up the file), its
+records followed by an end element; a `scan` over them gives every record its byte offset (a record
 takes its length + 16 bytes on disk) and its index in the file, so the end element knows whether
 the file was read to its end (its size from tf.io.gfile.stat, when the pipeline is built). Only
-then, for a damaged file, does more run: in skip mode a py_function reads the file from the
-damage point, resynchronising on valid TFRecord headers (CRC32C checked), and returns the records
-it finds and one item per lost region; in strict mode one `corrupt_file` item. Intact files never
-reach it. Each item is then parsed and checked in one parallel map (`record_fields`, the proto
-parse, then `checked_record`, the checks and frame decoding; with an `id_filter`, first the id
-alone, `record_id`, and the rest only for a record the filter keeps: a rejected record is read no
-further than its context, so one whose feature lists alone are malformed passes unnoticed); the
-parse is the only step that can fail, and `ignore_errors()` drops such a record, leaving a hole in
-the item indices. A scan over the file's items in order
-(`_make_settle`) reports such a hole as an `unparsable_record` with the next item, and turns each
-problem into an error (strict mode: a `tf.debugging.Assert`) or a log line and a count (skip mode),
-counts records without labels, and marks the records to keep for a filter. Per record this is
-three tf.data function calls (the parse, the scan, the filter) where a bare parse pipeline has
-one; everything else runs per batch (benchmarks/yt8m_benchmark.py measures the cost).
+then, for a damaged file, does more run: in skip mode a py_function reads the file from the damage
+point, resynchronising on valid TFRecord headers (CRC32C checked), and returns the records it finds
+and one item per lost region; in strict mode one `corrupt_file` item. Intact files never reach it.
+Each item is then parsed and checked in one parallel map (`record_fields`, the proto parse, then
+`checked_record`, the checks and frame decoding; with an `id_filter`, first the id alone,
+`record_id`, and the rest only for a record the filter keeps: a rejected record is read no further
+than its context, so one whose feature lists alone are malformed passes unnoticed); the parse is
+the only step that can fail, and `ignore_errors()` drops such a record, leaving a hole in the item
+indices. A scan over the file's items in order (`_make_settle`) reports such a hole as an
+`unparsable_record` with the next item, and turns each problem into an error (strict mode: a
+`tf.debugging.Assert`) or a log line and a count (skip mode), counts records without labels, and
+marks the records to keep for a filter. Per record this is four tf.data function calls (the byte
+accounting, the parse, the scan, the filter) where a bare parse pipeline has one, and the
+whole-file read none; everything else runs per batch (benchmarks/yt8m_benchmark.py measures it).
 
 Limits. Only uncompressed TFRecords (the YouTube-8M format). A file cut exactly at a record boundary
 reads as a shorter valid file. Salvaging reads the rest of a damaged file into host memory. TF logs

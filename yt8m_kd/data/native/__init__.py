@@ -11,12 +11,14 @@ problem, with no tf.data function per record, up to the first record it does not
 continues from there with its general pipeline (`records_dataset`, `resume_point`). So the ops
 change the speed, never the records or the errors. Both share the layout's parser, `yt8m_wire.h`.
 
-Building. `load()` compiles the op with the C++ compiler (`$CXX`, else g++) against the installed
-TensorFlow's headers (`tf.sysconfig`) into a per-user cache, once per source and TensorFlow
-version (about 6 s on 2 cores; concurrent processes wait on a file lock, then load the same
-library). `python -m yt8m_kd.data.native` builds it ahead of time. Where it cannot be built (no
-compiler, a TensorFlow without headers), load() warns once and returns None, and the reader keeps
-TensorFlow's parser: the same records, slower; with YT8M_KD_NATIVE=0 it returns None quietly.
+Building. `load()` compiles the ops with the C++ compiler (`$CXX`, else g++) against the
+installed TensorFlow's headers (`tf.sysconfig`) into a per-user cache, once per source and
+TensorFlow version (about 25 s on 2 cores; concurrent processes wait on a file lock, then load the
+same library). `python -m yt8m_kd.data.native` builds it ahead of time. Where it cannot be built
+(no compiler, a TensorFlow without headers), load() warns once and returns None, and the reader
+keeps TensorFlow's parser: the same records, slower; with YT8M_KD_NATIVE=0 it returns None quietly.
+The dataset is wrapped with TensorFlow's `DatasetSource` (`tensorflow.python.data.ops`), the one
+private TensorFlow API here, as custom dataset ops are.
 
 Environment: YT8M_KD_NATIVE=0 turns the fast path off; YT8M_KD_CACHE_DIR moves the build cache
 (default ~/.cache/yt8m_kd).
