@@ -29,14 +29,13 @@ import tempfile
 import time
 from pathlib import Path
 
+import compute_benchmark  # benchmarks/: its preset config and one-device trainer
 import numpy as np
 import tensorflow as tf
 
 from yt8m_kd import flags as yflags
 from yt8m_kd import machine as yt8m_machine
 from yt8m_kd.experiments.data import synthetic_yt8m
-from yt8m_kd.training import strategy as strategy_lib
-from yt8m_kd.training.loop import Trainer
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -55,20 +54,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _config(preset: str, train: str, **overrides):
-    return yflags.read_flagfile(
-        str(REPO_ROOT / "models" / preset),
-        train_data_pattern=train,
-        **{"progress_bar": False, **overrides},
-    )
-
-
 def profile(args: argparse.Namespace, root: str) -> dict:
     model = yflags.read_flagfile(str(REPO_ROOT / "models" / args.preset)).model
     train, _ = synthetic_yt8m(os.path.join(root, "data"), model, args.train_videos, 64)
-    config = _config(args.preset, train, checkpoint_every_steps=10**9, log_every_steps=10**9)
-    strategy = strategy_lib.make_strategy("one_device")
-    trainer = Trainer(config.model, config.train, config.data, os.path.join(root, "run"), strategy)
+    config = compute_benchmark._config(args.preset, train)  # quiet: no logs nor checkpoints
+    trainer = compute_benchmark.one_device_trainer(config, os.path.join(root, "run"))
+    strategy = trainer.strategy
     pipeline = iter(trainer._train_dataset(0))
     batch = next(pipeline)
     in_memory = iter(
