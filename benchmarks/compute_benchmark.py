@@ -151,6 +151,30 @@ def matmul_peaks(size: int, repeats: int) -> dict:
     return peaks
 
 
+def memory_limit(num_parameters: int, repeats: int, calls: int = 3) -> dict:
+    """The memory bandwidth an elementwise pass reaches over num_parameters floats (x * c: a read
+    and a write of 4 bytes each): the limit of an optimizer's update."""
+    x = tf.Variable(tf.ones([num_parameters]))
+
+    @tf.function
+    def scale():
+        x.assign(x * 0.999)
+        return tf.constant(0)
+
+    def passes():
+        for _ in range(calls):
+            result = scale()
+        result.numpy()
+
+    passes()  # tracing
+    best, _ = _best_seconds(passes, max(3, repeats))
+    pass_ms = best / calls * 1e3
+    return {
+        "elementwise_pass_ms": pass_ms,
+        "memory_gb_per_s": 2 * 4 * num_parameters / (pass_ms / 1e3) / 1e9,
+    }
+
+
 def _step_seconds(trainer: Trainer, args) -> float:
     iterator = iter(trainer._train_dataset(0))
     one = tf.constant(1, tf.int64)
@@ -298,6 +322,21 @@ def distillation_steps(args, pattern: str, root: str, peaks: dict) -> dict:
     results["parameters"] = build_video_model(student.model).count_params()
     results["cached_flop_seconds_at_fp32_peak"] = batch * student_flops / peak
     results["online_flop_seconds_at_fp32_peak"] = batch * (student_flops + teacher_flops) / peak
+    # What bounds the ratio here: online = the teacher's part (measured: online - cached) + the
+    # student's step. Even a student step at this machine's limits (its FLOPs at the matmul peak
+    # plus Adam's 7 passes of 4 bytes per parameter, ~3.5 read + write passes, at the measured
+    # bandwidth) would give (teacher part + that) / that.
+    bandwidth = memory_limit(results["parameters"], args.compute_repeats)
+    adam_at_bandwidth = 3.5 * bandwidth["elementwise_pass_ms"] / 1e3
+    student_at_limits = results["cached_flop_seconds_at_fp32_peak"] + adam_at_bandwidth
+    teacher_part = results["online_step_seconds"] - results["cached_step_seconds"]
+    results["memory_limit"] = bandwidth
+    results["adam_seconds_at_memory_bandwidth"] = adam_at_bandwidth
+    results["teacher_part_of_online_step_seconds"] = teacher_part
+    results["cached_step_seconds_at_limits"] = student_at_limits
+    results["online_over_cached_if_cached_at_limits"] = (
+        teacher_part + student_at_limits
+    ) / student_at_limits
     return results
 
 

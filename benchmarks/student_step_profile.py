@@ -27,6 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import keras
 import tensorflow as tf
 
 from yt8m_kd import machine as yt8m_machine
@@ -61,23 +62,6 @@ def _best_ms(run, steps: int, repeats: int) -> float:
     return best * 1e3
 
 
-def memory_limit(num_parameters: int, steps: int, repeats: int) -> dict:
-    """The bandwidth of an elementwise pass over num_parameters floats (x * c: one read and one
-    write of 4 bytes each)."""
-    x = tf.Variable(tf.ones([num_parameters]))
-
-    @tf.function
-    def scale():
-        x.assign(x * 0.999)
-        return tf.constant(0)
-
-    scale_ms = _best_ms(scale, steps, repeats)
-    return {
-        "elementwise_pass_ms": scale_ms,
-        "memory_gb_per_s": 2 * 4 * num_parameters / (scale_ms / 1e3) / 1e9,
-    }
-
-
 def _compute_benchmark():
     """benchmarks/compute_benchmark.py: its matmul peak, preset config and reference records."""
     spec = importlib.util.spec_from_file_location(
@@ -104,23 +88,31 @@ def profile(args: argparse.Namespace, root: str) -> dict:
     gradients = tf.function(lambda: trainer._gradients(tensors, seed)[1])
     grads = gradients()
 
-    @tf.function
-    def apply():
-        trainer.optimizer.apply_gradients(zip(grads, variables, strict=True))
-        return tf.constant(0)
+    def update(optimizer):
+        @tf.function
+        def apply():
+            optimizer.apply_gradients(zip(grads, variables, strict=True))
+            return tf.constant(0)
+
+        return apply
+
+    # The trainer's FusedAdam against Keras's own Adam on the same variables and gradients.
+    keras_adam = keras.optimizers.Adam(learning_rate=trainer.optimizer.learning_rate)
+    keras_adam.build(variables)
 
     one = tf.constant(1, tf.int64)
     parts = {
         "forward_ms": _best_ms(forward, args.steps, args.repeats),
         "forward_and_backward_ms": _best_ms(gradients, args.steps, args.repeats),
-        "adam_update_ms": _best_ms(apply, args.steps, args.repeats),
+        "adam_update_ms": _best_ms(update(trainer.optimizer), args.steps, args.repeats),
+        "keras_adam_update_ms": _best_ms(update(keras_adam), args.steps, args.repeats),
         "training_step_ms": _best_ms(
             lambda: trainer._train_step(iterator, one)["finite"], args.steps, args.repeats
         ),
     }
     limits = {
         "float32_matmul_gflops": compute.matmul_peaks(2048, args.repeats)["float32"],
-        **memory_limit(parameters, args.steps, args.repeats),
+        **compute.memory_limit(parameters, args.repeats, calls=args.steps),
     }
     flops = count_flops_per_video(config.model, config.model.k_frames)
     largest = sorted(variables, key=lambda v: -v.shape.num_elements())[:3]
@@ -144,6 +136,7 @@ def profile(args: argparse.Namespace, root: str) -> dict:
         "adam_ms_at_memory_bandwidth": 3.5 * limits["elementwise_pass_ms"],
         "limits": limits,
         "adam_share_of_step": parts["adam_update_ms"] / parts["training_step_ms"],
+        "keras_adam_over_fused_adam": parts["keras_adam_update_ms"] / parts["adam_update_ms"],
     }
 
 
