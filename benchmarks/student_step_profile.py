@@ -97,7 +97,7 @@ def profile(args: argparse.Namespace, root: str) -> dict:
         return apply
 
     # The trainer's FusedAdam against Keras's own Adam on the same variables and gradients.
-    keras_adam = keras.optimizers.Adam(learning_rate=trainer.optimizer.learning_rate)
+    keras_adam = keras.optimizers.Adam(learning_rate=trainer.optimizer._learning_rate)
     keras_adam.build(variables)
 
     one = tf.constant(1, tf.int64)
