@@ -167,7 +167,7 @@ def memory_limit(num_parameters: int, repeats: int, calls: int = 3) -> dict:
         result.numpy()
 
     passes()  # tracing
-    best, _ = _best_seconds(passes, max(3, repeats))
+    best, _ = _best_seconds(passes, max(5, repeats))
     pass_ms = best / calls * 1e3
     return {
         "elementwise_pass_ms": pass_ms,

@@ -10,7 +10,8 @@ from conftest import run_test_script
 
 from yt8m_kd.training.fused_adam import FusedAdam
 
-SHAPES = [(37, 5), (5,), (3, 4, 6)]
+SHAPES = [(37, 5), (5,), (3, 4, 6), (256, 256)]
+LARGE = 1  # variables of at least FusedAdam's default min_fused_elements (65,536)
 
 
 def _variables(seed: int = 0) -> list[tf.Variable]:
@@ -56,12 +57,15 @@ def _assert_same_state(a: list[np.ndarray], b: list[np.ndarray]) -> None:
         np.testing.assert_allclose(x, y, rtol=3e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("amsgrad", [False, True])
-def test_fused_adam_takes_the_steps_of_keras_adam(amsgrad):
+@pytest.mark.parametrize("amsgrad, min_fused_elements", [(False, 1), (False, 65536), (True, 1)])
+def test_fused_adam_takes_the_steps_of_keras_adam(amsgrad, min_fused_elements):
     states = []
-    for cls in (keras.optimizers.Adam, FusedAdam):
+    for cls, kwargs in (
+        (keras.optimizers.Adam, {}),
+        (FusedAdam, {"min_fused_elements": min_fused_elements}),
+    ):
         variables = _variables()
-        optimizer = cls(learning_rate=_schedule(), amsgrad=amsgrad)
+        optimizer = cls(learning_rate=_schedule(), amsgrad=amsgrad, **kwargs)
         _train(optimizer, variables, range(8))
         states.append(_state(optimizer, variables))
     _assert_same_state(*states)
@@ -79,17 +83,25 @@ def _op_types(optimizer, variables) -> list[str]:
     return [op.type for op in graph.get_operations()]
 
 
-def test_each_variable_is_updated_by_one_fused_kernel():
+def test_each_large_variable_is_updated_by_one_fused_kernel():
     variables = _variables()
     fused = _op_types(FusedAdam(learning_rate=0.01), variables)
-    assert fused.count("ResourceApplyAdam") == len(SHAPES)
+    assert fused.count("ResourceApplyAdam") == LARGE
+    every = _op_types(FusedAdam(learning_rate=0.01, min_fused_elements=1), variables)
+    assert every.count("ResourceApplyAdam") == len(SHAPES)
     assert "ResourceApplyAdam" not in _op_types(
         keras.optimizers.Adam(learning_rate=0.01), variables
     )
     # AMSGrad has no fused kernel: Keras's own update
     assert "ResourceApplyAdam" not in _op_types(
-        FusedAdam(learning_rate=0.01, amsgrad=True), variables
+        FusedAdam(learning_rate=0.01, amsgrad=True, min_fused_elements=1), variables
     )
+
+
+def test_the_fused_threshold_round_trips_through_the_config():
+    optimizer = FusedAdam(learning_rate=0.01, min_fused_elements=12)
+    again = FusedAdam.from_config(optimizer.get_config())
+    assert again.min_fused_elements == 12
 
 
 def test_a_keras_adam_checkpoint_resumes_as_fused_adam(tmp_path):
@@ -102,7 +114,7 @@ def test_a_keras_adam_checkpoint_resumes_as_fused_adam(tmp_path):
     _train(adam, variables, range(3, 6))
 
     restored = _variables(seed=1)
-    fused = FusedAdam(learning_rate=_schedule())
+    fused = FusedAdam(learning_rate=_schedule(), min_fused_elements=1)
     fused.build(restored)
     tf.train.Checkpoint(optimizer=fused, weights=restored).read(path).assert_consumed()
     assert fused.iterations.numpy() == 3

@@ -54,7 +54,7 @@ def train(strategy, optimizer_class):
 def main() -> None:
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     initial, adam, _ = train(strategy, keras.optimizers.Adam)
-    _, fused, kernels = train(strategy, FusedAdam)
+    _, fused, kernels = train(strategy, lambda **kw: FusedAdam(min_fused_elements=1, **kw))
     report = {
         "replicas": strategy.num_replicas_in_sync,
         "variables": len(SHAPES),

@@ -16,6 +16,10 @@ step size), the same as Keras's `Adam.update_step`, with t the step being taken 
     v <- v + (g^2 - v) (1 - beta_2)
     w <- w - lr sqrt(1 - beta_2^t) / (1 - beta_1^t) * m / (sqrt(v) + epsilon)
 
+Small variables keep Keras's update: on 2 cores the kernel was slower than Keras's ops for
+tensors of 4,096 to 32,768 elements (0.78 against 0.60 ms for 20 variables of 4,096; sharding a
+small tensor over threads costs more than it saves) and 1.6x faster from 65,536 on, 2.4x at 1M.
+
 The state is Keras's: the same `iterations`, `_momentums` and `_velocities` variables under the
 same names, so checkpoints are interchangeable with `keras.optimizers.Adam`. AMSGrad, sparse
 (IndexedSlices) gradients and other backends take Keras's own update.
@@ -31,16 +35,27 @@ import tensorflow as tf
 class FusedAdam(keras.optimizers.Adam):
     """`keras.optimizers.Adam` with one `ResourceApplyAdam` kernel per variable update.
 
-    Args: those of `keras.optimizers.Adam`.
+    Args:
+        min_fused_elements: variables of at least this many elements are updated by the fused
+            kernel, smaller ones by Keras's ops.
+        **kwargs: those of `keras.optimizers.Adam`.
 
     Example:
         optimizer = FusedAdam(learning_rate=2e-4)
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
     """
 
+    def __init__(self, min_fused_elements: int = 65536, **kwargs):
+        super().__init__(**kwargs)
+        self.min_fused_elements = min_fused_elements
+
+    def get_config(self):
+        return {**super().get_config(), "min_fused_elements": self.min_fused_elements}
+
     def update_step(self, gradient, variable, learning_rate):
         if (
             self.amsgrad
+            or variable.shape.num_elements() < self.min_fused_elements
             or isinstance(gradient, tf.IndexedSlices)
             or keras.backend.backend() != "tensorflow"
             or not variable.dtype.is_floating
