@@ -322,10 +322,12 @@ def distillation_steps(args, pattern: str, root: str, peaks: dict) -> dict:
     results["parameters"] = build_video_model(student.model).count_params()
     results["cached_flop_seconds_at_fp32_peak"] = batch * student_flops / peak
     results["online_flop_seconds_at_fp32_peak"] = batch * (student_flops + teacher_flops) / peak
-    # What bounds the ratio here: online = the teacher's part (measured: online - cached) + the
-    # student's step. Even a student step at this machine's limits (its FLOPs at the matmul peak
-    # plus Adam's 7 passes of 4 bytes per parameter, ~3.5 read + write passes, at the measured
-    # bandwidth) would give (teacher part + that) / that.
+    # What bounds the ratio here: online = the teacher's part (measured: online - cached, the
+    # teacher's forward with its 300-frame input and the in-step frame selection) + the student's
+    # step. Even a student step at this machine's limits (its FLOPs at the matmul peak plus Adam's
+    # 7 passes of 4 bytes per parameter, ~3.5 read + write passes, at the measured bandwidth)
+    # would give (teacher part + that) / that. A generous bound: it counts no memory traffic of
+    # the backward pass, and keeps the teacher's part as measured.
     bandwidth = memory_limit(results["parameters"], args.compute_repeats)
     adam_at_bandwidth = 3.5 * bandwidth["elementwise_pass_ms"] / 1e3
     student_at_limits = results["cached_flop_seconds_at_fp32_peak"] + adam_at_bandwidth

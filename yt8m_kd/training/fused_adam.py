@@ -6,8 +6,9 @@ the reference widths the student's 89M parameters make that update memory-bound 
 250 ms a step on 2 cores (docs/design.md, "Training loop"). `ResourceApplyAdam` reads the
 weight, both moments and the gradient once and writes the three back, in one multithreaded pass,
 on every device TensorFlow has (CPU and GPU kernels). Unlike an XLA-compiled update it needs no
-cluster around the whole update, so it runs unchanged inside `strategy.extended.update` under
-every strategy (one-device, mirrored, multi-worker).
+cluster around the whole update, so it runs unchanged inside `strategy.extended.update` under the
+strategies of `training.strategy` (one device, mirrored, multi-worker mirrored: the update gets
+each device's copy of a variable in turn).
 
 The formula is Adam's (Kingma & Ba 2015, Algorithm 1, with the bias correction folded into the
 step size), the same as Keras's `Adam.update_step`, with t the step being taken (iterations + 1):
@@ -17,8 +18,9 @@ step size), the same as Keras's `Adam.update_step`, with t the step being taken 
     w <- w - lr sqrt(1 - beta_2^t) / (1 - beta_1^t) * m / (sqrt(v) + epsilon)
 
 Small variables keep Keras's update: on 2 cores the kernel was slower than Keras's ops for
-tensors of 4,096 to 32,768 elements (0.78 against 0.60 ms for 20 variables of 4,096; sharding a
-small tensor over threads costs more than it saves) and 1.6x faster from 65,536 on, 2.4x at 1M.
+tensors of 1,024 to 16,384 elements and no faster at 32,768 in one run of two (sharding a small
+tensor over threads costs more than it saves), and 1.6x to 2.8x faster from 65,536 on
+(`benchmarks/adam_update_benchmark.py` -> `benchmarks/results/adam_update.json`).
 
 The state is Keras's: the same `iterations`, `_momentums` and `_velocities` variables under the
 same names, so checkpoints are interchangeable with `keras.optimizers.Adam`. AMSGrad, sparse
@@ -30,6 +32,9 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+# The smallest variable the fused kernel updates (see the module docstring).
+MIN_FUSED_ELEMENTS = 65536
+
 
 @keras.saving.register_keras_serializable(package="yt8m_kd")
 class FusedAdam(keras.optimizers.Adam):
@@ -37,7 +42,8 @@ class FusedAdam(keras.optimizers.Adam):
 
     Args:
         min_fused_elements: variables of at least this many elements are updated by the fused
-            kernel, smaller ones by Keras's ops.
+            kernel, smaller ones (and those of an unknown size) by Keras's ops; None:
+            MIN_FUSED_ELEMENTS.
         **kwargs: those of `keras.optimizers.Adam`.
 
     Example:
@@ -45,8 +51,10 @@ class FusedAdam(keras.optimizers.Adam):
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
     """
 
-    def __init__(self, min_fused_elements: int = 65536, **kwargs):
+    def __init__(self, min_fused_elements: int | None = None, **kwargs):
         super().__init__(**kwargs)
+        if min_fused_elements is None:
+            min_fused_elements = MIN_FUSED_ELEMENTS
         self.min_fused_elements = min_fused_elements
 
     def get_config(self):
@@ -54,11 +62,11 @@ class FusedAdam(keras.optimizers.Adam):
 
     def update_step(self, gradient, variable, learning_rate):
         if (
-            self.amsgrad
-            or variable.shape.num_elements() < self.min_fused_elements
+            keras.backend.backend() != "tensorflow"
+            or self.amsgrad
             or isinstance(gradient, tf.IndexedSlices)
-            or keras.backend.backend() != "tensorflow"
             or not variable.dtype.is_floating
+            or (variable.shape.num_elements() or 0) < self.min_fused_elements
         ):
             return super().update_step(gradient, variable, learning_rate)
         dtype = variable.dtype
