@@ -3,7 +3,7 @@
 Keras 3's Adam updates each variable with about a dozen separate elementwise ops (cast, subtract,
 multiply, square, sqrt, divide, three assigns), each a full pass over a parameter-sized tensor. At
 the reference widths the student's 89M parameters make that update memory-bound and long: 159 to
-250 ms a step on 2 cores (docs/design.md, "Training loop"). `ResourceApplyAdam` reads the
+262 ms a step on 2 cores (docs/design.md, "Training loop"). `ResourceApplyAdam` reads the
 weight, both moments and the gradient once and writes the three back, in one multithreaded pass,
 on every device TensorFlow has (CPU and GPU kernels). Unlike an XLA-compiled update it needs no
 cluster around the whole update, so it runs unchanged inside `strategy.extended.update` under the
@@ -18,9 +18,10 @@ step size), the same as Keras's `Adam.update_step`, with t the step being taken 
     w <- w - lr sqrt(1 - beta_2^t) / (1 - beta_1^t) * m / (sqrt(v) + epsilon)
 
 Small variables keep Keras's update: on 2 cores the kernel was slower than Keras's ops for
-tensors of 1,024 to 16,384 elements and no faster at 32,768 in one run of two (sharding a small
-tensor over threads costs more than it saves), and 1.6x to 2.8x faster from 65,536 on
-(`benchmarks/adam_update_benchmark.py` -> `benchmarks/results/adam_update.json`).
+tensors of 1,024 to 16,384 elements (sharding a small tensor over threads costs more than it
+saves), about even at 32,768 (faster in the recorded run, slower in an earlier one), and 2.0x to
+2.8x faster from 65,536 on (`benchmarks/adam_update_benchmark.py` ->
+`benchmarks/results/adam_update.json`).
 
 The state is Keras's: the same `iterations`, `_momentums` and `_velocities` variables under the
 same names, so checkpoints are interchangeable with `keras.optimizers.Adam`. AMSGrad, sparse

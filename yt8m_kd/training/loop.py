@@ -226,7 +226,8 @@ class Trainer:
             self.model = build_video_model(model_config)
             self._build_training_parts()
             # Keras's Adam with a large variable's update fused into one kernel (fused_adam.py):
-            # the same state and checkpoints, 0.4 of Keras's update time at the reference widths.
+            # the same state and checkpoints, 0.3 to 0.4 of Keras's update time at the reference
+            # widths.
             self.optimizer = FusedAdam(learning_rate=learning_rate_schedule(train_config))
             self.optimizer.build(self.trainable_variables)
         # optimizer.iterations is the global step: it is checkpointed with the optimizer and drives
