@@ -14,16 +14,14 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import time
 from pathlib import Path
 
 import keras
-import numpy as np
 import tensorflow as tf
+from _report import write_report
 
 from yt8m_kd import flags as yflags
-from yt8m_kd import machine as yt8m_machine
 from yt8m_kd.modeling import build_video_model
 from yt8m_kd.training.fused_adam import MIN_FUSED_ELEMENTS, FusedAdam
 
@@ -112,16 +110,9 @@ def main(argv: list[str] | None = None) -> None:
         "by_size": by_size(args),
         "reference_model": reference_model(args),
     }
-    report = {
-        "benchmark": "Adam's update, Keras's ops against the fused ResourceApplyAdam kernel",
-        "machine": yt8m_machine.machine_info(numpy=np.__version__, tensorflow=tf.__version__),
-        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "results": results,
-    }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.output}")
+    write_report(
+        args, "Adam's update, Keras's ops against the fused ResourceApplyAdam kernel", results
+    )
 
 
 if __name__ == "__main__":

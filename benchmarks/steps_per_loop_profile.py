@@ -30,11 +30,10 @@ import time
 from pathlib import Path
 
 import compute_benchmark  # benchmarks/: its preset config and one-device trainer
-import numpy as np
 import tensorflow as tf
+from _report import write_report
 
 from yt8m_kd import flags as yflags
-from yt8m_kd import machine as yt8m_machine
 from yt8m_kd.experiments.data import synthetic_yt8m
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -130,17 +129,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     with tempfile.TemporaryDirectory() as root:
         results = profile(args, root)
-    report = {
-        "benchmark": "steps per call: the step, its input and the call overhead apart (issue 13)",
-        "machine": yt8m_machine.machine_info(numpy=np.__version__, tensorflow=tf.__version__),
-        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "results": results,
-    }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(report, indent=2) + "\n")
+    write_report(
+        args, "steps per call: the step, its input and the call overhead apart (issue 13)", results
+    )
     print(json.dumps(results["ratios"], indent=2))
-    print(f"wrote {args.output}")
 
 
 if __name__ == "__main__":
