@@ -40,10 +40,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def update_ms(optimizer, variables: list[tf.Variable], calls: int, repeats: int) -> float:
-    """Best ms per apply_gradients of random gradients onto `variables`."""
-    grads = [tf.random.stateless_normal(v.shape, seed=[i, 0]) for i, v in enumerate(variables)]
-    optimizer.build(variables)
+def update_ms(
+    optimizer, variables: list[tf.Variable], calls: int, repeats: int, grads=None
+) -> float:
+    """Best ms per apply_gradients of `grads` (default: random) onto `variables`."""
+    if grads is None:
+        grads = [tf.random.stateless_normal(v.shape, seed=[i, 0]) for i, v in enumerate(variables)]
+    if not optimizer.built:
+        optimizer.build(variables)
 
     @tf.function
     def apply():

@@ -172,6 +172,9 @@ def memory_limit(num_parameters: int, repeats: int, calls: int = 3) -> dict:
     return {
         "elementwise_pass_ms": pass_ms,
         "memory_gb_per_s": 2 * 4 * num_parameters / (pass_ms / 1e3) / 1e9,
+        # Adam reads the weight, both moments and the gradient and writes the weight and both
+        # moments: 7 passes of 4 bytes per parameter, ~3.5 elementwise passes of read + write.
+        "adam_ms_at_memory_bandwidth": 3.5 * pass_ms,
     }
 
 
@@ -325,11 +328,11 @@ def distillation_steps(args, pattern: str, root: str, peaks: dict) -> dict:
     # What bounds the ratio here: online = the teacher's part (measured: online - cached, the
     # teacher's forward with its 300-frame input and the in-step frame selection) + the student's
     # step. Even a student step at this machine's limits (its FLOPs at the matmul peak plus Adam's
-    # 7 passes of 4 bytes per parameter, ~3.5 read + write passes, at the measured bandwidth)
+    # passes over its parameters at the measured bandwidth, `memory_limit`)
     # would give (teacher part + that) / that. A generous bound: it counts no memory traffic of
     # the backward pass, and keeps the teacher's part as measured.
     bandwidth = memory_limit(results["parameters"], args.compute_repeats)
-    adam_at_bandwidth = 3.5 * bandwidth["elementwise_pass_ms"] / 1e3
+    adam_at_bandwidth = bandwidth["adam_ms_at_memory_bandwidth"] / 1e3
     student_at_limits = results["cached_flop_seconds_at_fp32_peak"] + adam_at_bandwidth
     teacher_part = results["online_step_seconds"] - results["cached_step_seconds"]
     results["memory_limit"] = bandwidth
